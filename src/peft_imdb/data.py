@@ -1,0 +1,149 @@
+"""IMDb reviews: from the Hugging Face hub or a local folder, as seeded, label-balanced subsets."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, DatasetDict
+
+from .errors import UserError
+
+HUB_DATASET = "stanfordnlp/imdb"
+DATA_ENV = "PEFT_IMDB_DATA"
+SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+FULL = None  # a size of None means the whole split
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:
+    """Return the local data folder from the argument or PEFT_IMDB_DATA, or None for the hub."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_ENV) or None
+    if chosen is None:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise UserError(
+            f"data folder {str(path)!r} does not exist; pass --data-dir or set {DATA_ENV} "
+            "to a folder holding train.jsonl and test.jsonl (e.g. ../shared/data/imdb)"
+        )
+    return path
+
+
+def _split_file(folder: Path, split: str) -> Path:
+    for suffix in SUFFIXES:
+        candidate = folder / f"{split}{suffix}"
+        if candidate.is_file():
+            return candidate
+    raise UserError(
+        f"no {split} file in {str(folder)!r}: expected one of "
+        f"{', '.join(split + s for s in SUFFIXES)}; set {DATA_ENV} or --data-dir to the IMDb folder"
+    )
+
+
+def _read_split(path: Path) -> Dataset:
+    """Read one split file with pandas (no cache written) and check its columns and labels."""
+    import pandas as pd
+
+    try:
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif path.suffix == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_json(path, lines=path.suffix == ".jsonl")
+    except ValueError as exc:
+        raise UserError(f"{path} is not readable as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
+    return Dataset.from_pandas(_validated(frame, path), preserve_index=False)
+
+
+def _validated(frame, path: Path):
+    missing = {"text", "label"} - set(frame.columns)
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(sorted(missing))}; each row needs 'text' and 'label'")
+    labels = frame["label"]
+    bad = labels[~labels.isin([0, 1])]
+    if len(bad):
+        raise UserError(f"{path}: labels must be 0 (neg) or 1 (pos); row {bad.index[0]} has {bad.iloc[0]!r}")
+    text = frame["text"]
+    empty = text[text.isna() | (text.astype(str).str.strip() == "")]
+    if len(empty):
+        raise UserError(f"{path}: row {empty.index[0]} has an empty text")
+    return frame[["text", "label"]].astype({"text": str, "label": "int64"})
+
+
+def load_imdb(data_dir: str | os.PathLike | None = None) -> DatasetDict:
+    """Load the IMDb train/test splits from a local folder (data_dir or PEFT_IMDB_DATA) or the hub."""
+    folder = resolve_data_dir(data_dir)
+    if folder is not None:
+        return DatasetDict({s: _read_split(_split_file(folder, s)) for s in ("train", "test")})
+    from datasets import load_dataset
+
+    try:
+        hub = load_dataset(HUB_DATASET)
+    except Exception as exc:  # offline, hub down, auth: all end the same way for the user
+        raise UserError(
+            f"could not load {HUB_DATASET} from the hub ({type(exc).__name__}); offline, set "
+            f"{DATA_ENV} or pass --data-dir to a folder with train.jsonl/test.jsonl"
+        ) from None
+    return DatasetDict({s: hub[s] for s in ("train", "test")})
+
+
+def balanced_indices(labels: np.ndarray, size: int | None, seed: int, exclude: np.ndarray | None = None) -> np.ndarray:
+    """Pick `size` indices, half per label, at random with `seed`, skipping `exclude`; None = all."""
+    pool = np.arange(len(labels))
+    if exclude is not None and len(exclude):
+        pool = np.setdiff1d(pool, exclude)
+    if size is None:
+        return pool
+    rng = np.random.default_rng(seed)
+    per_label = [size // 2, size - size // 2]
+    chosen = []
+    for label, count in zip((0, 1), per_label):
+        candidates = pool[labels[pool] == label]
+        if count > len(candidates):
+            raise UserError(
+                f"asked for {size} reviews ({count} of label {label}) but only {len(candidates)} "
+                f"of label {label} are available; use a smaller size"
+            )
+        chosen.append(rng.choice(candidates, size=count, replace=False))
+    picked = np.concatenate(chosen)
+    rng.shuffle(picked)
+    return picked
+
+
+def make_splits(
+    imdb: DatasetDict,
+    train_size: int | None = 3000,
+    eval_size: int | None = 2000,
+    val_size: int = 500,
+    seed: int = 42,
+) -> DatasetDict:
+    """Balanced train / validation / test subsets; validation comes from train reviews outside train."""
+    train_labels = np.asarray(imdb["train"]["label"])
+    test_labels = np.asarray(imdb["test"]["label"])
+    # Validation is drawn first so that "full" training (size None) still leaves it out.
+    val_idx = balanced_indices(train_labels, val_size, seed + 1) if val_size else np.array([], dtype=int)
+    train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx)
+    test_idx = balanced_indices(test_labels, eval_size, seed + 2)
+    return DatasetDict(
+        train=imdb["train"].select(train_idx),
+        validation=imdb["train"].select(val_idx),
+        test=imdb["test"].select(test_idx),
+    )
+
+
+def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
+    """Tokenize with truncation at max_length; padding is left to the per-batch collator."""
+    if max_length <= 0:
+        raise UserError(f"max length must be positive, got {max_length}")
+
+    def encode(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    return splits.map(encode, batched=True, remove_columns=["text"], desc="tokenize")
+
+
+def token_lengths(texts: list[str], tokenizer) -> np.ndarray:
+    """Untruncated token count of each text (for length statistics and padding bounds)."""
+    return np.array([len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]])

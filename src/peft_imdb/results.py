@@ -1,0 +1,196 @@
+"""The results store: one JSON record per run under results/runs/, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import UserError
+
+RESULTS_ENV = "PEFT_IMDB_RESULTS"
+STATUSES = ("ok", "failed", "skipped")
+COLUMNS = [
+    "key", "model", "method", "seed", "status", "reason", "accuracy", "f1", "precision", "recall",
+    "trainable_params", "adapter_params", "head_params", "total_params", "trainable_percent",
+    "train_time_s", "eval_time_s", "train_samples_per_s", "eval_samples_per_s", "peak_memory_mb",
+    "peak_reserved_mb", "memory_kind", "base_weight_bits", "saved_mb", "precision_mode", "lr",
+    "train_size", "eval_size", "epochs", "max_length", "device", "finished_at",
+]
+
+
+@dataclass
+class RunResult:
+    """One run: its config, status, metrics, costs and environment, as plain JSON-able data."""
+
+    key: str
+    model: str
+    method: str
+    seed: int
+    status: str
+    reason: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    accuracy: float | None = None
+    f1: float | None = None
+    precision: float | None = None
+    recall: float | None = None
+    confusion_matrix: list[list[int]] | None = None  # rows: true neg/pos, columns: predicted
+    val_accuracy: float | None = None
+    train_loss: float | None = None
+    trainable_params: int | None = None
+    adapter_params: int | None = None
+    head_params: int | None = None
+    total_params: int | None = None
+    train_time_s: float | None = None
+    eval_time_s: float | None = None
+    load_time_s: float | None = None
+    train_samples_per_s: float | None = None
+    eval_samples_per_s: float | None = None
+    peak_memory_mb: float | None = None  # training phase
+    peak_reserved_mb: float | None = None  # CUDA only
+    eval_peak_memory_mb: float | None = None
+    memory_kind: str | None = None
+    memory_note: str = ""
+    base_weight_bits: int | None = None
+    saved_mb: float | None = None
+    precision_mode: str | None = None
+    lr: float | None = None
+    env: dict[str, Any] = field(default_factory=dict)
+    finished_at: str = ""
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        if not self.finished_at:
+            self.finished_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+    @property
+    def trainable_percent(self) -> float | None:
+        """Trainable share of all parameters, in percent."""
+        if self.trainable_params is None or not self.total_params:
+            return None
+        return 100 * self.trainable_params / self.total_params
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-data view (what is written to disk)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        """Inverse of to_dict; unknown keys (from newer versions) are ignored."""
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def environment() -> dict[str, Any]:
+    """Versions, device and git commit of this process, for the record."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .hardware import device_name
+
+    versions = {}
+    for package in ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {
+        "device": device_name(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "git_commit": _git_commit(),
+        "hostname": platform.node(),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if commit.returncode != 0:
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def results_dir(path: str | os.PathLike | None = None) -> Path:
+    """The results folder: the argument, else PEFT_IMDB_RESULTS, else ./results."""
+    return Path(path or os.environ.get(RESULTS_ENV) or "results")
+
+
+def _runs_dir(root: str | os.PathLike | None) -> Path:
+    return results_dir(root) / "runs"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that readers see the old content or the new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_result(result: RunResult, root: str | os.PathLike | None = None) -> Path:
+    """Store a run's record; a run with the same key replaces the earlier record."""
+    path = _runs_dir(root) / f"{result.key}.json"
+    atomic_write_text(path, json.dumps(result.to_dict(), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def read_results(root: str | os.PathLike | None = None) -> list[RunResult]:
+    """All stored runs, oldest first."""
+    folder = _runs_dir(root)
+    records = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            records.append(RunResult.from_dict(json.loads(path.read_text())))
+        except (json.JSONDecodeError, TypeError, ValueError) as exc:
+            raise UserError(f"{path} is not a valid run record ({exc}); move it aside and re-run") from None
+    return sorted(records, key=lambda r: r.finished_at)
+
+
+def has_ok_result(key: str, root: str | os.PathLike | None = None) -> bool:
+    """True when the store holds a finished (`ok`) run with this key."""
+    path = _runs_dir(root) / f"{key}.json"
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("status") == "ok"
+    except json.JSONDecodeError:
+        return False
+
+
+def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
+    """The store as a DataFrame, one row per run, with the COLUMNS first."""
+    rows = []
+    for record in read_results(root):
+        row = record.to_dict()
+        config = row.pop("config") or {}
+        row.pop("env", None)
+        row["trainable_percent"] = record.trainable_percent
+        row["device"] = record.env.get("device")
+        for name in ("train_size", "eval_size", "epochs", "max_length"):
+            row[name] = config.get(name)
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]

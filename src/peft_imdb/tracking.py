@@ -1,0 +1,107 @@
+"""Wall time and peak memory per phase: CUDA allocator peaks on GPU, peak RSS of the process on CPU."""
+
+from __future__ import annotations
+
+import resource
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import TrainerCallback
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+
+
+def _rss_peak_mb() -> float:
+    """Peak resident set size since the last reset (VmHWM), in MB."""
+    if _STATUS.exists():
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+
+
+def _reset_rss_peak() -> bool:
+    """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs); False where unsupported."""
+    try:
+        _CLEAR_REFS.write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PhaseStats:
+    """One phase's wall time and peak memory (MB)."""
+
+    seconds: float = 0.0
+    peak_mb: float = 0.0
+    peak_reserved_mb: float | None = None
+
+
+@dataclass
+class Tracker:
+    """Times phases and records their peak memory; `with tracker.phase("train"): ...`."""
+
+    cuda: bool = field(default_factory=torch.cuda.is_available)
+    phases: dict[str, PhaseStats] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict, repr=False)
+
+    @property
+    def memory_kind(self) -> str:
+        """`cuda_allocated` (allocator peak, CUDA context not counted) or `cpu_rss` (process peak)."""
+        return "cuda_allocated" if self.cuda else "cpu_rss"
+
+    def start(self, name: str) -> None:
+        """Reset the peak counters and start the clock for a phase."""
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            _reset_rss_peak()
+        self._started[name] = time.perf_counter()
+
+    def stop(self, name: str) -> PhaseStats:
+        """Stop the clock of a phase and read its peak memory."""
+        if self.cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - self._started.pop(name)
+        if self.cuda:
+            stats = PhaseStats(
+                seconds,
+                torch.cuda.max_memory_allocated() / 2**20,
+                torch.cuda.max_memory_reserved() / 2**20,
+            )
+        else:
+            stats = PhaseStats(seconds, _rss_peak_mb())
+        self.phases[name] = stats
+        return stats
+
+    @contextmanager
+    def phase(self, name: str):
+        """Context manager around one phase."""
+        self.start(name)
+        try:
+            yield self
+        finally:
+            self.stop(name)
+
+    def callback(self) -> "TrackerCallback":
+        """A Trainer callback that records the `train` phase with this tracker."""
+        return TrackerCallback(self)
+
+
+class TrackerCallback(TrainerCallback):
+    """Trainer callback: the `train` phase runs from on_train_begin to on_train_end."""
+
+    def __init__(self, tracker: Tracker):
+        self.tracker = tracker
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.tracker.start("train")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.tracker.stop("train")

@@ -1,0 +1,197 @@
+"""One run: train a method with the HF Trainer, evaluate on the test subset once, return a RunResult."""
+
+from __future__ import annotations
+
+import gc
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import DatasetDict
+from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
+
+from .config import RunConfig
+from .data import load_imdb, make_splits, tokenize
+from .errors import Unsupported, UserError
+from .hardware import choose_precision, device_kind
+from .methods import build_model, count_parameters
+from .models import load_tokenizer
+from .results import RunResult, environment, save_result
+from .tracking import Tracker
+
+CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
+CPU_MEMORY_NOTE = "peak resident memory of the process during training (Linux VmHWM reset before it)"
+
+
+def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
+    """Accuracy, F1, precision, recall (positive class) and the 2x2 confusion matrix."""
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        labels, predictions, average="binary", zero_division=0
+    )
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "f1": float(f1),
+        "precision": float(precision),
+        "recall": float(recall),
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=[0, 1]).tolist(),
+    }
+
+
+def _trainer_metrics(eval_prediction) -> dict:
+    logits, labels = eval_prediction
+    metrics = classification_metrics(labels, np.argmax(logits, axis=-1))
+    metrics.pop("confusion_matrix")
+    return metrics
+
+
+def _warmup(arguments_class, ratio: float) -> dict:
+    """transformers 5 takes a ratio as a float `warmup_steps`; 4.x (Colab) has `warmup_ratio`."""
+    import inspect
+
+    if "warmup_ratio" in inspect.signature(arguments_class.__init__).parameters:
+        return {"warmup_ratio": ratio}
+    return {"warmup_steps": ratio}
+
+
+def _dir_size_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) -> DatasetDict:
+    """Balanced train/validation/test subsets of IMDb, tokenized for config.max_length."""
+    imdb = imdb if imdb is not None else load_imdb(config.data_dir)
+    splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed)
+    return tokenize(splits, tokenizer, config.max_length)
+
+
+def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None) -> RunResult:
+    """Train and evaluate one method; raise UserError/Unsupported for bad input or hardware."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+
+    set_seed(config.seed)
+    precision = choose_precision()
+    tracker = Tracker()
+    tokenizer = load_tokenizer(config.model, config.trust_remote_code)
+    data = prepare_data(config, tokenizer, imdb)
+    with tracker.phase("load"):
+        model, info = build_model(config, tokenizer, precision)
+    counts = count_parameters(model, info.head_modules)
+
+    with tempfile.TemporaryDirectory(prefix="peft-imdb-") as workdir:
+        has_val = len(data["validation"]) > 0
+        args = TrainingArguments(
+            output_dir=workdir,
+            num_train_epochs=config.epochs,
+            per_device_train_batch_size=config.batch_size,
+            per_device_eval_batch_size=config.eval_batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay,
+            **_warmup(TrainingArguments, config.warmup_ratio),
+            lr_scheduler_type="linear",
+            fp16=precision.fp16,
+            bf16=precision.bf16,
+            eval_strategy="epoch" if has_val else "no",
+            save_strategy="no",
+            logging_strategy="steps",
+            logging_steps=25,
+            report_to=[],
+            seed=config.seed,
+            data_seed=config.seed,
+            dataloader_num_workers=0,
+            disable_tqdm=False,
+            use_cpu=device_kind() == "cpu",
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=data["train"],
+            eval_dataset=data["validation"] if has_val else None,
+            data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=_trainer_metrics,
+            callbacks=[tracker.callback()],
+        )
+        train_output = trainer.train()
+        val_accuracy = None
+        if has_val:
+            val_logs = [log for log in trainer.state.log_history if "eval_accuracy" in log]
+            val_accuracy = val_logs[-1]["eval_accuracy"] if val_logs else None
+
+        # The test subset is evaluated once, after training: it never picks a checkpoint.
+        with tracker.phase("eval"):
+            prediction = trainer.predict(data["test"])
+        predictions = np.argmax(prediction.predictions, axis=-1)
+        metrics = classification_metrics(prediction.label_ids, predictions)
+
+        artifact = Path(save_dir) if save_dir else Path(workdir) / "artifact"
+        model.save_pretrained(artifact, safe_serialization=True)
+        saved_mb = _dir_size_mb(artifact)
+
+    train_stats, eval_stats = tracker.phases["train"], tracker.phases["eval"]
+    result = RunResult(
+        key=config.key(),
+        model=config.model,
+        method=config.method,
+        seed=config.seed,
+        status="ok",
+        config=config.to_dict(),
+        **metrics,
+        val_accuracy=val_accuracy,
+        train_loss=float(train_output.training_loss),
+        trainable_params=counts.trainable,
+        adapter_params=counts.adapter,
+        head_params=counts.head,
+        total_params=counts.total,
+        train_time_s=train_stats.seconds,
+        eval_time_s=eval_stats.seconds,
+        load_time_s=tracker.phases["load"].seconds,
+        train_samples_per_s=len(data["train"]) * config.epochs / train_stats.seconds,
+        eval_samples_per_s=len(data["test"]) / eval_stats.seconds,
+        peak_memory_mb=train_stats.peak_mb,
+        peak_reserved_mb=train_stats.peak_reserved_mb,
+        eval_peak_memory_mb=eval_stats.peak_mb,
+        memory_kind=tracker.memory_kind,
+        memory_note=CUDA_MEMORY_NOTE if tracker.cuda else CPU_MEMORY_NOTE,
+        base_weight_bits=info.base_weight_bits,
+        saved_mb=saved_mb,
+        precision_mode=precision.name,
+        lr=config.learning_rate,
+        env=environment(),
+    )
+    del model, trainer
+    release()
+    return result
+
+
+def release() -> None:
+    """Collect dropped models and free cached CUDA memory so the next run starts clean."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def failed_result(config: RunConfig, status: str, reason: str) -> RunResult:
+    """A record for a run that did not finish: `failed` or `skipped`, with the reason."""
+    return RunResult(
+        key=config.key(), model=config.model, method=config.method, seed=config.seed,
+        status=status, reason=reason, config=config.to_dict(), lr=config.learning_rate, env=environment(),
+    )
+
+
+def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = None,
+                   imdb: DatasetDict | None = None) -> RunResult:
+    """Run one config and store its row: ok, skipped (hardware) or failed (with the error)."""
+    try:
+        result = run_experiment(config, imdb)
+    except UserError:
+        raise  # bad input stops the whole command: it would fail every run the same way
+    except Unsupported as exc:
+        result = failed_result(config, "skipped", str(exc))
+    except Exception as exc:  # one run's failure must not end a matrix
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        result = failed_result(config, "failed", f"{type(exc).__name__}: {first}"[:500])
+        release()
+    save_result(result, results_dir)
+    return result

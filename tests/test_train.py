@@ -1,0 +1,69 @@
+"""run_experiment end to end on tiny models; adapters reload to the same predictions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from peft_imdb.config import METHODS
+from peft_imdb.hardware import choose_precision
+from peft_imdb.methods import build_model
+from peft_imdb.models import load_model, load_tokenizer
+from peft_imdb.train import classification_metrics, run_experiment
+
+from conftest import tiny_config
+
+
+def test_metrics_on_a_known_case():
+    metrics = classification_metrics([1, 1, 0, 0], [1, 0, 0, 0])
+    assert metrics["accuracy"] == 0.75 and metrics["precision"] == 1.0 and metrics["recall"] == 0.5
+    assert metrics["confusion_matrix"] == [[2, 0], [1, 1]]
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_run_returns_a_complete_row(tiny_models, imdb, method):
+    config = tiny_config(tiny_models["bert"], method)
+    row = run_experiment(config, imdb)
+    assert row.status == "ok" and row.key == config.key()
+    assert 0 <= row.accuracy <= 1 and sum(map(sum, row.confusion_matrix)) == 16
+    assert row.trainable_params > 0 and row.total_params >= row.trainable_params
+    assert row.train_time_s > 0 and row.eval_time_s > 0 and row.peak_memory_mb > 0
+    assert row.memory_kind == "cpu_rss" and row.precision_mode == "fp32"
+    assert row.base_weight_bits == (4 if method == "qlora" else 32)
+    assert row.saved_mb > 0 and row.env["versions"]["torch"]
+    if method != "full":  # an adapter + head is far smaller than the full model
+        full_mb = row.total_params * 4 / 2**20
+        assert row.saved_mb < full_mb
+
+
+def test_training_lowers_the_loss(tiny_models, imdb):
+    config = tiny_config(tiny_models["distilbert"], "full", train_size=64, epochs=4, lr=3e-3, val_size=0)
+    row = run_experiment(config, imdb)
+    # Mean training loss over 4 epochs of a 2-class problem starts at ~ln 2: learning shows below it.
+    assert row.train_loss < 0.69
+
+
+def test_same_seed_same_predictions(tiny_models, imdb):
+    config = tiny_config(tiny_models["roberta"], "lora")
+    first, second = run_experiment(config, imdb), run_experiment(config, imdb)
+    assert first.confusion_matrix == second.confusion_matrix and first.train_loss == second.train_loss
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path, method):
+    from peft import PeftModel
+
+    config = tiny_config(tiny_models["bert"], method)
+    tokenizer = load_tokenizer(config.model)
+    model, _ = build_model(config, tokenizer, choose_precision())
+    with torch.no_grad():  # move the adapter and head away from their initial values
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    model.save_pretrained(tmp_path, safe_serialization=True)
+    assert (tmp_path / "adapter_model.safetensors").is_file()
+    batch = tokenizer(["a fine film", "dull and long"], padding=True, return_tensors="pt")
+    model.eval()
+    reloaded = PeftModel.from_pretrained(load_model(config.model, tokenizer), tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, reloaded(**batch).logits, atol=1e-6)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from .config import RunConfig
 from .errors import Unsupported, UserError
 from .hardware import Precision, nf4_support
-from .models import load_model
+from .models import load_config, load_model
 
 # LoRA targets per architecture (config.model_type). peft has presets for most, but none for
 # DistilBERT; writing them all out keeps the choice visible and the same across peft versions.
@@ -139,11 +139,7 @@ def build_model(config: RunConfig, tokenizer, precision: Precision):
         ok, reason = nf4_support()
         if not ok:
             raise Unsupported(reason)
-        from transformers import AutoConfig
-
-        from .models import resolve_model
-
-        model_type = AutoConfig.from_pretrained(resolve_model(config.model), trust_remote_code=trust).model_type
+        model_type = load_config(config.model, trust).model_type
         heads = head_modules(model_type)
         model = load_model(config.model, tokenizer, nf4_config(precision, heads), trust)
         # Casts norms to fp32 and turns gradient checkpointing on, as the QLoRA recipe does.

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import socket
 from pathlib import Path
+from urllib.parse import urlparse
 
 from .errors import UserError
 
@@ -36,23 +39,54 @@ def resolve_model(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=None)
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the model hub answers a TCP connection (checked once per process)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader, name: str, **kwargs):
+    """Load from a folder, the local hub cache, or the hub; one clear error when none has it."""
+    path = resolve_model(name)
+    try:
+        return loader(path, local_files_only=True, **kwargs)
+    except (OSError, ValueError) as exc:
+        if Path(path).is_dir() or not hub_reachable():
+            raise _load_error(name, exc) from None
+    try:
+        return loader(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(name, exc) from None
+
+
 def _load_error(name: str, exc: Exception) -> UserError:
     detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = "" if hub_reachable() else "the hub is unreachable and it is not cached; "
     return UserError(
-        f"cannot load model {name!r} ({detail[:160]}); use an alias ({', '.join(ALIASES)}), "
+        f"cannot load model {name!r} ({where}{detail[:120]}); use an alias ({', '.join(ALIASES)}), "
         "a local model folder, or a hub id on a machine with hub access"
     )
+
+
+def load_config(name: str, trust_remote_code: bool = False):
+    """Load a model's config (architecture and sizes) without its weights."""
+    from transformers import AutoConfig
+
+    return _from_pretrained(AutoConfig.from_pretrained, name, trust_remote_code=trust_remote_code)
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
     """Load the tokenizer; give decoder models (no pad token) their EOS token as pad token."""
     from transformers import AutoTokenizer
 
-    path = resolve_model(name)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise _load_error(name, exc) from None
+    tokenizer = _from_pretrained(AutoTokenizer.from_pretrained, name, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -64,27 +98,20 @@ def load_model(name: str, tokenizer, quantization_config=None, trust_remote_code
     from transformers import AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
-    path = resolve_model(name)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path,
+        model = _from_pretrained(
+            AutoModelForSequenceClassification.from_pretrained,
+            name,
             num_labels=num_labels,
             quantization_config=quantization_config,
             trust_remote_code=trust_remote_code,
             id2label={0: "neg", 1: "pos"},
             label2id={"neg": 0, "pos": 1},
         )
-    except (OSError, ValueError) as exc:
-        raise _load_error(name, exc) from None
     finally:
         hf_logging.set_verbosity(verbosity)
     # Decoder classifiers pick the last non-pad token: they must know which id is padding.
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
-
-
-def is_local(name: str) -> bool:
-    """True when the model resolves to a folder on this machine (no hub access needed)."""
-    return Path(resolve_model(name)).is_dir() or os.path.isdir(name)

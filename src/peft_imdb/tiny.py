@@ -35,11 +35,12 @@ def _tokenizer(texts: list[str], vocab_size: int, decoder: bool):
 
 
 def tiny_config(family: str, vocab_size: int, pad_token_id: int | None, max_length: int = 128):
-    """A 2-layer, 32-wide config of an architecture family (its real module names, random weights)."""
+    """A 2-layer, 64-wide config of an architecture family (its real module names, random weights)."""
     from transformers import (BertConfig, DebertaV2Config, DistilBertConfig, GPT2Config, GPTNeoConfig,
                               RobertaConfig)
 
-    size = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    # 64 wide, not less: bitsandbytes' CPU 4-bit kernels need in_features >= the block size (64).
+    size = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
     if family == "bert":
         return BertConfig(vocab_size=vocab_size, max_position_embeddings=max_length, pad_token_id=pad_token_id, **size)
     if family == "roberta":
@@ -47,17 +48,17 @@ def tiny_config(family: str, vocab_size: int, pad_token_id: int | None, max_leng
         return RobertaConfig(vocab_size=vocab_size, max_position_embeddings=max_length + pad_token_id + 2,
                              pad_token_id=pad_token_id, **size)
     if family == "distilbert":
-        return DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2, hidden_dim=64,
+        return DistilBertConfig(vocab_size=vocab_size, dim=64, n_layers=2, n_heads=2, hidden_dim=128,
                                 max_position_embeddings=max_length, pad_token_id=pad_token_id)
     if family == "deberta-v2":
         return DebertaV2Config(vocab_size=vocab_size, max_position_embeddings=max_length, pad_token_id=pad_token_id,
-                               pooler_hidden_size=32, **size)
+                               pooler_hidden_size=64, **size)
     if family == "gpt_neo":
-        return GPTNeoConfig(vocab_size=vocab_size, hidden_size=32, num_layers=2, num_heads=2,
+        return GPTNeoConfig(vocab_size=vocab_size, hidden_size=64, num_layers=2, num_heads=2,
                             attention_types=[[["global", "local"], 1]], window_size=16,
-                            max_position_embeddings=max_length, intermediate_size=64)
+                            max_position_embeddings=max_length, intermediate_size=128)
     if family == "gpt2":
-        return GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=2, n_positions=max_length)
+        return GPT2Config(vocab_size=vocab_size, n_embd=64, n_layer=2, n_head=2, n_positions=max_length)
     raise ValueError(f"unknown family {family!r}; use one of {', '.join(FAMILIES)}")
 
 
@@ -71,6 +72,9 @@ def build_tiny_model(family: str, folder: str | Path, texts: list[str] | None = 
     tokenizer = _tokenizer(list(texts or _CORPUS), vocab_size=2000, decoder=decoder)
     config = tiny_config(family, len(tokenizer), tokenizer.pad_token_id if not decoder else None)
     config.num_labels = 2
+    # Wider random weights than the pretraining default (0.02), so that different reviews get
+    # different features: at 0.02 a random encoder maps every review to nearly the same vector.
+    config.initializer_range = 0.2
     config.bos_token_id, config.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)

@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export PEFT_IMDB_DATA ?= $(abspath ../shared/data/imdb)
+# The local IMDb folder when it is there; otherwise the data comes from the hub.
+export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
 .PHONY: setup study test report clean
 

@@ -46,3 +46,45 @@ def test_tracker_as_trainer_callback():
     callback.on_train_begin(None, None, None)
     callback.on_train_end(None, None, None)
     assert "train" in tracker.phases
+
+
+@pytest.mark.parametrize("capability, dtype", [((7, 5), "float16"), ((8, 6), "bfloat16")])
+def test_qlora_compute_dtype_follows_the_hardware_with_fp32_fallback(capability, dtype):
+    from peft_imdb.methods import nf4_config
+
+    precision = choose_precision(capability, cuda=True)
+    assert str(nf4_config(precision, ["classifier"]).bnb_4bit_compute_dtype) == f"torch.{dtype}"
+    assert str(nf4_config(precision, ["classifier"], "fp32").bnb_4bit_compute_dtype) == "torch.float32"
+
+
+def test_is_bf16_supported_alone_is_not_trusted(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 may answer
+    assert choose_precision((7, 5), cuda=True).name == "fp16"
+
+
+def test_cuda_peaks_are_reset_per_phase_and_cache_freed_between_runs(monkeypatch):
+    import torch
+
+    from peft_imdb.train import release
+
+    calls = []
+    peaks = iter([2**30, 2**29])
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda: calls.append("reset"))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda: next(peaks))
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda: 2**31)
+    tracker = Tracker(cuda=True)
+    with tracker.phase("train"):
+        calls.append("train")
+    with tracker.phase("eval"):
+        calls.append("eval")
+    assert calls == ["reset", "train", "reset", "eval"]
+    assert tracker.phases["train"].peak_mb == 1024 and tracker.phases["eval"].peak_mb == 512
+    assert tracker.phases["train"].peak_reserved_mb == 2048 and tracker.memory_kind == "cuda_allocated"
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
+    release()
+    assert calls[-1] == "empty_cache"

@@ -80,3 +80,11 @@ def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path, me
     reloaded = PeftModel.from_pretrained(load_model(config.model, tokenizer), tmp_path).eval()
     with torch.no_grad():
         assert torch.allclose(model(**batch).logits, reloaded(**batch).logits, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["full", "qlora"])
+def test_several_epochs_select_the_best_validation_epoch(tiny_models, imdb, method):
+    config = tiny_config(tiny_models["bert"], method, epochs=2, val_size=16)
+    row = run_experiment(config, imdb)
+    assert row.status == "ok" and len(row.val_accuracy_per_epoch) == 2
+    assert row.val_accuracy == max(row.val_accuracy_per_epoch)

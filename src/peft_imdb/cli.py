@@ -35,9 +35,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, help="learning rate (default: the method's, per profile)")
     parser.add_argument("--lora-r", type=int)
     parser.add_argument("--lora-alpha", type=int)
+    parser.add_argument("--lora-dropout", type=float)
     parser.add_argument("--target-modules", nargs="+", help="layers to adapt (default: the architecture's preset)")
     parser.add_argument("--gradient-accumulation-steps", type=int)
-    parser.add_argument("--gradient-checkpointing", action="store_true", default=None)
+    parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
+                        help="recompute activations in the backward pass: less memory, ~30%% slower")
+    parser.add_argument("--qlora-compute-dtype", help="fp32, fp16 or bf16 (default: from the hardware)")
+    parser.add_argument("--optim", help="Trainer optimizer, e.g. paged_adamw_8bit for QLoRA on CUDA "
+                        "(default adamw_torch)")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow a hub model's own code to run (off by default)")
 
@@ -67,8 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 CONFIG_FLAGS = ("train_size", "eval_size", "val_size", "data_seed", "epochs", "max_length", "batch_size", "lr",
-                "lora_r", "lora_alpha", "target_modules", "gradient_accumulation_steps",
-                "gradient_checkpointing", "trust_remote_code", "data_dir")
+                "lora_r", "lora_alpha", "lora_dropout", "target_modules", "gradient_accumulation_steps",
+                "gradient_checkpointing", "qlora_compute_dtype", "optim", "trust_remote_code", "data_dir")
 
 
 def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> list[RunConfig]:

@@ -96,6 +96,8 @@ class RunConfig:
     target_modules: list[str] | None = None  # None: the architecture's preset
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
+    qlora_compute_dtype: str | None = None  # None: from the hardware (bf16 >= cc 8.0, fp16, fp32 on CPU)
+    optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
     trust_remote_code: bool = False
     data_dir: str | None = field(default=None, compare=False)  # where, not what: not in the key
 
@@ -112,6 +114,8 @@ class RunConfig:
             raise UserError(f"--val-size must be 0 or more, got {self.val_size}")
         if self.epochs <= 0 or self.batch_size <= 0:
             raise UserError("--epochs and --batch-size must be positive")
+        if self.qlora_compute_dtype not in (None, "fp32", "fp16", "bf16"):
+            raise UserError(f"--qlora-compute-dtype must be fp32, fp16 or bf16, got {self.qlora_compute_dtype!r}")
         if self.lr_table not in LEARNING_RATES:
             raise UserError(f"unknown lr table {self.lr_table!r}; use one of {', '.join(LEARNING_RATES)}")
 

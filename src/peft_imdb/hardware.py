@@ -26,7 +26,11 @@ class Precision:
 
     @property
     def compute_dtype(self) -> torch.dtype:
-        return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[self.name]
+        """The dtype 4-bit layers compute in under this precision."""
+        return DTYPES[self.name]
+
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
 def device_kind() -> str:

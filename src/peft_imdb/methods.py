@@ -115,15 +115,17 @@ def ia3_config(config: RunConfig, model_type: str):
     )
 
 
-def nf4_config(precision: Precision, skip_modules: list[str]):
+def nf4_config(precision: Precision, skip_modules: list[str], compute_dtype: str | None = None):
     """4-bit NF4 with double quantization; the head stays out of 4-bit (needed on CPU, right anywhere)."""
     from transformers import BitsAndBytesConfig
+
+    from .hardware import DTYPES
 
     return BitsAndBytesConfig(
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=precision.compute_dtype,
+        bnb_4bit_compute_dtype=DTYPES[compute_dtype] if compute_dtype else precision.compute_dtype,
         # transformers 5 matches a name from its start or as a suffix of the full module path, so a
         # nested head ("bert.pooler.dense") needs the regex form; 4.x matches plain substrings.
         llm_int8_skip_modules=skip_modules + [rf".*\.{name}" for name in skip_modules],
@@ -141,13 +143,13 @@ def build_model(config: RunConfig, tokenizer, precision: Precision):
             raise Unsupported(reason)
         model_type = load_config(config.model, trust).model_type
         heads = head_modules(model_type)
-        model = load_model(config.model, tokenizer, nf4_config(precision, heads), trust)
+        model = load_model(config.model, tokenizer, nf4_config(precision, heads, config.qlora_compute_dtype), trust)
         # Casts norms to fp32 and turns gradient checkpointing on, as the QLoRA recipe does.
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
         )
         model = get_peft_model(model, lora_config(config, model_type))
-        return model, MethodInfo(4, model.peft_config["default"].target_modules, heads, True)
+        return model, MethodInfo(4, sorted(model.peft_config["default"].target_modules), heads, True)
 
     model = load_model(config.model, tokenizer, trust_remote_code=trust)
     model_type = _model_type(model)

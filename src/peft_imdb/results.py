@@ -42,7 +42,8 @@ class RunResult:
     precision: float | None = None
     recall: float | None = None
     confusion_matrix: list[list[int]] | None = None  # rows: true neg/pos, columns: predicted
-    val_accuracy: float | None = None
+    val_accuracy: float | None = None  # of the model that was tested (the best epoch when selecting)
+    val_accuracy_per_epoch: list[float] = field(default_factory=list)
     train_loss: float | None = None
     trainable_params: int | None = None
     adapter_params: int | None = None
@@ -59,6 +60,8 @@ class RunResult:
     memory_kind: str | None = None
     memory_note: str = ""
     base_weight_bits: int | None = None
+    target_modules: list[str] | None = None
+    gradient_checkpointing: bool | None = None
     saved_mb: float | None = None
     precision_mode: str | None = None
     lr: float | None = None
@@ -142,6 +145,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; records are plain shared files
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -81,6 +81,9 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
 
     with tempfile.TemporaryDirectory(prefix="peft-imdb-") as workdir:
         has_val = len(data["validation"]) > 0
+        # Model selection on validation: with several epochs, keep the epoch with the best
+        # validation accuracy. The test subset plays no part in it.
+        select_best = has_val and config.epochs > 1
         args = TrainingArguments(
             output_dir=workdir,
             num_train_epochs=config.epochs,
@@ -91,10 +94,14 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             weight_decay=config.weight_decay,
             **_warmup(TrainingArguments, config.warmup_ratio),
             lr_scheduler_type="linear",
+            **({"optim": config.optim} if config.optim else {}),
             fp16=precision.fp16,
             bf16=precision.bf16,
             eval_strategy="epoch" if has_val else "no",
-            save_strategy="no",
+            save_strategy="epoch" if select_best else "no",
+            load_best_model_at_end=select_best,
+            metric_for_best_model="accuracy" if select_best else None,
+            save_total_limit=1 if select_best else None,
             logging_strategy="steps",
             logging_steps=25,
             report_to=[],
@@ -114,10 +121,9 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             callbacks=[tracker.callback()],
         )
         train_output = trainer.train()
-        val_accuracy = None
-        if has_val:
-            val_logs = [log for log in trainer.state.log_history if "eval_accuracy" in log]
-            val_accuracy = val_logs[-1]["eval_accuracy"] if val_logs else None
+        val_history = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
+        # With selection, the model now holds the best epoch's weights: report that epoch's score.
+        val_accuracy = trainer.state.best_metric if select_best else (val_history[-1] if val_history else None)
 
         # The test subset is evaluated once, after training: it never picks a checkpoint.
         with tracker.phase("eval"):
@@ -139,6 +145,7 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         config=config.to_dict(),
         **metrics,
         val_accuracy=val_accuracy,
+        val_accuracy_per_epoch=val_history,
         train_loss=float(train_output.training_loss),
         trainable_params=counts.trainable,
         adapter_params=counts.adapter,
@@ -155,6 +162,8 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         memory_kind=tracker.memory_kind,
         memory_note=CUDA_MEMORY_NOTE if tracker.cuda else CPU_MEMORY_NOTE,
         base_weight_bits=info.base_weight_bits,
+        target_modules=info.target_modules,
+        gradient_checkpointing=info.gradient_checkpointing,
         saved_mb=saved_mb,
         precision_mode=precision.name,
         lr=config.learning_rate,

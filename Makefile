@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study test report clean
+.PHONY: setup study test report notebooks clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ setup: $(VENV)/.installed
 study: setup  ## the four methods on the detected profile, then the summary and charts
 	$(PY) -m peft_imdb matrix
 	$(PY) -m peft_imdb report
+
+notebooks: setup  ## execute notebooks/ in place, with outputs, on PEFT_IMDB_PROFILE (default: detected)
+	$(PY) scripts/execute_notebooks.py
 
 report: setup
 	$(PY) -m peft_imdb report

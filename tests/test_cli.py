@@ -45,13 +45,13 @@ def test_matrix_skips_finished_runs_and_report_draws(tmp_path, data_dir, tiny_mo
     args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "lora", "--seeds", "0", "1",
             "--data-dir", str(data_dir), "--results-dir", str(tmp_path), "--profile", "smoke",
             "--train-size", "16", "--eval-size", "16", "--val-size", "0", "--max-length", "32"]
-    assert main(args) == 0
+    assert main(args) == 0  # each run in its own process
     first = load_results(tmp_path)
     assert len(first) == 4 and set(first["status"]) == {"ok"}
     # Re-running one method: still four rows, and finished ones are not re-trained.
     assert main(args[:4] + ["lora"] + args[5:]) == 0
     assert load_results(tmp_path)["finished_at"].tolist() == first["finished_at"].tolist()
-    assert main(args[:4] + ["lora"] + args[5:] + ["--force"]) == 0
+    assert main(args[:4] + ["lora"] + args[5:] + ["--force", "--in-process"]) == 0
     assert len(load_results(tmp_path)) == 4
 
     figures = tmp_path / "figures"
@@ -67,8 +67,10 @@ def test_qlora_without_nf4_is_skipped_not_crashed(tmp_path, data_dir, tiny_model
 
     monkeypatch.setattr(methods, "nf4_support", lambda: (False, "bitsandbytes cannot run NF4 on cpu: test"))
     args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "qlora", "full", "--data-dir", str(data_dir),
-            "--results-dir", str(tmp_path), "--profile", "smoke", "--train-size", "16", "--eval-size", "16"]
+            "--results-dir", str(tmp_path), "--profile", "smoke", "--train-size", "16", "--eval-size", "16",
+            "--in-process"]  # the patch above lives in this process
     assert main(args) == 0
     rows = load_results(tmp_path).set_index("method")
     assert rows.loc["qlora", "status"] == "skipped" and "NF4" in rows.loc["qlora", "reason"]
     assert rows.loc["full", "status"] == "ok"
+

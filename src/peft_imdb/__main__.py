@@ -1,3 +1,4 @@
 from .cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # guarded: matrix runs spawn child processes that import this module
+    raise SystemExit(main())

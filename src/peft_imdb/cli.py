@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--methods", nargs="+", default=list(METHODS))
     matrix.add_argument("--seeds", nargs="+", type=int, default=[0])
     matrix.add_argument("--force", action="store_true", help="re-run finished runs too")
+    matrix.add_argument("--in-process", action="store_true",
+                        help="run every run in this process (default: a fresh process per run, so memory "
+                        "figures start clean and a crash costs one row)")
     _common(matrix)
 
     report = commands.add_parser("report", help="summary table and charts from the results store")
@@ -103,7 +106,7 @@ def _matrix(args, configs: list[RunConfig]) -> int:
 
     from .data import load_imdb
     from .results import has_ok_result
-    from .train import run_and_record
+    from .train import run_and_record, run_isolated
 
     todo = [c for c in configs if args.force or not has_ok_result(c.key(), args.results_dir)]
     done = len(configs) - len(todo)
@@ -111,12 +114,16 @@ def _matrix(args, configs: list[RunConfig]) -> int:
         print(f"skipping {done} finished run(s) (use --force to re-run)")
     if not todo:
         return 0
+    # Fail fast on bad data here; each isolated run then reads it again in its own process.
     imdb = load_imdb(todo[0].data_dir)
     failures = 0
     progress = tqdm(todo, desc="runs", unit="run", disable=len(todo) == 1)
     for config in progress:
         progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
-        result = run_and_record(config, args.results_dir, imdb)
+        if args.in_process:
+            result = run_and_record(config, args.results_dir, imdb)
+        else:
+            result = run_isolated(config, args.results_dir)
         failures += result.status == "failed"
         _print_row(result)
     return 1 if failures else 0
@@ -134,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {path}")
             return 0
         if args.command == "run":
-            return _matrix(argparse.Namespace(**vars(args), force=True),
+            return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))
         return _matrix(args, _configs(args, args.models, args.methods, args.seeds))
     except UserError as exc:

@@ -171,15 +171,19 @@ def read_results(root: str | os.PathLike | None = None) -> list[RunResult]:
     return sorted(records, key=lambda r: r.finished_at)
 
 
+def read_result(key: str, root: str | os.PathLike | None = None) -> RunResult | None:
+    """The stored run with this key, or None when there is none (or it is unreadable)."""
+    path = _runs_dir(root) / f"{key}.json"
+    try:
+        return RunResult.from_dict(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, TypeError, ValueError):
+        return None
+
+
 def has_ok_result(key: str, root: str | os.PathLike | None = None) -> bool:
     """True when the store holds a finished (`ok`) run with this key."""
-    path = _runs_dir(root) / f"{key}.json"
-    if not path.is_file():
-        return False
-    try:
-        return json.loads(path.read_text()).get("status") == "ok"
-    except json.JSONDecodeError:
-        return False
+    record = read_result(key, root)
+    return record is not None and record.status == "ok"
 
 
 def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:

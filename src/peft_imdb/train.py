@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +20,7 @@ from .errors import Unsupported, UserError
 from .hardware import choose_precision, device_kind
 from .methods import build_model, count_parameters
 from .models import load_tokenizer
-from .results import RunResult, environment, save_result
+from .results import RunResult, environment, read_result, save_result
 from .tracking import Tracker
 
 CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
@@ -203,4 +205,29 @@ def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = No
         result = failed_result(config, "failed", f"{type(exc).__name__}: {first}"[:500])
         release()
     save_result(result, results_dir)
+    return result
+
+
+def _run_in_child(config: RunConfig, results_dir, reply) -> None:
+    try:
+        run_and_record(config, results_dir)
+    except UserError as exc:
+        reply.send(str(exc))
+
+
+def run_isolated(config: RunConfig, results_dir: str | os.PathLike | None = None) -> RunResult:
+    """run_and_record in a fresh process: its memory figures start clean, and a crash costs one row."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_run_in_child, args=(config, results_dir, writer))
+    process.start()
+    process.join()
+    if reader.poll():
+        raise UserError(reader.recv())
+    result = read_result(config.key(), results_dir)
+    if process.exitcode != 0 or result is None or result.finished_at < started:
+        result = failed_result(config, "failed", f"the run's process died (exit code {process.exitcode}); "
+                               "out of memory? try a smaller --batch-size or --max-length")
+        save_result(result, results_dir)
     return result

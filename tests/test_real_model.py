@@ -19,9 +19,11 @@ def test_offline_default_resolves_to_shipped_weights():
 @pytest.mark.slow
 @pytest.mark.parametrize("method, floor", [("full", 0.70), ("lora", 0.70)])
 def test_real_model_learns_sentiment(imdb, method, floor):
-    config = RunConfig(model="minilm", method=method, train_size=400, eval_size=300, val_size=0,
+    # The cpu profile's budget (1000 reviews, one epoch, L=128): with 400 reviews the model is
+    # still near chance after one epoch (measured: 0.55 full, 0.57 LoRA).
+    config = RunConfig(model="minilm", method=method, train_size=1000, eval_size=400, val_size=0,
                        epochs=1, max_length=128)
     row = run_experiment(config, imdb)
     assert row.status == "ok"
-    # 300 balanced test reviews: chance is 0.5 (95% band about 0.44-0.56); the floor is well above it.
+    # 400 balanced test reviews: chance is 0.5 (95% band about 0.45-0.55); the floor is well above it.
     assert row.accuracy >= floor, row.accuracy

@@ -88,3 +88,13 @@ def test_cuda_peaks_are_reset_per_phase_and_cache_freed_between_runs(monkeypatch
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: calls.append("empty_cache"))
     release()
     assert calls[-1] == "empty_cache"
+
+
+def test_nf4_probe_leaves_the_random_state_alone():
+    import torch
+
+    nf4_support.cache_clear()
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    nf4_support()
+    assert torch.equal(before, torch.random.get_rng_state())

@@ -103,6 +103,7 @@ class RunConfig:
     data_dir: str | None = field(default=None, compare=False)  # where, not what: not in the key
 
     def __post_init__(self) -> None:
+        self.epochs = float(self.epochs)  # 1 and 1.0 are the same run: one type, one key
         if self.method not in METHODS:
             raise UserError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
         if self.max_length <= 0:

@@ -69,9 +69,10 @@ def nf4_support() -> tuple[bool, str]:
         return False, f"bitsandbytes is not importable ({type(exc).__name__}: {exc}); pip install bitsandbytes"
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")
-        layer = layer.to(device)
-        layer(torch.randn(2, 64, device=device))
+        # fork_rng: the probe's random init must not shift the seeded run that first calls it.
+        with torch.random.fork_rng(devices=[]):
+            layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")
+            layer.to(device)(torch.ones(2, 64, device=device))
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return False, f"bitsandbytes {bnb.__version__} cannot run NF4 on {device}: {first}"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from peft_imdb.errors import UserError
 from peft_imdb.results import COLUMNS, RunResult, has_ok_result, load_results, read_results, save_result
 
 
@@ -53,8 +52,30 @@ def test_a_bad_status_is_refused():
         _row(status="done")
 
 
-def test_a_corrupt_record_is_reported(tmp_path):
-    (tmp_path / "runs").mkdir()
-    (tmp_path / "runs" / "x.json").write_text("{not json")
-    with pytest.raises(UserError, match="x.json"):
-        load_results(tmp_path)
+def test_a_corrupt_record_is_kept_aside_and_reported(tmp_path, capsys):
+    save_result(_row(), tmp_path)
+    runs = tmp_path / "runs"
+    (runs / "x.json").write_text("{not json")
+    (runs / "y.json").write_text('{"key": "y", "status": "done"}')  # parses, but is not a valid record
+    (runs / "z.json").write_text("[1, 2]")
+    frame = load_results(tmp_path)
+    assert frame["key"].tolist() == ["m__lora__seed0__abc"]  # the good row is still read
+    err = capsys.readouterr().err
+    for name in ("x", "y", "z"):
+        assert not (runs / f"{name}.json").exists()
+        assert f"{name}.json.corrupt" in err and f"{name}.json" in err
+    assert (runs / "x.json.corrupt").read_text() == "{not json"  # kept, byte for byte, never dropped
+    # A second corrupt file of the same name does not overwrite the first one kept aside.
+    (runs / "x.json").write_text("truncated {")
+    assert len(read_results(tmp_path)) == 1
+    assert (runs / "x.json.corrupt.1").read_text() == "truncated {"
+    assert (runs / "x.json.corrupt").read_text() == "{not json"
+
+
+def test_a_corrupt_record_counts_as_not_done(tmp_path, capsys):
+    save_result(_row(), tmp_path)
+    path = tmp_path / "runs" / "m__lora__seed0__abc.json"
+    path.write_text(path.read_text()[:40])  # a truncated file, as a crash in a non-atomic write would leave
+    assert not has_ok_result("m__lora__seed0__abc", tmp_path)
+    assert (tmp_path / "runs" / "m__lora__seed0__abc.json.corrupt").is_file()
+    assert "m__lora__seed0__abc.json.corrupt" in capsys.readouterr().err

@@ -56,10 +56,23 @@ def test_training_lowers_the_loss(tiny_models, imdb, method):
     assert losses[-1] < 0.5 * losses[0], losses[::10]
 
 
-def test_same_seed_same_predictions(tiny_models, imdb):
+def test_same_seed_same_predictions(tiny_models, imdb, monkeypatch):
+    from transformers import Trainer
+
+    predicted = []
+    original = Trainer.predict
+
+    def predict(self, *args, **kwargs):  # keep each run's test predictions (the record holds only metrics)
+        output = original(self, *args, **kwargs)
+        predicted.append(output.predictions.argmax(-1).tolist())
+        return output
+
+    monkeypatch.setattr(Trainer, "predict", predict)
     config = tiny_config(tiny_models["roberta"], "lora")
     first, second = run_experiment(config, imdb), run_experiment(config, imdb)
-    assert first.confusion_matrix == second.confusion_matrix and first.train_loss == second.train_loss
+    assert len(predicted) == 2 and predicted[0] == predicted[1]  # review by review, not just the counts
+    assert first.accuracy == second.accuracy and first.confusion_matrix == second.confusion_matrix
+    assert first.train_loss == second.train_loss and first.val_accuracy == second.val_accuracy
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])

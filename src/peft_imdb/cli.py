@@ -1,4 +1,4 @@
-"""Command line: `python -m peft_imdb run | matrix | report`."""
+"""Command line: `python -m peft_imdb run | matrix | report | merge`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--qlora-compute-dtype", help="fp32, fp16 or bf16 (default: from the hardware)")
     parser.add_argument("--optim", help="Trainer optimizer, e.g. paged_adamw_8bit for QLoRA on CUDA "
                         "(default adamw_torch)")
+    parser.add_argument("--resume", action="store_true", default=None,
+                        help="save a checkpoint each epoch (results/checkpoints/<run key>/) and go on from the "
+                        "newest one left by an interrupted run; deleted when the run finishes")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow a hub model's own code to run (off by default)")
 
@@ -63,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--methods", nargs="+", default=list(METHODS))
     matrix.add_argument("--seeds", nargs="+", type=int, default=[0])
     matrix.add_argument("--force", action="store_true", help="re-run finished runs too")
+    matrix.add_argument("--shard", metavar="K/N",
+                        help="run only share K of N (1 <= K <= N): the runs whose position in the list sorted "
+                        "by run key is K-1 modulo N; fold the N results folders with `merge`")
     matrix.add_argument("--in-process", action="store_true",
                         help="run every run in this process (default: a fresh process per run, so memory "
                         "figures start clean and a crash costs one row)")
@@ -71,12 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="summary table and charts from the results store")
     report.add_argument("--results-dir")
     report.add_argument("--figures-dir", default="figures")
+
+    merge = commands.add_parser("merge", help="fold several results folders into one (per run key the newer row wins)")
+    merge.add_argument("dirs", nargs="+", metavar="DIR", help="results folders (each holding runs/)")
+    merge.add_argument("--results-dir", help="the folder to merge into (default: PEFT_IMDB_RESULTS, else results/)")
     return parser
 
 
 CONFIG_FLAGS = ("train_size", "eval_size", "val_size", "data_seed", "epochs", "max_length", "batch_size", "lr",
                 "lora_r", "lora_alpha", "lora_dropout", "target_modules", "gradient_accumulation_steps",
-                "gradient_checkpointing", "qlora_compute_dtype", "optim", "trust_remote_code", "data_dir")
+                "gradient_checkpointing", "qlora_compute_dtype", "optim", "trust_remote_code", "data_dir",
+                "resume")
 
 
 def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> list[RunConfig]:
@@ -90,6 +101,24 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
         RunConfig.from_profile(profile, method, model=model, seed=seed, **overrides)
         for model, method, seed in itertools.product(models or [profile.model], methods, seeds)
     ]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'K/N' -> (K, N) with 1 <= K <= N; UserError otherwise."""
+    try:
+        k, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise UserError(f"--shard must be K/N with 1 <= K <= N (e.g. 1/3, 2/3, 3/3), got {text!r}")
+    return k, n
+
+
+def shard_configs(configs: list[RunConfig], k: int, n: int) -> list[RunConfig]:
+    """Share K of N: the runs at positions i (in the list sorted by key) with i % N == K-1, in their order."""
+    keys = sorted({c.key() for c in configs})
+    mine = {key for i, key in enumerate(keys) if i % n == k - 1}
+    return [c for c in configs if c.key() in mine]
 
 
 def _print_row(result) -> None:
@@ -108,6 +137,10 @@ def _matrix(args, configs: list[RunConfig]) -> int:
     from .results import has_ok_result
     from .train import run_and_record, run_isolated
 
+    if getattr(args, "shard", None):
+        k, n = parse_shard(args.shard)
+        total, configs = len(configs), shard_configs(configs, k, n)
+        print(f"shard {k}/{n}: {len(configs)} of {total} run(s)")
     todo = [c for c in configs if args.force or not has_ok_result(c.key(), args.results_dir)]
     done = len(configs) - len(todo)
     if done:
@@ -139,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
 
             for path in write_report(args.results_dir, args.figures_dir):
                 print(f"wrote {path}")
+            return 0
+        if args.command == "merge":
+            from .results import merge_results
+
+            for line in merge_results(args.dirs, args.results_dir):
+                print(line)
             return 0
         if args.command == "run":
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),

@@ -101,6 +101,7 @@ class RunConfig:
     optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
     trust_remote_code: bool = False
     data_dir: str | None = field(default=None, compare=False)  # where, not what: not in the key
+    resume: bool = field(default=False, compare=False)  # checkpoint each epoch, go on from the last one
 
     def __post_init__(self) -> None:
         self.epochs = float(self.epochs)  # 1 and 1.0 are the same run: one type, one key

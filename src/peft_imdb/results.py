@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -65,6 +66,7 @@ class RunResult:
     saved_mb: float | None = None
     precision_mode: str | None = None
     lr: float | None = None
+    resumed_from_step: int | None = None  # --resume: the checkpoint's step training went on from
     env: dict[str, Any] = field(default_factory=dict)
     finished_at: str = ""
 
@@ -136,6 +138,11 @@ def _runs_dir(root: str | os.PathLike | None) -> Path:
     return results_dir(root) / "runs"
 
 
+def checkpoint_dir(key: str, root: str | os.PathLike | None = None) -> Path:
+    """Where --resume keeps a run's epoch checkpoints until the run finishes: results/checkpoints/<key>."""
+    return results_dir(root) / "checkpoints" / key
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,25 +166,60 @@ def save_result(result: RunResult, root: str | os.PathLike | None = None) -> Pat
     return path
 
 
-def read_results(root: str | os.PathLike | None = None) -> list[RunResult]:
-    """All stored runs, oldest first."""
+def corrupt_path(path: Path) -> Path:
+    """Where an unreadable record is kept aside: `<name>.json.corrupt` (numbered when taken)."""
+    candidate, number = path.with_name(path.name + ".corrupt"), 1
+    while candidate.exists():
+        candidate, number = path.with_name(f"{path.name}.corrupt.{number}"), number + 1
+    return candidate
+
+
+def _parse_record(path: Path) -> RunResult:
+    """Read one record file; ValueError when it is not a valid run record."""
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+        return RunResult.from_dict(data)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _load_record(path: Path, keep_aside: bool = True) -> RunResult | None:
+    """A record file's run, or None when it is missing or corrupt (then moved aside and reported)."""
+    try:
+        return _parse_record(path)
+    except FileNotFoundError:
+        return None
+    except ValueError as exc:
+        if not keep_aside:
+            print(f"warning: {path} is not a valid run record ({exc}); left in place, not read",
+                  file=sys.stderr)
+            return None
+        target = corrupt_path(path)
+        try:
+            os.replace(path, target)
+        except FileNotFoundError:  # another process moved it aside first
+            return None
+        print(f"warning: {path} is not a valid run record ({exc}); kept aside as {target.name}, "
+              "its run counts as not done", file=sys.stderr)
+        return None
+
+
+def read_results(root: str | os.PathLike | None = None, keep_aside: bool = True) -> list[RunResult]:
+    """All stored runs, oldest first; corrupt records are moved to `.corrupt` files and reported."""
     folder = _runs_dir(root)
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            records.append(RunResult.from_dict(json.loads(path.read_text())))
-        except (json.JSONDecodeError, TypeError, ValueError) as exc:
-            raise UserError(f"{path} is not a valid run record ({exc}); move it aside and re-run") from None
+        record = _load_record(path, keep_aside)
+        if record is not None:
+            records.append(record)
     return sorted(records, key=lambda r: r.finished_at)
 
 
 def read_result(key: str, root: str | os.PathLike | None = None) -> RunResult | None:
-    """The stored run with this key, or None when there is none (or it is unreadable)."""
-    path = _runs_dir(root) / f"{key}.json"
-    try:
-        return RunResult.from_dict(json.loads(path.read_text()))
-    except (OSError, json.JSONDecodeError, TypeError, ValueError):
-        return None
+    """The stored run with this key, or None when there is none (a corrupt one is moved aside)."""
+    return _load_record(_runs_dir(root) / f"{key}.json")
 
 
 def has_ok_result(key: str, root: str | os.PathLike | None = None) -> bool:
@@ -202,3 +244,51 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def _finished(record: RunResult) -> datetime:
+    """finished_at as an aware datetime (records without one sort first)."""
+    try:
+        moment = datetime.fromisoformat(record.finished_at)
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def merge_results(sources: list[str | os.PathLike], target: str | os.PathLike | None = None) -> list[str]:
+    """Fold the runs of several results folders into target; per key the newer finished_at wins.
+
+    Returns one line per run added or replaced. Source folders are only read (a corrupt record
+    there is reported and left in place); target's corrupt records are moved aside as usual.
+    """
+    for source in sources:
+        if not _runs_dir(source).is_dir():
+            raise UserError(f"{source} is not a results folder (no runs/ inside); pass folders that `matrix` "
+                            "wrote with --results-dir")
+    out = results_dir(target)
+    chosen = {r.key: (r, f"{out} (already there)") for r in read_results(out)}
+    kept = dict(chosen)
+    lines = []
+    for source in sources:
+        for record in read_results(source, keep_aside=False):
+            held = chosen.get(record.key)
+            if held is None:
+                chosen[record.key] = (record, str(source))
+            elif held[0].to_dict() == record.to_dict():
+                continue
+            elif _finished(record) > _finished(held[0]):
+                lines.append(f"replaced {record.key}: {held[1]} finished {held[0].finished_at} ({held[0].status}) "
+                             f"-> {source} finished {record.finished_at} ({record.status}), the newer")
+                chosen[record.key] = (record, str(source))
+            else:
+                lines.append(f"kept {record.key} from {held[1]} (finished {held[0].finished_at}); "
+                             f"row in {source} (finished {record.finished_at}) not newer, left out")
+    added = 0
+    for key, (record, _) in chosen.items():
+        if key not in kept or kept[key][0].to_dict() != record.to_dict():
+            save_result(record, out)
+            added += key not in kept
+    replaced = sum(1 for key in kept if kept[key][0].to_dict() != chosen[key][0].to_dict())
+    lines.append(f"merged {len(sources)} folder(s) into {_runs_dir(out)}: {len(chosen)} run(s), "
+                 f"{added} added, {replaced} replaced")
+    return lines

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import shutil
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ from .errors import Unsupported, UserError
 from .hardware import choose_precision, device_kind
 from .methods import build_model, count_parameters
 from .models import load_tokenizer
-from .results import RunResult, environment, read_result, save_result
+from .results import RunResult, checkpoint_dir, environment, read_result, save_result
 from .tracking import Tracker
 
 CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
@@ -68,8 +69,19 @@ def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) 
     return tokenize(splits, tokenizer, config.max_length)
 
 
-def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None) -> RunResult:
-    """Train and evaluate one method; raise UserError/Unsupported for bad input or hardware."""
+def _last_checkpoint(folder: Path | None) -> str | None:
+    """The newest checkpoint-N folder under folder, or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
+
+
+def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None,
+                   checkpoints: str | os.PathLike | None = None) -> RunResult:
+    """Train and evaluate one method; raise UserError/Unsupported for bad input or hardware.
+
+    With `checkpoints`, a checkpoint is saved there each epoch and training goes on from the newest one.
+    """
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
 
     set_seed(config.seed)
@@ -86,8 +98,10 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         # Model selection on validation: with several epochs, keep the epoch with the best
         # validation accuracy. The test subset plays no part in it.
         select_best = has_val and config.epochs > 1
+        checkpoint_folder = Path(checkpoints) if checkpoints else None
+        save = select_best or checkpoint_folder is not None
         args = TrainingArguments(
-            output_dir=workdir,
+            output_dir=str(checkpoint_folder) if checkpoint_folder else workdir,
             num_train_epochs=config.epochs,
             per_device_train_batch_size=config.batch_size,
             per_device_eval_batch_size=config.eval_batch_size,
@@ -100,10 +114,10 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             fp16=precision.fp16,
             bf16=precision.bf16,
             eval_strategy="epoch" if has_val else "no",
-            save_strategy="epoch" if select_best else "no",
+            save_strategy="epoch" if save else "no",
             load_best_model_at_end=select_best,
             metric_for_best_model="accuracy" if select_best else None,
-            save_total_limit=1 if select_best else None,
+            save_total_limit=1 if save else None,  # with selection the best one is kept too
             logging_strategy="steps",
             logging_steps=25,
             report_to=[],
@@ -122,7 +136,8 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             compute_metrics=_trainer_metrics,
             callbacks=[tracker.callback()],
         )
-        train_output = trainer.train()
+        resume_from = _last_checkpoint(checkpoint_folder)
+        train_output = trainer.train(resume_from_checkpoint=resume_from)
         val_history = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
         # With selection, the model now holds the best epoch's weights: report that epoch's score.
         val_accuracy = trainer.state.best_metric if select_best else (val_history[-1] if val_history else None)
@@ -169,6 +184,7 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         saved_mb=saved_mb,
         precision_mode=precision.name,
         lr=config.learning_rate,
+        resumed_from_step=int(resume_from.rsplit("-", 1)[1]) if resume_from else None,
         env=environment(),
     )
     del model, trainer
@@ -194,8 +210,9 @@ def failed_result(config: RunConfig, status: str, reason: str) -> RunResult:
 def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = None,
                    imdb: DatasetDict | None = None) -> RunResult:
     """Run one config and store its row: ok, skipped (hardware) or failed (with the error)."""
+    checkpoints = checkpoint_dir(config.key(), results_dir) if config.resume else None
     try:
-        result = run_experiment(config, imdb)
+        result = run_experiment(config, imdb, checkpoints=checkpoints)
     except UserError:
         raise  # bad input stops the whole command: it would fail every run the same way
     except Unsupported as exc:
@@ -205,6 +222,8 @@ def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = No
         result = failed_result(config, "failed", f"{type(exc).__name__}: {first}"[:500])
         release()
     save_result(result, results_dir)
+    if checkpoints is not None and result.status == "ok":
+        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run is unfinished
     return result
 
 

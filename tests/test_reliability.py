@@ -1,0 +1,281 @@
+"""Reliability (issue 6): corrupt records, shards and merge, bad input, a failing run, a killed matrix."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import peft_imdb.train as train
+from peft_imdb.cli import main
+from peft_imdb.config import RunConfig
+from peft_imdb.results import RunResult, load_results, read_results, save_result
+
+REVIEWS = ["a fine film, well acted", "dull and far too long", "loved it", "hated every minute"]
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _small_data(folder: Path, rows: int = 40) -> Path:
+    """A valid IMDb-shaped folder of a few balanced reviews (fast to read)."""
+    reviews = [{"text": REVIEWS[i % 4], "label": (i % 4) % 2} for i in range(rows)]
+    _write_jsonl(folder / "train.jsonl", reviews)
+    _write_jsonl(folder / "test.jsonl", reviews)
+    return folder
+
+
+@pytest.fixture
+def fake_runs(monkeypatch) -> list[str]:
+    """Replace training by a stub that stores an `ok` row at once; returns the keys it ran, in order."""
+    calls: list[str] = []
+
+    def run_and_record(config: RunConfig, results_dir=None, imdb=None) -> RunResult:
+        calls.append(config.key())
+        result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
+                           status="ok", accuracy=0.5, f1=0.5, trainable_params=1, total_params=2,
+                           train_time_s=1.0, peak_memory_mb=1.0, memory_kind="cpu_rss", config=config.to_dict())
+        save_result(result, results_dir)
+        return result
+
+    monkeypatch.setattr(train, "run_and_record", run_and_record)
+    return calls
+
+
+def _matrix_args(data: Path, out: Path, *extra: str) -> list[str]:
+    return ["matrix", "--model", "m", "--methods", "full", "lora", "ia3", "qlora", "--seeds", "0", "1",
+            "--profile", "smoke", "--train-size", "8", "--eval-size", "8", "--val-size", "0",
+            "--data-dir", str(data), "--results-dir", str(out), "--in-process", *extra]
+
+
+def _keys(folder: Path) -> list[str]:
+    return sorted(p.stem for p in (folder / "runs").glob("*.json"))
+
+
+# --- corrupt records -------------------------------------------------------------------------------
+
+def test_matrix_reruns_a_run_whose_record_is_corrupt(tmp_path, fake_runs, capsys):
+    data, out = _small_data(tmp_path / "data"), tmp_path / "out"
+    args = _matrix_args(data, out)
+    assert main(args) == 0 and len(fake_runs) == 8
+    broken = out / "runs" / f"{fake_runs[3]}.json"
+    original = broken.read_text()
+    broken.write_text(original[: len(original) // 2])  # truncated
+    fake_runs.clear()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert fake_runs == [broken.stem]  # only that run again; the seven others are skipped
+    err = capsys.readouterr().err
+    assert f"{broken.name}.corrupt" in err
+    assert (out / "runs" / f"{broken.name}.corrupt").read_text() == original[: len(original) // 2]
+    assert len(load_results(out)) == 8 and set(load_results(out)["status"]) == {"ok"}
+
+
+# --- shards and merge ------------------------------------------------------------------------------
+
+def test_shards_split_the_runs_without_overlap_and_merge_folds_them(tmp_path, fake_runs, capsys):
+    data = _small_data(tmp_path / "data")
+    shards = [tmp_path / f"shard{k}" for k in (1, 2, 3)]
+    for k, folder in enumerate(shards, start=1):
+        assert main(_matrix_args(data, folder, "--shard", f"{k}/3")) == 0
+    everything = sorted(fake_runs)
+    assert len(everything) == len(set(everything)) == 8  # every run once, on exactly one shard
+    # Documented rule: position i in the list sorted by run key, i % N == K - 1.
+    for k, folder in enumerate(shards, start=1):
+        assert _keys(folder) == everything[k - 1::3]
+    # The same share whatever the order of the flags (the list is sorted by key first).
+    fake_runs.clear()
+    reordered = _matrix_args(data, tmp_path / "again", "--shard", "2/3")
+    reordered[4:8] = ["qlora", "ia3", "lora", "full"]
+    assert main(reordered) == 0 and sorted(fake_runs) == everything[1::3]
+
+    merged = tmp_path / "merged"
+    capsys.readouterr()
+    assert main(["merge", *map(str, shards), "--results-dir", str(merged)]) == 0
+    assert _keys(merged) == everything and "8 added" in capsys.readouterr().out
+    assert not list((merged / "runs").glob(".*"))  # no temporary file left behind
+    # Merging again changes nothing.
+    assert main(["merge", *map(str, shards), "--results-dir", str(merged)]) == 0
+    assert "0 added, 0 replaced" in capsys.readouterr().out
+
+
+def _record(key: str, finished_at: str, accuracy: float) -> RunResult:
+    return RunResult(key=key, model="m", method="lora", seed=0, status="ok", accuracy=accuracy,
+                     finished_at=finished_at)
+
+
+def test_merge_keeps_the_newer_row_and_says_so(tmp_path, capsys):
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "out"
+    save_result(_record("k1", "2026-01-01T10:00:00+00:00", 0.6), a)
+    save_result(_record("k1", "2026-01-02T10:00:00+00:00", 0.7), b)  # newer: wins
+    save_result(_record("k2", "2026-01-03T10:00:00+00:00", 0.8), a)  # newer: stays
+    save_result(_record("k2", "2026-01-01T10:00:00+00:00", 0.1), b)
+    save_result(_record("k3", "2026-01-01T10:00:00+00:00", 0.5), out)  # already in the target, older
+    save_result(_record("k3", "2026-02-01T10:00:00+00:00", 0.9), b)
+    assert main(["merge", str(a), str(b), "--results-dir", str(out)]) == 0
+    printed = capsys.readouterr().out
+    rows = {r.key: r.accuracy for r in read_results(out)}
+    assert rows == {"k1": 0.7, "k2": 0.8, "k3": 0.9}
+    assert "replaced k1" in printed and "replaced k3" in printed and "kept k2" in printed
+    assert "2 added, 1 replaced" in printed
+    assert _keys(a) == ["k1", "k2"] and _keys(b) == ["k1", "k2", "k3"]  # sources are left as they were
+
+
+def test_merge_of_a_folder_without_runs_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["merge", str(tmp_path / "empty"), "--results-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "runs/" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+# --- bad input: one line on stderr, exit code 2, nothing written ------------------------------------
+
+@pytest.mark.parametrize("shard", ["0/3", "4/3", "1/0", "a/b", "2", "1/2/3"])
+def test_a_bad_shard_is_a_one_line_error(tmp_path, shard, fake_runs, capsys):
+    data, out = _small_data(tmp_path / "data"), tmp_path / "out"
+    assert main(_matrix_args(data, out, "--shard", shard)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: --shard must be K/N")
+    assert not fake_runs and not out.exists()
+
+
+BAD_DATA = {
+    "empty text": ([{"text": "good", "label": 1}, {"text": "  ", "label": 0}], "empty text"),
+    "label 2": ([{"text": "good", "label": 1}, {"text": "bad", "label": 2}], "labels must be 0 (neg) or 1 (pos)"),
+    "missing label": ([{"text": "good"}, {"text": "bad"}], "missing column(s) label"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_is_a_one_line_error(tmp_path, case, fake_runs, capsys):
+    rows, message = BAD_DATA[case]
+    data, out = _small_data(tmp_path / "data"), tmp_path / "out"
+    _write_jsonl(data / "train.jsonl", rows)
+    for command in (_matrix_args(data, out), ["run", "--method", "lora", "--model", "m", "--data-dir", str(data),
+                                              "--results-dir", str(out)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error:") and message in err[0] and "train.jsonl" in err[0]
+    assert not fake_runs and not out.exists()
+
+
+@pytest.mark.parametrize("length", ["0", "-5"])
+def test_a_non_positive_max_length_is_a_one_line_error(tmp_path, length, fake_runs, capsys):
+    data, out = _small_data(tmp_path / "data"), tmp_path / "out"
+    assert main(_matrix_args(data, out) + [f"--max-length={length}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: --max-length must be positive, got {length}"]
+    assert not fake_runs and not out.exists()
+
+
+# --- failure isolation: one run fails, the others finish, exit code 1 -------------------------------
+
+def test_one_failing_run_is_recorded_and_the_matrix_goes_on(tmp_path, data_dir, tiny_models, capsys):
+    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "lora", "full", "--data-dir", str(data_dir),
+            "--results-dir", str(tmp_path), "--profile", "smoke", "--train-size", "16", "--eval-size", "16",
+            "--val-size", "0", "--max-length", "32", "--target-modules", "no_such_layer", "--in-process"]
+    assert main(args) == 1  # something failed
+    rows = load_results(tmp_path).set_index("method")
+    reason = rows.loc["lora", "reason"]  # peft's own error: "...Error: No modules were targeted..."
+    assert rows.loc["lora", "status"] == "failed" and "Error: " in reason and "target" in reason
+    assert rows.loc["full", "status"] == "ok" and rows.loc["full", "accuracy"] >= 0  # ran after the failure
+    assert "failed" in capsys.readouterr().out
+    # A re-run retries only the failed run (a failed row does not count as done).
+    assert main(args) == 1
+    assert load_results(tmp_path).set_index("method").loc["full", "finished_at"] == rows.loc["full", "finished_at"]
+
+
+# --- interruption: SIGKILL mid-matrix, the store stays valid, a re-run finishes the rest -----------
+
+def _record_files(runs: Path) -> list[Path]:
+    return sorted(runs.glob("*.json")) if runs.is_dir() else []
+
+
+def test_a_killed_matrix_leaves_a_valid_store_and_a_rerun_finishes(tmp_path, data_dir, tiny_models, capsys):
+    out, runs = tmp_path / "out", tmp_path / "out" / "runs"
+    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "lora", "ia3",
+            "--data-dir", str(data_dir), "--results-dir", str(out), "--profile", "smoke", "--train-size", "16",
+            "--eval-size", "16", "--val-size", "0", "--max-length", "32", "--in-process"]
+    proc = subprocess.Popen([sys.executable, "-m", "peft_imdb", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not _record_files(runs) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)  # as a dying Colab session: no handler, no cleanup
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "the matrix ended before it could be killed"
+
+    finished = _record_files(runs)
+    assert 1 <= len(finished) < 3
+    for path in finished:  # every record is whole: it parses and is a complete row
+        row = RunResult.from_dict(json.loads(path.read_text()))
+        assert row.status == "ok" and row.accuracy is not None and row.key == path.stem
+    others = [p for p in runs.iterdir() if p.suffix != ".json"]
+    assert all(p.name.startswith(".") and p.name.endswith(".tmp") for p in others)  # at most a temp file
+    before = {r.key: r.finished_at for r in read_results(out)}
+    assert len(before) == len(finished) and "warning" not in capsys.readouterr().err
+
+    assert main(args) == 0  # the same command again
+    assert f"skipping {len(finished)} finished run(s)" in capsys.readouterr().out
+    after = {r.key: r for r in read_results(out)}
+    assert len(after) == 3 and {r.status for r in after.values()} == {"ok"}
+    assert all(after[key].finished_at == stamp for key, stamp in before.items())  # not re-trained
+
+
+# --- resume: a run interrupted after an epoch's checkpoint goes on from it --------------------------
+
+def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_models, monkeypatch):
+    from dataclasses import replace
+
+    from peft_imdb import tracking
+    from peft_imdb.results import checkpoint_dir
+    from peft_imdb.train import run_experiment
+
+    from conftest import tiny_config
+
+    config = tiny_config(tiny_models["bert"], "full", epochs=2, val_size=0, resume=True)  # 4 steps an epoch
+    original = tracking.Tracker.callback
+
+    def interrupting(self):
+        callback = original(self)
+
+        def on_save(args, state, control, **kwargs):  # the session dies right after the first checkpoint
+            raise RuntimeError("interrupted after the first checkpoint")
+
+        callback.on_save = on_save
+        return callback
+
+    monkeypatch.setattr(tracking.Tracker, "callback", interrupting)
+    first = train.run_and_record(config, tmp_path, imdb)
+    assert first.status == "failed" and "interrupted" in first.reason
+    folder = checkpoint_dir(config.key(), tmp_path)
+    assert [p.name for p in folder.glob("checkpoint-*")] == ["checkpoint-4"]
+    assert list(folder.glob("checkpoint-4/*.safetensors"))  # safetensors only
+    monkeypatch.undo()
+
+    steps: list[int] = []
+
+    def counting(self):
+        callback = original(self)
+        callback.on_step_end = lambda args, state, control, **kwargs: steps.append(state.global_step)
+        return callback
+
+    monkeypatch.setattr(tracking.Tracker, "callback", counting)
+    second = train.run_and_record(config, tmp_path, imdb)
+    assert second.status == "ok" and second.resumed_from_step == 4
+    assert steps == [5, 6, 7, 8]  # only the second epoch was trained again
+    assert not folder.exists()  # deleted once the run is stored
+    uninterrupted = run_experiment(replace(config, resume=False), imdb)
+    assert uninterrupted.resumed_from_step is None
+    assert second.confusion_matrix == uninterrupted.confusion_matrix

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import resource
 import time
 from contextlib import contextmanager
@@ -24,8 +26,18 @@ def _rss_peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
+def _trim_heap() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc), so RSS is live memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: RSS keeps what the allocator cached
+        pass
+
+
 def _reset_rss_peak() -> bool:
     """Reset VmHWM to the current RSS (Linux: write 5 to clear_refs); False where unsupported."""
+    _trim_heap()  # else memory freed by earlier work in this process inflates the phase's peak
     try:
         _CLEAR_REFS.write_text("5")
         return True

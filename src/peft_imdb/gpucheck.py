@@ -86,7 +86,7 @@ def _check(args, model: str) -> int:
         row = run_experiment(config, data)
         peaks[method] = row.peak_memory_mb
         reserved = f"{row.peak_reserved_mb:.0f}" if row.peak_reserved_mb is not None else "n/a"
-        print(f"{method:6s} precision={row.precision_mode} peak_allocated_mb={row.peak_memory_mb:.0f} "
+        print(f"{method:6s} precision={row.precision_mode} peak_mb={row.peak_memory_mb:.0f} "
               f"peak_reserved_mb={reserved} ({row.memory_kind}) train_samples_per_s="
               f"{row.train_samples_per_s:.1f} base_weight_bits={row.base_weight_bits} "
               f"trainable={row.trainable_params:,}")

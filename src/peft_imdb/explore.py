@@ -12,7 +12,7 @@ from datasets import DatasetDict
 from .config import LEARNING_RATES, METHODS, Profile
 from .data import make_splits, token_lengths
 from .hardware import choose_precision, device_kind, device_name, nf4_support
-from .models import ALIASES, OFFLINE_DEFAULT, load_tokenizer
+from .models import ALIASES, OFFLINE_DEFAULT, load_tokenizer, transformers_errors_only
 from .results import environment
 
 LABEL_NAMES = {0: "neg", 1: "pos"}
@@ -103,18 +103,12 @@ def default_length_sample(profile: Profile) -> int | None:
 def review_token_lengths(imdb: DatasetDict, model: str, sample_size: int | None = None, seed: int = 0,
                          split: str = "train") -> np.ndarray:
     """Untruncated token count of each review (special tokens included) with the model's tokenizer."""
-    from transformers.utils import logging as hf_logging
-
     texts = imdb[split]
     if sample_size is not None and sample_size < len(texts):
         texts = texts.select(np.random.default_rng(seed).choice(len(texts), sample_size, replace=False))
     tokenizer = load_tokenizer(model)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "longer than the maximum sequence length" is what we are measuring
-    try:
+    with transformers_errors_only():  # "longer than the maximum sequence length" is what we measure
         return token_lengths(list(texts["text"]), tokenizer)
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def cutoffs_for(profile: Profile) -> list[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 import os
 import socket
 from pathlib import Path
@@ -92,15 +93,25 @@ def load_tokenizer(name: str, trust_remote_code: bool = False):
     return tokenizer
 
 
+@contextmanager
+def transformers_errors_only():
+    """Silence transformers' warnings inside the block (its verbosity is restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def load_model(name: str, tokenizer, quantization_config=None, trust_remote_code: bool = False,
                num_labels: int = 2):
     """Load a sequence classifier (optionally quantized) whose config knows the pad token."""
     from transformers import AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the "newly initialised classifier" report is expected
-    try:
+    with transformers_errors_only():  # the "newly initialised classifier" report is expected
         model = _from_pretrained(
             AutoModelForSequenceClassification.from_pretrained,
             name,
@@ -110,8 +121,6 @@ def load_model(name: str, tokenizer, quantization_config=None, trust_remote_code
             id2label={0: "neg", 1: "pos"},
             label2id={"neg": 0, "pos": 1},
         )
-    finally:
-        hf_logging.set_verbosity(verbosity)
     # Decoder classifiers pick the last non-pad token: they must know which id is padding.
     model.config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -66,7 +66,7 @@ def test_qlora_without_nf4_is_skipped_not_crashed(tmp_path, data_dir, tiny_model
     import peft_imdb.methods as methods
 
     monkeypatch.setattr(methods, "nf4_support", lambda: (False, "bitsandbytes cannot run NF4 on cpu: test"))
-    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "qlora", "full", "--data-dir", str(data_dir),
+    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "qlora", "full", "--seeds", "0", "--data-dir", str(data_dir),
             "--results-dir", str(tmp_path), "--profile", "smoke", "--train-size", "16", "--eval-size", "16",
             "--in-process"]  # the patch above lives in this process
     assert main(args) == 0

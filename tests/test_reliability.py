@@ -180,7 +180,7 @@ def test_a_non_positive_max_length_is_a_one_line_error(tmp_path, length, fake_ru
 # --- failure isolation: one run fails, the others finish, exit code 1 -------------------------------
 
 def test_one_failing_run_is_recorded_and_the_matrix_goes_on(tmp_path, data_dir, tiny_models, capsys):
-    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "lora", "full", "--data-dir", str(data_dir),
+    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "lora", "full", "--seeds", "0", "--data-dir", str(data_dir),
             "--results-dir", str(tmp_path), "--profile", "smoke", "--train-size", "16", "--eval-size", "16",
             "--val-size", "0", "--max-length", "32", "--target-modules", "no_such_layer", "--in-process"]
     assert main(args) == 1  # something failed
@@ -202,7 +202,7 @@ def _record_files(runs: Path) -> list[Path]:
 
 def test_a_killed_matrix_leaves_a_valid_store_and_a_rerun_finishes(tmp_path, data_dir, tiny_models, capsys):
     out, runs = tmp_path / "out", tmp_path / "out" / "runs"
-    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "lora", "ia3",
+    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "lora", "ia3", "--seeds", "0",
             "--data-dir", str(data_dir), "--results-dir", str(out), "--profile", "smoke", "--train-size", "16",
             "--eval-size", "16", "--val-size", "0", "--max-length", "32", "--in-process"]
     proc = subprocess.Popen([sys.executable, "-m", "peft_imdb", *args], stdout=subprocess.DEVNULL,
@@ -279,3 +279,75 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
     uninterrupted = run_experiment(replace(config, resume=False), imdb)
     assert uninterrupted.resumed_from_step is None
     assert second.confusion_matrix == uninterrupted.confusion_matrix
+
+
+def _python_children(pid: int) -> list:
+    """The run processes (multiprocessing spawn children) of pid; not its resource tracker."""
+    import psutil
+
+    try:
+        return [p for p in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _wait_for(condition, timeout_s: float):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    return None
+
+
+def _isolated_matrix(data: Path, out: Path) -> subprocess.Popen:
+    """A real matrix (one run, its own process) in a subprocess, on the offline model."""
+    command = [sys.executable, "-m", "peft_imdb", "matrix", "--methods", "lora", "--seeds", "0",
+               "--profile", "smoke", "--train-size", "40", "--eval-size", "8", "--val-size", "0",
+               "--epochs", "20", "--data-dir", str(data), "--results-dir", str(out)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_a_killed_run_process_is_recorded_as_failed_and_the_matrix_says_so(tmp_path):
+    data, out = _small_data(tmp_path / "data", rows=80), tmp_path / "out"
+    matrix = _isolated_matrix(data, out)
+    child = _wait_for(lambda: _python_children(matrix.pid), 60)
+    assert child, "the run's process never started"
+    time.sleep(8)  # into training (20 epochs of 40 reviews take far longer than this)
+    child[0].send_signal(signal.SIGKILL)
+    output, _ = matrix.communicate(timeout=60)
+    assert matrix.returncode == 1, output
+    (row,) = read_results(out)
+    assert row.status == "failed" and "process died" in row.reason and "-9" in row.reason
+
+
+def test_killing_the_matrix_kills_its_run_process_too(tmp_path):
+    data, out = _small_data(tmp_path / "data", rows=80), tmp_path / "out"
+    matrix = _isolated_matrix(data, out)
+    child = _wait_for(lambda: _python_children(matrix.pid), 60)
+    assert child, "the run's process never started"
+    matrix.send_signal(signal.SIGKILL)
+    matrix.wait(timeout=10)
+    assert _wait_for(lambda: not child[0].is_running() or child[0].status() == "zombie", 15), \
+        "the run's process outlived the killed matrix"
+
+
+def test_torchrun_trains_on_two_processes_and_rank_zero_writes_one_row(tmp_path, data_dir):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "peft_imdb", "run",
+               "--method", "lora", "--profile", "smoke", "--train-size", "64", "--eval-size", "50",
+               "--data-dir", str(data_dir), "--results-dir", str(out)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    (row,) = read_results(out)
+    assert row.status == "ok" and row.world_size == 2
+    assert row.train_steps == 4  # 64 reviews, batch 8 per process, 2 processes: 4 steps, not 8
+    from peft_imdb.results import load_predictions
+
+    predictions = load_predictions(row.key, out)
+    assert len(predictions) == 50 and predictions["review_id"].is_unique  # the whole test subset, not a shard
+    assert row.accuracy == pytest.approx((predictions["label"] == predictions["predicted"]).mean())
+    assert done.stdout.count(": ok") == 1  # one process reports
+    assert not list(out.rglob("*.tmp"))

@@ -37,6 +37,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora-alpha", type=int)
     parser.add_argument("--lora-dropout", type=float)
     parser.add_argument("--target-modules", nargs="+", help="layers to adapt (default: the architecture's preset)")
+    parser.add_argument("--truncation", choices=["head", "head_tail"],
+                        help="keep the first max-length tokens (head), or the first quarter and the last three "
+                        "quarters of a long review (head_tail)")
+    parser.add_argument("--no-group-by-length", dest="group_by_length", action="store_false", default=None,
+                        help="random batches instead of batches of similar length (the usual recipe)")
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
                         help="recompute activations in the backward pass: less memory, ~30%% slower")
@@ -64,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     matrix = commands.add_parser("matrix", help="models x methods x seeds, skipping finished runs")
     matrix.add_argument("--model", "--models", dest="models", nargs="+")
     matrix.add_argument("--methods", nargs="+", default=list(METHODS))
-    matrix.add_argument("--seeds", nargs="+", type=int, default=[0])
+    matrix.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="training seeds (default 0 1 2: the summary reports mean ± std and intervals)")
     matrix.add_argument("--force", action="store_true", help="re-run finished runs too")
     matrix.add_argument("--shard", metavar="K/N",
                         help="run only share K of N (1 <= K <= N): the runs whose position in the list sorted "
@@ -73,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run every run in this process (default: a fresh process per run, so memory "
                         "figures start clean and a crash costs one row)")
     _common(matrix)
+
+    ablation = commands.add_parser("ablation", help="one ablation of the study into results/ablations/<name>/")
+    ablation.add_argument("name", help="rank (LoRA rank), targets (attention vs attention + feed-forward) or lr "
+                          "(learning rate x 1/3, 1, 3 per method)")
+    ablation.add_argument("--model")
+    ablation.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ablation.add_argument("--force", action="store_true", help="re-run finished runs too")
+    ablation.add_argument("--in-process", action="store_true", help="run every run in this process")
+    _common(ablation)
 
     report = commands.add_parser("report", help="summary table and charts from the results store")
     report.add_argument("--results-dir")
@@ -85,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 CONFIG_FLAGS = ("train_size", "eval_size", "val_size", "data_seed", "epochs", "max_length", "batch_size", "lr",
-                "lora_r", "lora_alpha", "lora_dropout", "target_modules", "gradient_accumulation_steps",
+                "lora_r", "lora_alpha", "lora_dropout", "target_modules", "truncation", "group_by_length",
+                "gradient_accumulation_steps",
                 "gradient_checkpointing", "qlora_compute_dtype", "optim", "trust_remote_code", "data_dir",
                 "resume")
 
@@ -149,17 +165,44 @@ def _matrix(args, configs: list[RunConfig]) -> int:
         return 0
     # Fail fast on bad data here; each isolated run then reads it again in its own process.
     imdb = load_imdb(todo[0].data_dir)
+    from .train import world
+
+    rank, world_size = world()
     failures = 0
     progress = tqdm(todo, desc="runs", unit="run", disable=len(todo) == 1)
     for config in progress:
         progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
-        if args.in_process:
+        if args.in_process or world_size > 1:  # under torchrun the ranks must train together, in process
             result = run_and_record(config, args.results_dir, imdb)
         else:
             result = run_isolated(config, args.results_dir)
         failures += result.status == "failed"
-        _print_row(result)
+        if rank == 0:
+            _print_row(result)
     return 1 if failures else 0
+
+
+def _ablation(args) -> int:
+    """Run one ablation into <results>/ablations/<name>, reusing the main study's identical runs."""
+    from .ablations import ablation_configs
+    from .results import copy_run, has_ok_result, results_dir
+
+    main_store = results_dir(args.results_dir)
+    target = main_store / "ablations" / args.name
+    configs = []
+    for seed in args.seeds:
+        base = {c.method: c for c in _configs(args, [args.model] if args.model else [], list(METHODS), [seed])}
+        configs += ablation_configs(args.name, base)
+    reused = [c.key() for c in configs
+              if not args.force and not has_ok_result(c.key(), target) and copy_run(c.key(), main_store, target)]
+    if reused:
+        print(f"reused {len(reused)} run(s) of the main study from {main_store}")
+    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(target), "shard": None}), configs)
+    from .report import write_ablation
+
+    for path in write_ablation(args.name, target):
+        print(f"wrote {path}")
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
             for line in merge_results(args.dirs, args.results_dir):
                 print(line)
             return 0
+        if args.command == "ablation":
+            return _ablation(args)
         if args.command == "run":
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))

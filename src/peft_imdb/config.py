@@ -99,6 +99,8 @@ class RunConfig:
     gradient_checkpointing: bool = False
     qlora_compute_dtype: str | None = None  # None: from the hardware (bf16 >= cc 8.0, fp16, fp32 on CPU)
     optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
+    truncation: str = "head"  # "head" or "head_tail" (first quarter + last three quarters of max_length)
+    group_by_length: bool = True  # batches of similar length in training, length-sorted evaluation
     trust_remote_code: bool = False
     data_dir: str | None = field(default=None, compare=False)  # where, not what: not in the key
     resume: bool = field(default=False, compare=False)  # checkpoint each epoch, go on from the last one
@@ -119,6 +121,8 @@ class RunConfig:
             raise UserError("--epochs and --batch-size must be positive")
         if self.qlora_compute_dtype not in (None, "fp32", "fp16", "bf16"):
             raise UserError(f"--qlora-compute-dtype must be fp32, fp16 or bf16, got {self.qlora_compute_dtype!r}")
+        if self.truncation not in ("head", "head_tail"):
+            raise UserError(f"--truncation must be head or head_tail, got {self.truncation!r}")
         if self.lr_table not in LEARNING_RATES:
             raise UserError(f"unknown lr table {self.lr_table!r}; use one of {', '.join(LEARNING_RATES)}")
 

@@ -126,20 +126,44 @@ def make_splits(
     val_idx = balanced_indices(train_labels, val_size, seed + 1) if val_size else np.array([], dtype=int)
     train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx)
     test_idx = balanced_indices(test_labels, eval_size, seed + 2)
+    # review_id: the row of the review in its split, so predictions can be paired across runs.
     return DatasetDict(
-        train=imdb["train"].select(train_idx),
-        validation=imdb["train"].select(val_idx),
-        test=imdb["test"].select(test_idx),
+        train=imdb["train"].select(train_idx).add_column("review_id", train_idx.tolist()),
+        validation=imdb["train"].select(val_idx).add_column("review_id", val_idx.tolist()),
+        test=imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist()),
     )
 
 
-def tokenize(splits: DatasetDict, tokenizer, max_length: int) -> DatasetDict:
-    """Tokenize with truncation at max_length; padding is left to the per-batch collator."""
+TRUNCATIONS = ("head", "head_tail")
+
+
+def head_tail(ids: list, max_length: int) -> list:
+    """Keep the first quarter and the last three quarters of max_length (Sun et al. 2019: head+tail)."""
+    if len(ids) <= max_length:
+        return ids
+    head = max_length // 4
+    return ids[:head] + ids[len(ids) - (max_length - head):]
+
+
+def tokenize(splits: DatasetDict, tokenizer, max_length: int, truncation: str = "head") -> DatasetDict:
+    """Tokenize to at most max_length tokens (head, or head+tail); add a `length` column; pad per batch."""
     if max_length <= 0:
         raise UserError(f"max length must be positive, got {max_length}")
+    if truncation not in TRUNCATIONS:
+        raise UserError(f"unknown truncation {truncation!r}; use one of {', '.join(TRUNCATIONS)}")
 
     def encode(batch):
-        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+        if truncation == "head":
+            encoded = dict(tokenizer(batch["text"], truncation=True, max_length=max_length))
+        else:
+            # Special tokens sit at the two ends, so the head keeps [CLS]/<s> and the tail [SEP]/</s>.
+            from .models import transformers_errors_only
+
+            with transformers_errors_only():  # "longer than the maximum" is expected: it is cut just below
+                full = tokenizer(batch["text"], truncation=False)
+            encoded = {name: [head_tail(row, max_length) for row in rows] for name, rows in full.items()}
+        encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
 
     return splits.map(encode, batched=True, remove_columns=["text"], desc="tokenize")
 

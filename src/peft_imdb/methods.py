@@ -186,3 +186,16 @@ def count_parameters(model, head_names: list[str]) -> ParamCounts:
     head = sum(p.numel() for n, p in model.named_parameters() if set(n.split(".")[:-1]) & set(head_names))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return ParamCounts(adapter=0, head=head, trainable=trainable, total=total)
+
+
+def weights_mb(model) -> dict[str, float]:
+    """Bytes held by the model's tensors, in MB: `frozen` (base weights, packed for 4-bit) and `trainable`."""
+    frozen = trainable = 0
+    for parameter in model.parameters():
+        size = parameter.numel() * parameter.element_size()  # Params4bit: packed uint8, the real bytes
+        if parameter.requires_grad:
+            trainable += size
+        else:
+            frozen += size
+    frozen += sum(b.numel() * b.element_size() for b in model.buffers())
+    return {"frozen": frozen / 2**20, "trainable": trainable / 2**20}

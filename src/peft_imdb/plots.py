@@ -1,4 +1,4 @@
-"""Bar charts of the summary: accuracy, trainable parameters, training time, peak memory."""
+"""Figures of the summary: bar charts, Pareto plots of accuracy against cost, and the ablations."""
 
 from __future__ import annotations
 
@@ -77,3 +77,106 @@ def summary_charts(summary: pd.DataFrame, figures_dir: str | Path = "figures") -
     """Write the four bar charts to figures_dir; return their paths."""
     folder = Path(figures_dir)
     return [bar_chart(summary, col, label, title, folder / name, log) for col, label, title, name, log in CHARTS]
+
+
+PARETO_AXES = {
+    "peak_memory_mb": "peak memory in training (MB)",
+    "trainable_params": "trainable parameters (log scale)",
+    "train_time_s": "training wall time (s)",
+}
+
+
+def pareto_front(costs: pd.Series, accuracies: pd.Series) -> list:
+    """Index labels of the points no other point beats on both cost (lower) and accuracy (higher)."""
+    order = sorted(costs.index, key=lambda i: (costs[i], -accuracies[i]))
+    front, best = [], -float("inf")
+    for i in order:
+        if accuracies[i] > best:
+            front.append(i)
+            best = accuracies[i]
+    return front
+
+
+def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = False) -> Path:
+    """Accuracy against one cost, one labelled point per summary row, the Pareto frontier drawn."""
+    rows = summary.reset_index(drop=True)
+    x, y = rows[f"{column}_mean"], rows["accuracy_mean"]
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for i, row in rows.iterrows():
+        ax.errorbar(x[i], y[i], yerr=0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"],
+                    xerr=None if log or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
+                    fmt="o", ms=8, capsize=3, color=METHOD_COLORS.get(row["method"], "grey"), label=row["method"])
+        ax.annotate(_bar_labels(rows)[i].replace("\n", " "), (x[i], y[i]), xytext=(6, 6),
+                    textcoords="offset points", fontsize=8)
+    front = pareto_front(x, y)
+    ax.step(x[front], y[front], where="post", color="black", alpha=0.5, linestyle="--", label="Pareto frontier")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(PARETO_AXES.get(column, column))
+    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}",
+                 fontsize=9)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+ABLATION_AXES = {"rank": ("lora_r", "LoRA rank r (alpha = 2r, log scale)"),
+                 "lr": ("lr", "learning rate (log scale)"),
+                 "targets": ("placement", "adapter placement")}
+
+
+def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
+    """Accuracy (mean ± std over seeds, with the 95% interval shaded) against the ablation's varied setting."""
+    column, xlabel = ABLATION_AXES[name]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, rows in table.groupby("method", sort=False):
+        rows = rows.sort_values(column) if column != "placement" else rows
+        color = METHOD_COLORS.get(method, "grey")
+        if column == "placement":
+            for _, row in rows.iterrows():
+                position = f"{method}\n{row[column]}"
+                ax.bar(position, row["accuracy_mean"], yerr=0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"],
+                       capsize=4, color=color, hatch="//" if row[column] == "attention" else None,
+                       edgecolor="white", label=method)
+                ax.annotate(f"{row['accuracy_mean']:.3f}\n{row['trainable_params_mean']:,.0f} params",
+                            (position, row["accuracy_mean"]), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 4), textcoords="offset points")
+        else:
+            ax.errorbar(rows[column], rows["accuracy_mean"], yerr=rows["accuracy_std"].fillna(0), marker="o",
+                        capsize=3, color=color, label=method)
+            if rows["acc_low"].notna().all():
+                ax.fill_between(rows[column], rows["acc_low"], rows["acc_high"], color=color, alpha=0.15)
+            if name == "rank":
+                for _, row in rows.iterrows():
+                    ax.annotate(f"{row['trainable_params_mean']:,.0f}", (row[column], row["accuracy_mean"]),
+                                xytext=(0, -14), textcoords="offset points", ha="center", fontsize=7)
+    if column != "placement":
+        ax.set_xscale("log", base=2 if name == "rank" else 10)
+        if name == "rank":
+            ax.set_xticks(sorted(table[column].unique()), [str(int(v)) for v in sorted(table[column].unique())])
+    else:
+        low = float((table["accuracy_mean"] - table["accuracy_std"].fillna(0)).min())
+        ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    seeds = f"{table['n'].min()}-{table['n'].max()}" if table["n"].min() != table["n"].max() else f"{table['n'].min()}"
+    first = table.iloc[0]
+    ax.set_title(f"Ablation: {name}\n{first['model']}: {first['train_size']} train / {first['eval_size']} test "
+                 f"reviews, max length {first['max_length']}\n{seeds} seed(s); shaded: 95% CI over test reviews",
+                 fontsize=9)
+    ax.set_xlabel(xlabel + (" (numbers: trainable parameters)" if name == "rank" else ""))
+    ax.set_ylabel("test accuracy")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

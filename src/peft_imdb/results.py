@@ -58,6 +58,11 @@ class RunResult:
     peak_memory_mb: float | None = None  # training phase
     peak_reserved_mb: float | None = None  # CUDA only
     eval_peak_memory_mb: float | None = None
+    eval_peak_reserved_mb: float | None = None
+    load_peak_memory_mb: float | None = None  # loading and preparing the model (quantization included)
+    load_peak_reserved_mb: float | None = None
+    frozen_weights_mb: float | None = None  # bytes of the frozen base weights (4-bit packed for QLoRA)
+    trainable_weights_mb: float | None = None
     memory_kind: str | None = None
     memory_note: str = ""
     base_weight_bits: int | None = None
@@ -65,6 +70,9 @@ class RunResult:
     gradient_checkpointing: bool | None = None
     saved_mb: float | None = None
     precision_mode: str | None = None
+    attention: str | None = None  # attention kernel (sdpa where the architecture has it)
+    world_size: int = 1  # processes that trained together (torchrun / accelerate launch)
+    train_steps: int | None = None  # optimizer steps
     lr: float | None = None
     resumed_from_step: int | None = None  # --resume: the checkpoint's step training went on from
     env: dict[str, Any] = field(default_factory=dict)
@@ -143,13 +151,13 @@ def checkpoint_dir(key: str, root: str | os.PathLike | None = None) -> Path:
     return results_dir(root) / "checkpoints" / key
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new one, never a part."""
+def atomic_write(path: Path, write) -> None:
+    """Write a file through write(handle) so that readers see the old content or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; records are plain shared files
@@ -157,6 +165,58 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """atomic_write of a text (UTF-8)."""
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def predictions_path(key: str, root: str | os.PathLike | None = None) -> Path:
+    """Where a run's per-review test predictions are kept: results/predictions/<key>.npz."""
+    return results_dir(root) / "predictions" / f"{key}.npz"
+
+
+def save_predictions(key: str, review_ids, labels, predicted, prob_positive,
+                     root: str | os.PathLike | None = None) -> Path:
+    """Store one run's test predictions (sorted by review id), atomically, as a compressed npz."""
+    import numpy as np
+
+    order = np.argsort(np.asarray(review_ids), kind="stable")
+    arrays = {
+        "review_id": np.asarray(review_ids, dtype=np.int32)[order],
+        "label": np.asarray(labels, dtype=np.int8)[order],
+        "predicted": np.asarray(predicted, dtype=np.int8)[order],
+        "prob_positive": np.asarray(prob_positive, dtype=np.float16)[order],
+    }
+    path = predictions_path(key, root)
+    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+    return path
+
+
+def load_predictions(key: str, root: str | os.PathLike | None = None) -> pd.DataFrame | None:
+    """One run's predictions as a DataFrame (review_id, label, predicted, prob_positive), or None."""
+    import numpy as np
+
+    path = predictions_path(key, root)
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        frame = pd.DataFrame({name: data[name] for name in data.files})
+    return frame.astype({"prob_positive": "float32"})
+
+
+def copy_run(key: str, source: str | os.PathLike, target: str | os.PathLike) -> bool:
+    """Copy a finished run (row and predictions) from one results folder to another; False if none."""
+    record = read_result(key, source)
+    if record is None or record.status != "ok":
+        return False
+    predictions = predictions_path(key, source)
+    if predictions.is_file():
+        data = predictions.read_bytes()
+        atomic_write(predictions_path(key, target), lambda handle: handle.write(data))
+    save_result(record, target)
+    return True
 
 
 def save_result(result: RunResult, root: str | os.PathLike | None = None) -> Path:
@@ -237,7 +297,8 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
         row.pop("env", None)
         row["trainable_percent"] = record.trainable_percent
         row["device"] = record.env.get("device")
-        for name in ("train_size", "eval_size", "epochs", "max_length"):
+        row["versions"] = record.env.get("versions")
+        for name in ("train_size", "eval_size", "epochs", "max_length", "lora_r", "truncation", "group_by_length"):
             row[name] = config.get(name)
         rows.append(row)
     frame = pd.DataFrame(rows)
@@ -284,10 +345,14 @@ def merge_results(sources: list[str | os.PathLike], target: str | os.PathLike | 
                 lines.append(f"kept {record.key} from {held[1]} (finished {held[0].finished_at}); "
                              f"row in {source} (finished {record.finished_at}) not newer, left out")
     added = 0
-    for key, (record, _) in chosen.items():
+    for key, (record, origin) in chosen.items():
         if key not in kept or kept[key][0].to_dict() != record.to_dict():
             save_result(record, out)
             added += key not in kept
+            source_predictions = predictions_path(key, origin)  # the row came from a source folder
+            if source_predictions.is_file():
+                data = source_predictions.read_bytes()
+                atomic_write(predictions_path(key, out), lambda handle, data=data: handle.write(data))
     replaced = sum(1 for key in kept if kept[key][0].to_dict() != chosen[key][0].to_dict())
     lines.append(f"merged {len(sources)} folder(s) into {_runs_dir(out)}: {len(chosen)} run(s), "
                  f"{added} added, {replaced} replaced")

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,13 +20,23 @@ from .config import RunConfig
 from .data import load_imdb, make_splits, tokenize
 from .errors import Unsupported, UserError
 from .hardware import choose_precision, device_kind
-from .methods import build_model, count_parameters
+from .methods import build_model, count_parameters, weights_mb
 from .models import load_tokenizer
-from .results import RunResult, checkpoint_dir, environment, read_result, save_result
+from .results import RunResult, checkpoint_dir, environment, read_result, save_predictions, save_result
 from .tracking import Tracker
 
 CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
 CPU_MEMORY_NOTE = "peak resident memory of the process during training (Linux VmHWM reset before it)"
+
+
+@dataclass
+class TestPredictions:
+    """Per-review test outcome of one run, aligned by position."""
+
+    review_id: np.ndarray
+    label: np.ndarray
+    predicted: np.ndarray
+    prob_positive: np.ndarray
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
@@ -58,15 +69,47 @@ def _warmup(arguments_class, ratio: float) -> dict:
     return {"warmup_steps": ratio}
 
 
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process under torchrun / accelerate launch; (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _length_grouping(arguments_class, on: bool) -> dict:
+    """transformers 5 takes `train_sampling_strategy`; 4.x (Colab) has `group_by_length`."""
+    import inspect
+
+    if "train_sampling_strategy" in inspect.signature(arguments_class.__init__).parameters:
+        return {"train_sampling_strategy": "group_by_length" if on else "random"}
+    return {"group_by_length": on}
+
+
+def _trainer_class():
+    """The Trainer, evaluating in dataset order: eval sets come sorted by length, predictions stay aligned."""
+    from torch.utils.data import SequentialSampler
+    from transformers import Trainer
+
+    class InOrderEvalTrainer(Trainer):
+        def _get_eval_sampler(self, eval_dataset):
+            if self.args.world_size > 1:  # accelerate shards it in order and gathers in order
+                return None
+            return SequentialSampler(eval_dataset)
+
+    return InOrderEvalTrainer
+
+
 def _dir_size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
 def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) -> DatasetDict:
-    """Balanced train/validation/test subsets of IMDb, tokenized for config.max_length."""
+    """Balanced train/validation/test subsets of IMDb, tokenized; with group_by_length, eval sets longest first."""
     imdb = imdb if imdb is not None else load_imdb(config.data_dir)
     splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed)
-    return tokenize(splits, tokenizer, config.max_length)
+    data = tokenize(splits, tokenizer, config.max_length, config.truncation)
+    if config.group_by_length:  # each eval batch then pads to a length close to its own reviews
+        for split in ("validation", "test"):
+            data[split] = data[split].sort("length", reverse=True)
+    return data
 
 
 def _last_checkpoint(folder: Path | None) -> str | None:
@@ -76,13 +119,14 @@ def _last_checkpoint(folder: Path | None) -> str | None:
     return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
 
 
-def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None,
-                   checkpoints: str | os.PathLike | None = None) -> RunResult:
-    """Train and evaluate one method; raise UserError/Unsupported for bad input or hardware.
+def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None,
+                   checkpoints: str | os.PathLike | None = None) -> tuple[RunResult, TestPredictions]:
+    """Train and evaluate one method, returning its row and per-review test predictions.
 
-    With `checkpoints`, a checkpoint is saved there each epoch and training goes on from the newest one.
+    Raises UserError/Unsupported for bad input or hardware. With `checkpoints`, a checkpoint is saved
+    there each epoch and training goes on from the newest one.
     """
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
     set_seed(config.seed)
     precision = choose_precision()
@@ -92,6 +136,7 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
     with tracker.phase("load"):
         model, info = build_model(config, tokenizer, precision)
     counts = count_parameters(model, info.head_modules)
+    weights = weights_mb(model)
 
     with tempfile.TemporaryDirectory(prefix="peft-imdb-") as workdir:
         has_val = len(data["validation"]) > 0
@@ -110,6 +155,7 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             weight_decay=config.weight_decay,
             **_warmup(TrainingArguments, config.warmup_ratio),
             lr_scheduler_type="linear",
+            **_length_grouping(TrainingArguments, config.group_by_length),
             **({"optim": config.optim} if config.optim else {}),
             fp16=precision.fp16,
             bf16=precision.bf16,
@@ -126,8 +172,10 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             dataloader_num_workers=0,
             disable_tqdm=False,
             use_cpu=device_kind() == "cpu",
+            **({"ddp_backend": "gloo"} if device_kind() == "cpu" and world()[1] > 1 else {}),
+            **({"ddp_find_unused_parameters": False} if world()[1] > 1 else {}),
         )
-        trainer = Trainer(
+        trainer = _trainer_class()(
             model=model,
             args=args,
             train_dataset=data["train"],
@@ -145,14 +193,18 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         # The test subset is evaluated once, after training: it never picks a checkpoint.
         with tracker.phase("eval"):
             prediction = trainer.predict(data["test"])
-        predictions = np.argmax(prediction.predictions, axis=-1)
+        logits = prediction.predictions
+        predictions = np.argmax(logits, axis=-1)
         metrics = classification_metrics(prediction.label_ids, predictions)
+        prob_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)[:, 1].numpy()
+        test_reviews = TestPredictions(np.asarray(list(data["test"]["review_id"])), prediction.label_ids,
+                                       predictions, prob_positive)
 
         artifact = Path(save_dir) if save_dir else Path(workdir) / "artifact"
         model.save_pretrained(artifact, safe_serialization=True)
         saved_mb = _dir_size_mb(artifact)
 
-    train_stats, eval_stats = tracker.phases["train"], tracker.phases["eval"]
+    train_stats, eval_stats, load_stats = tracker.phases["train"], tracker.phases["eval"], tracker.phases["load"]
     result = RunResult(
         key=config.key(),
         model=config.model,
@@ -176,6 +228,11 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         peak_memory_mb=train_stats.peak_mb,
         peak_reserved_mb=train_stats.peak_reserved_mb,
         eval_peak_memory_mb=eval_stats.peak_mb,
+        eval_peak_reserved_mb=eval_stats.peak_reserved_mb,
+        load_peak_memory_mb=load_stats.peak_mb,
+        load_peak_reserved_mb=load_stats.peak_reserved_mb,
+        frozen_weights_mb=weights["frozen"],
+        trainable_weights_mb=weights["trainable"],
         memory_kind=tracker.memory_kind,
         memory_note=CUDA_MEMORY_NOTE if tracker.cuda else CPU_MEMORY_NOTE,
         base_weight_bits=info.base_weight_bits,
@@ -183,13 +240,22 @@ def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         gradient_checkpointing=info.gradient_checkpointing,
         saved_mb=saved_mb,
         precision_mode=precision.name,
+        attention=getattr(model.config, "_attn_implementation", None),
+        world_size=world()[1],
+        train_steps=trainer.state.global_step,
         lr=config.learning_rate,
         resumed_from_step=int(resume_from.rsplit("-", 1)[1]) if resume_from else None,
         env=environment(),
     )
     del model, trainer
     release()
-    return result
+    return result, test_reviews
+
+
+def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None,
+                   checkpoints: str | os.PathLike | None = None) -> RunResult:
+    """Train and evaluate one method and return its row (train_and_test without the predictions)."""
+    return train_and_test(config, imdb, save_dir, checkpoints)[0]
 
 
 def release() -> None:
@@ -212,7 +278,10 @@ def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = No
     """Run one config and store its row: ok, skipped (hardware) or failed (with the error)."""
     checkpoints = checkpoint_dir(config.key(), results_dir) if config.resume else None
     try:
-        result = run_experiment(config, imdb, checkpoints=checkpoints)
+        result, predictions = train_and_test(config, imdb, checkpoints=checkpoints)
+        if world()[0] == 0:
+            save_predictions(result.key, predictions.review_id, predictions.label, predictions.predicted,
+                             predictions.prob_positive, results_dir)
     except UserError:
         raise  # bad input stops the whole command: it would fail every run the same way
     except Unsupported as exc:
@@ -221,13 +290,29 @@ def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = No
         first = str(exc).splitlines()[0] if str(exc) else ""
         result = failed_result(config, "failed", f"{type(exc).__name__}: {first}"[:500])
         release()
+    if world()[0] != 0:
+        return result  # under torchrun every process trains; only rank 0 writes the row
     save_result(result, results_dir)
     if checkpoints is not None and result.status == "ok":
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run is unfinished
     return result
 
 
-def _run_in_child(config: RunConfig, results_dir, reply) -> None:
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent dies, so no orphan trains on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: an orphan finishes its run and writes its row
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _run_in_child(config: RunConfig, results_dir, reply, parent: int) -> None:
+    _die_with_parent(parent)
     try:
         run_and_record(config, results_dir)
     except UserError as exc:
@@ -239,7 +324,7 @@ def run_isolated(config: RunConfig, results_dir: str | os.PathLike | None = None
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     context = multiprocessing.get_context("spawn")
     reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_run_in_child, args=(config, results_dir, writer))
+    process = context.Process(target=_run_in_child, args=(config, results_dir, writer, os.getpid()))
     process.start()
     process.join()
     if reader.poll():

@@ -1,0 +1,88 @@
+"""The report on a synthetic store: intervals and p-values present, figures written, output deterministic."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from peft_imdb.config import RunConfig
+from peft_imdb.plots import pareto_front
+from peft_imdb.report import add_statistics, advice, summarize, write_ablation, write_report
+from peft_imdb.results import RunResult, load_results, save_predictions, save_result
+
+ACCURACY = {"full": 0.86, "lora": 0.85, "qlora": 0.80, "ia3": 0.78}
+MEMORY = {"full": 1400.0, "lora": 1200.0, "qlora": 1000.0, "ia3": 1150.0}
+PARAMS = {"full": 22_000_000, "lora": 220_000, "qlora": 220_000, "ia3": 160_000}
+
+
+def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrides) -> RunResult:
+    """Store a run with predictions right at the method's accuracy (seeded noise on which reviews)."""
+    config = RunConfig(model="minilm", method=method, seed=seed, train_size=100, eval_size=reviews, **config_overrides)
+    rng = np.random.default_rng(hash((method, seed, str(config_overrides))) % 2**32)
+    labels = np.tile([0, 1], reviews // 2)
+    accuracy = ACCURACY[method] + 0.01 * config_overrides.get("lora_r", 0) / 32
+    correct = rng.permutation(np.arange(reviews) < round(accuracy * reviews))
+    predicted = np.where(correct, labels, 1 - labels)
+    row = RunResult(
+        key=config.key(), model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
+        accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS[method], adapter_params=0, head_params=0,
+        total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
+        eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0, memory_kind="cpu_rss",
+        base_weight_bits=4 if method == "qlora" else 32, saved_mb=1.0, lr=config.learning_rate,
+        train_samples_per_s=10.0, eval_samples_per_s=30.0, env={"device": "cpu", "versions": {"torch": "x"}},
+        finished_at=f"2026-01-01T00:00:{seed:02d}+00:00",
+    )
+    save_predictions(row.key, np.arange(reviews)[::-1], labels[::-1], predicted[::-1], correct[::-1] * 1.0, root)
+    save_result(row, root)
+    return row
+
+
+@pytest.fixture
+def store(tmp_path):
+    root = tmp_path / "results"
+    for method in ACCURACY:
+        for seed in range(3):
+            fake_run(root, method, seed)
+    return root
+
+
+def test_statistics_and_advice_follow_the_numbers(store):
+    table = add_statistics(summarize(load_results(store)), store)
+    assert list(table["method"]) == ["full", "lora", "qlora", "ia3"]
+    assert table["n"].tolist() == [3, 3, 3, 3]
+    assert (table["acc_low"] < table["accuracy_mean"]).all() and (table["accuracy_mean"] < table["acc_high"]).all()
+    by_method = table.set_index("method")
+    assert np.isnan(by_method.loc["full", "p_value"])
+    assert by_method.loc["lora", "diff_low"] < 0 < by_method.loc["lora", "diff_high"]  # 1 point: noise here
+    assert by_method.loc["qlora", "diff_high"] < 0 and by_method.loc["qlora", "p_value"] < 0.001
+    text = "\n".join(advice(table))
+    assert "lora matches Full FT" in text and "qlora is below Full FT" in text
+    assert "Least memory at Full FT's accuracy: **lora**" in text
+
+
+def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
+    for r in (2, 8, 32):
+        fake_run(store / "ablations" / "rank", "lora", 0, lora_r=r, lora_alpha=2 * r)
+    figures = tmp_path / "figures"
+    first = write_report(store, figures)
+    names = {p.name for p in first}
+    assert {"summary.md", "accuracy.png", "pareto_memory.png", "pareto_params.png", "pareto_time.png",
+            "ablation_rank.png", "peak_memory.png"} <= names
+    assert all(p.stat().st_size > 5000 for p in first if p.suffix == ".png")
+    text = (store / "summary.md").read_text()
+    assert "95% CI" in text and "p = " in text and "## Ablation: rank" in text
+    for method in ACCURACY:
+        assert f"| minilm | {method} | 3 |" in text
+    write_report(store, figures)
+    assert (store / "summary.md").read_text() == text
+
+
+def test_an_ablation_figure_needs_finished_runs(tmp_path):
+    assert write_ablation("rank", tmp_path / "empty", tmp_path) == []
+    fake_run(tmp_path / "abl", "lora", 0, lora_r=4, lora_alpha=8)
+    assert write_ablation("rank", tmp_path / "abl", tmp_path)[0].name == "ablation_rank.png"
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    costs = pd.Series([1.0, 2.0, 3.0, 4.0], index=list("abcd"))
+    accuracy = pd.Series([0.7, 0.9, 0.8, 0.95], index=list("abcd"))
+    assert pareto_front(costs, accuracy) == ["a", "b", "d"]

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study test report notebooks clean
+.PHONY: setup study ablations test report notebooks clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,8 +21,14 @@ $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 
 setup: $(VENV)/.installed
 
-study: setup  ## the four methods on the detected profile, then the summary and charts
+study: setup  ## the four methods x 3 seeds on the detected profile, then the summary and charts
 	$(PY) -m peft_imdb matrix
+	$(PY) -m peft_imdb report
+
+ablations: setup  ## LoRA rank, adapter placement, learning rate (reuses the study's identical runs)
+	$(PY) -m peft_imdb ablation rank
+	$(PY) -m peft_imdb ablation targets
+	$(PY) -m peft_imdb ablation lr
 	$(PY) -m peft_imdb report
 
 notebooks: setup  ## execute notebooks/ in place, with outputs, on PEFT_IMDB_PROFILE (default: detected)

@@ -6,7 +6,9 @@ main study already holds (same run key) is copied from there instead of being tr
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from .config import METHODS, RunConfig
 from .errors import UserError
@@ -70,3 +72,34 @@ def ablation_configs(name: str, base: dict[str, RunConfig]) -> list[RunConfig]:
         replace(ia3, target_modules=[t for t in preset if t not in feedforward]),  # keys and values only
         ia3,  # keys, values and the feed-forward output
     ]
+
+
+def ablation_folder(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Where ablation `name` keeps its runs: <results>/ablations/<name>."""
+    from .results import results_dir
+
+    return results_dir(root) / "ablations" / name
+
+
+def reuse_study_runs(configs: list[RunConfig], root: str | os.PathLike | None = None,
+                     folder: Path | None = None) -> list[str]:
+    """Copy into the ablation folder the runs the main study already finished (same key); return their keys."""
+    from .results import copy_run, has_ok_result, results_dir
+
+    return [c.key() for c in configs if not has_ok_result(c.key(), folder) and copy_run(c.key(), results_dir(root), folder)]
+
+
+def run_ablation(name: str, base: dict[str, RunConfig], root: str | os.PathLike | None = None,
+                 retrain: bool = False) -> Path:
+    """Run ablation `name` in this process (finished and study runs are reused unless retrain); return its folder."""
+    from .results import has_ok_result
+    from .train import run_and_record
+
+    folder = ablation_folder(name, root)
+    configs = ablation_configs(name, base)
+    if not retrain:
+        reuse_study_runs(configs, root, folder)
+    for config in configs:
+        if retrain or not has_ok_result(config.key(), folder):
+            run_and_record(config, folder)
+    return folder

@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--seeds", nargs="+", type=int, default=[0])
     ablation.add_argument("--force", action="store_true", help="re-run finished runs too")
     ablation.add_argument("--in-process", action="store_true", help="run every run in this process")
+    ablation.add_argument("--figures-dir", default="figures")
     _common(ablation)
 
     report = commands.add_parser("report", help="summary table and charts from the results store")
@@ -184,23 +185,20 @@ def _matrix(args, configs: list[RunConfig]) -> int:
 
 def _ablation(args) -> int:
     """Run one ablation into <results>/ablations/<name>, reusing the main study's identical runs."""
-    from .ablations import ablation_configs
-    from .results import copy_run, has_ok_result, results_dir
+    from .ablations import ablation_configs, ablation_folder, reuse_study_runs
+    from .report import write_ablation
 
-    main_store = results_dir(args.results_dir)
-    target = main_store / "ablations" / args.name
     configs = []
     for seed in args.seeds:
         base = {c.method: c for c in _configs(args, [args.model] if args.model else [], list(METHODS), [seed])}
         configs += ablation_configs(args.name, base)
-    reused = [c.key() for c in configs
-              if not args.force and not has_ok_result(c.key(), target) and copy_run(c.key(), main_store, target)]
-    if reused:
-        print(f"reused {len(reused)} run(s) of the main study from {main_store}")
-    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(target), "shard": None}), configs)
-    from .report import write_ablation
-
-    for path in write_ablation(args.name, target):
+    folder = ablation_folder(args.name, args.results_dir)
+    if not args.force:
+        reused = reuse_study_runs(configs, args.results_dir, folder)
+        if reused:
+            print(f"reused {len(reused)} finished run(s) of the main study")
+    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None}), configs)
+    for path in write_ablation(args.name, folder, args.figures_dir):
         print(f"wrote {path}")
     return code
 

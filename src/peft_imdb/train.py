@@ -319,6 +319,14 @@ def _run_in_child(config: RunConfig, results_dir, reply, parent: int) -> None:
         reply.send(str(exc))
 
 
+def _death_reason(exitcode: int | None) -> str:
+    """Why a run's process ended without a row, and what to try."""
+    if exitcode is not None and exitcode < 0:
+        return (f"the run's process was killed by signal {-exitcode} (exit code {exitcode}); "
+                "if it ran out of memory, try a smaller --batch-size or --max-length")
+    return f"the run's process died (exit code {exitcode}); its error is printed above"
+
+
 def run_isolated(config: RunConfig, results_dir: str | os.PathLike | None = None) -> RunResult:
     """run_and_record in a fresh process: its memory figures start clean, and a crash costs one row."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -331,7 +339,6 @@ def run_isolated(config: RunConfig, results_dir: str | os.PathLike | None = None
         raise UserError(reader.recv())
     result = read_result(config.key(), results_dir)
     if process.exitcode != 0 or result is None or result.finished_at < started:
-        result = failed_result(config, "failed", f"the run's process died (exit code {process.exitcode}); "
-                               "out of memory? try a smaller --batch-size or --max-length")
+        result = failed_result(config, "failed", _death_reason(process.exitcode))
         save_result(result, results_dir)
     return result

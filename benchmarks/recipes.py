@@ -1,0 +1,119 @@
+"""The two training recipes the benchmarks compare, built from the package's own pieces.
+
+- usual: what the reference studies (and most tutorials) do: every review padded to max length,
+  random batches, the Trainer's defaults.
+- ours: what `peft_imdb` does: dynamic padding per batch, length-grouped training batches,
+  length-sorted evaluation (see `peft_imdb.train`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
+
+from peft_imdb.config import RunConfig  # noqa: E402
+from peft_imdb.data import load_imdb, make_splits, tokenize  # noqa: E402
+from peft_imdb.hardware import choose_precision, device_kind  # noqa: E402
+from peft_imdb.methods import build_model  # noqa: E402
+from peft_imdb.models import load_tokenizer  # noqa: E402
+from peft_imdb.train import _length_grouping, _trainer_class, _warmup, classification_metrics  # noqa: E402
+
+RECIPES = ("usual", "ours")
+
+
+def padding_bound(lengths: np.ndarray, batch_size: int, max_length: int) -> float:
+    """Tokens of every review padded to max_length over tokens of length-sorted batches, each padded to its longest."""
+    lengths = np.sort(np.minimum(lengths, max_length))[::-1]
+    grouped = sum(len(chunk) * chunk.max() for chunk in np.array_split(lengths, np.arange(batch_size, len(lengths),
+                                                                                           batch_size)))
+    return float(len(lengths) * max_length / grouped)
+
+
+def recipe_data(config: RunConfig, tokenizer, recipe: str, imdb=None):
+    """Train/validation/test subsets tokenized for a recipe: padded to max_length (usual) or not (ours)."""
+    splits = make_splits(imdb if imdb is not None else load_imdb(config.data_dir), config.train_size,
+                         config.eval_size, config.val_size, config.data_seed)
+    data = tokenize(splits, tokenizer, config.max_length, config.truncation)
+    if recipe == "usual":
+        pad = tokenizer.pad_token_id
+
+        def pad_to_max(batch):
+            width = config.max_length
+            out = {"input_ids": [ids + [pad] * (width - len(ids)) for ids in batch["input_ids"]],
+                   "attention_mask": [m + [0] * (width - len(m)) for m in batch["attention_mask"]]}
+            if "token_type_ids" in batch:
+                out["token_type_ids"] = [t + [0] * (width - len(t)) for t in batch["token_type_ids"]]
+            return out
+
+        data = data.map(pad_to_max, batched=True, desc="pad to max length")
+    else:
+        for split in ("validation", "test"):
+            data[split] = data[split].sort("length", reverse=True)
+    return data
+
+
+@dataclass
+class Outcome:
+    """What one recipe cost and bought."""
+
+    recipe: str
+    train_seconds: float
+    train_samples: int
+    eval_seconds: float
+    eval_samples: int
+    accuracy: float
+    steps: int
+    correct: np.ndarray
+
+    @property
+    def train_samples_per_s(self) -> float:
+        """Training throughput."""
+        return self.train_samples / self.train_seconds
+
+    @property
+    def eval_samples_per_s(self) -> float:
+        """Evaluation throughput."""
+        return self.eval_samples / self.eval_seconds
+
+
+def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int = -1,
+                 eval_test_each_epoch: bool = False) -> Outcome:
+    """Train config's model with one recipe, then evaluate on the test subset once."""
+    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+
+    set_seed(config.seed)
+    precision = choose_precision()
+    model, _ = build_model(config, tokenizer, precision)
+    ours = recipe == "ours"
+    eval_set = data["test"] if eval_test_each_epoch else None
+    args = TrainingArguments(
+        output_dir="/tmp/peft-imdb-benchmark", num_train_epochs=config.epochs, max_steps=max_steps,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
+        learning_rate=config.learning_rate, weight_decay=config.weight_decay,
+        **_warmup(TrainingArguments, config.warmup_ratio), lr_scheduler_type="linear",
+        **_length_grouping(TrainingArguments, ours), fp16=precision.fp16, bf16=precision.bf16,
+        eval_strategy="epoch" if eval_test_each_epoch else "no", save_strategy="no", report_to=[],
+        seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
+        use_cpu=device_kind() == "cpu", logging_strategy="no",
+    )
+    trainer = _trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=eval_set,
+                               data_collator=DataCollatorWithPadding(tokenizer))
+    started = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    prediction = trainer.predict(data["test"])
+    eval_seconds = time.perf_counter() - started
+    predicted = np.argmax(prediction.predictions, axis=-1)
+    order = np.argsort(np.asarray(list(data["test"]["review_id"])))
+    correct = (predicted == prediction.label_ids)[order]
+    steps = trainer.state.global_step
+    samples = steps * config.batch_size * config.gradient_accumulation_steps
+    return Outcome(recipe, train_seconds, samples, eval_seconds, len(predicted),
+                   classification_metrics(prediction.label_ids, predicted)["accuracy"], steps, correct)

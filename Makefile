@@ -24,18 +24,21 @@ setup: $(VENV)/.installed
 study: setup  ## the four methods x 3 seeds on the detected profile, then the summary and charts
 	$(PY) -m peft_imdb matrix
 	$(PY) -m peft_imdb report
+	$(PY) scripts/update_readme.py
 
 ablations: setup  ## LoRA rank, adapter placement, learning rate (reuses the study's identical runs)
 	$(PY) -m peft_imdb ablation rank
 	$(PY) -m peft_imdb ablation targets
 	$(PY) -m peft_imdb ablation lr
 	$(PY) -m peft_imdb report
+	$(PY) scripts/update_readme.py
 
 notebooks: setup  ## execute notebooks/ in place, with outputs, on PEFT_IMDB_PROFILE (default: detected)
 	$(PY) scripts/execute_notebooks.py
 
-report: setup
+report: setup  ## results/summary.md, figures/ and the README's tables, from the stored results
 	$(PY) -m peft_imdb report
+	$(PY) scripts/update_readme.py
 
 test: setup
 	$(PY) -m pytest

@@ -25,6 +25,20 @@ from peft_imdb.models import load_tokenizer  # noqa: E402
 from peft_imdb.train import _length_grouping, _trainer_class, _warmup, classification_metrics  # noqa: E402
 
 RECIPES = ("usual", "ours")
+BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+
+
+def save_benchmark(name: str, payload: dict, folder: str | Path | None = None) -> Path:
+    """Store a benchmark's measurements with the environment (results/benchmarks/<name>.json), atomically."""
+    import json
+
+    from peft_imdb.results import atomic_write_text, environment
+
+    path = Path(folder or BENCHMARKS_DIR) / f"{name}.json"
+    record = {"benchmark": name, **payload, "env": environment(),
+              "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}
+    atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def padding_bound(lengths: np.ndarray, batch_size: int, max_length: int) -> float:
@@ -70,6 +84,7 @@ class Outcome:
     accuracy: float
     steps: int
     correct: np.ndarray
+    trainer: object = None  # the Trainer with the trained model, for inference measurements
 
     @property
     def train_samples_per_s(self) -> float:
@@ -116,4 +131,4 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
     steps = trainer.state.global_step
     samples = steps * config.batch_size * config.gradient_accumulation_steps
     return Outcome(recipe, train_seconds, samples, eval_seconds, len(predicted),
-                   classification_metrics(prediction.label_ids, predicted)["accuracy"], steps, correct)
+                   classification_metrics(prediction.label_ids, predicted)["accuracy"], steps, correct, trainer)

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from recipes import RunConfig, load_imdb, load_tokenizer, padding_bound, recipe_data, train_recipe
+from recipes import RunConfig, load_imdb, load_tokenizer, padding_bound, recipe_data, save_benchmark, train_recipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="lora", choices=["full", "lora", "qlora", "ia3"])
     parser.add_argument("--eval-size", type=int, default=400, help="test reviews scored after training")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from peft_imdb.errors import UserError
@@ -65,6 +66,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accuracy ours - usual: {100 * gap.difference.value:+.1f} points (95% CI "
           f"[{100 * gap.difference.low:+.1f}, {100 * gap.difference.high:+.1f}], McNemar p = {gap.p_value:.3f})")
     print(f"eval speed-up: {ours.eval_samples_per_s / usual.eval_samples_per_s:.2f}x")
+    path = save_benchmark(f"throughput_{args.method}_L{args.max_length}", {
+        "model": args.model, "method": args.method, "max_length": args.max_length, "batch_size": args.batch_size,
+        "steps": args.steps, "train_reviews": len(lengths), "test_reviews": usual.eval_samples,
+        **{f"{o.recipe}_{k}": v for o in (usual, ours) for k, v in (
+            ("train_samples_per_s", o.train_samples_per_s), ("train_seconds", o.train_seconds),
+            ("eval_samples_per_s", o.eval_samples_per_s), ("accuracy", o.accuracy))},
+        "accuracy_difference": gap.difference.value, "accuracy_difference_low": gap.difference.low,
+        "accuracy_difference_high": gap.difference.high, "p_value": gap.p_value,
+        "ratio": ratio, "bound": bound, "fraction": ratio / bound}, args.out)
+    print(f"wrote {path}")
     print(f"ratio={ratio:.3f} bound={bound:.3f} fraction={ratio / bound:.3f}")
     return 0
 

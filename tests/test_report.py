@@ -86,3 +86,17 @@ def test_pareto_front_keeps_only_undominated_points():
     costs = pd.Series([1.0, 2.0, 3.0, 4.0], index=list("abcd"))
     accuracy = pd.Series([0.7, 0.9, 0.8, 0.95], index=list("abcd"))
     assert pareto_front(costs, accuracy) == ["a", "b", "d"]
+
+
+def test_readme_tables_are_generated_from_the_committed_results():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, str(root / "scripts" / "update_readme.py"), "--check"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    readme = (root / "README.md").read_text()
+    for block in ("study", "throughput", "study_time", "truncation", "inference", "scaling"):
+        assert f"<!-- begin:{block} -->" in readme and f"<!-- end:{block} -->" in readme

@@ -199,3 +199,17 @@ def weights_mb(model) -> dict[str, float]:
             frozen += size
     frozen += sum(b.numel() * b.element_size() for b in model.buffers())
     return {"frozen": frozen / 2**20, "trainable": trainable / 2**20}
+
+
+def merge_adapter(model):
+    """Fold LoRA/IA3 weights (and the trained head) into the base model: same outputs, no adapter overhead."""
+    if not hasattr(model, "merge_and_unload"):
+        raise UserError("only a LoRA or IA3 model has an adapter to merge; full fine-tuning has none")
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False):
+        raise UserError("merging into 4-bit weights re-quantizes them (lossy); keep QLoRA as an adapter")
+    if model.peft_config[model.active_adapter].peft_type.value == "IA3":
+        # peft 0.21's IA3 unload breaks on a trained pooler (modules_to_save); merging in place is the same
+        # arithmetic: the scaled weights replace the originals and the layers stop rescaling.
+        model.merge_adapter()
+        return model
+    return model.merge_and_unload()

@@ -1,4 +1,4 @@
-"""Helpers the notebooks call: folders, parameter formulas, run and store views, and notebook execution."""
+"""Helpers the notebooks call: folders, parameter formulas, stored-or-new runs, store views, and execution."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import re
 import warnings
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,13 +16,14 @@ import pandas as pd
 # text bars are what a saved notebook should hold anyway. Set before .data imports datasets (tqdm).
 warnings.filterwarnings("ignore", message="IProgress not found")
 
-from .config import Profile, RunConfig  # noqa: E402
+from .config import METHODS, Profile, RunConfig  # noqa: E402
 from .data import DATA_ENV  # noqa: E402
 from .results import RESULTS_ENV, RunResult  # noqa: E402
 
 FIGURES_ENV = "PEFT_IMDB_FIGURES"
 ALL_PARAMETERS = "all parameters of the trained model"
-NOTEBOOKS = ("00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3", "05_compare")
+NOTEBOOKS = ("00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3", "05_compare",
+             "06_ablations")
 
 # Storage of the frozen base weights under QLoRA: 4-bit NF4 codes, one 8-bit absmax per block of 64
 # (double quantization) and one fp32 constant per 256 of those blocks: 4 + 8/64 + 32/(64*256) bits.
@@ -31,6 +33,11 @@ RUN_COLUMNS = ["status", "reason", "accuracy", "f1", "val_accuracy", "trainable_
                "head_params", "total_params", "trainable_percent", "train_time_s", "train_samples_per_s",
                "eval_time_s", "peak_memory_mb", "memory_kind", "base_weight_bits", "saved_mb", "precision_mode",
                "lr", "device", "key"]
+# What the statistics table shows (report.add_statistics): accuracy with its interval, the paired
+# comparison with Full FT, and the costs; an ablation's varied column goes first.
+STATISTICS_COLUMNS = ["model", "method", "lr", "n", "accuracy_mean", "accuracy_std", "acc_low", "acc_high", "diff",
+                      "diff_low", "diff_high", "p_value", "trainable_params_mean", "train_time_s_mean",
+                      "peak_memory_mb_mean", "memory_kind"]
 STORE_COLUMNS = ["model", "method", "seed", "status", "accuracy", "f1", "trainable_params", "train_time_s",
                  "peak_memory_mb", "memory_kind", "saved_mb", "lr", "train_size", "eval_size", "max_length",
                  "finished_at", "reason"]
@@ -253,6 +260,66 @@ def weight_memory(config: RunConfig) -> pd.DataFrame:
     return frame
 
 
+def run_or_load(config: RunConfig, results_dir: str | os.PathLike | None = None,
+                retrain: bool = False) -> RunResult:
+    """The store's finished (`ok`) run of this config, said so in one line; else train and record it."""
+    from .results import read_result
+    from .train import run_and_record
+
+    stored = None if retrain else read_result(config.key(), results_dir)
+    if stored is not None and stored.status == "ok":
+        print(f"stored run {stored.key} (finished {stored.finished_at}), not trained again; "
+              "retrain=True trains it again")
+        return stored
+    return run_and_record(config, results_dir)
+
+
+def ablation_base(profile: Profile, methods: Iterable[str] = METHODS, data_dir: str | None = None,
+                  seed: int = 0) -> dict[str, RunConfig]:
+    """Each method's default config on this profile (the method notebooks' runs), the ablations' base."""
+    return {method: RunConfig.from_profile(profile, method, data_dir=data_dir, seed=seed) for method in methods}
+
+
+def ablation_plan(base: dict[str, RunConfig], results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Every run of the three ablations, its varied setting, and whether it is stored already or will train."""
+    from .ablations import ABLATIONS, _model_type, ablation_configs, ablation_folder, placement
+    from .results import has_ok_result
+
+    rows = []
+    for name in ABLATIONS:
+        folder = ablation_folder(name, results_dir)
+        for config in ablation_configs(name, base):
+            key = config.key()
+            where = ("stored in the ablation folder" if has_ok_result(key, folder) else
+                     "stored in the study: copied" if has_ok_result(key, results_dir) else "trains")
+            place = "" if config.method == "full" else placement(
+                config.method, _model_type(config.model, config.trust_remote_code), config.target_modules)
+            rows.append({"ablation": name, "method": config.method, "lora_r": config.lora_r if "lora" in config.method
+                         else "", "placement": place, "lr": f"{config.learning_rate:.3g}", "seed": config.seed,
+                         "run": where, "key": key})
+    return pd.DataFrame(rows)
+
+
+def statistics_view(table: pd.DataFrame, varied: str | None = None) -> pd.DataFrame:
+    """The columns of a statistics table (report.add_statistics) worth reading, `varied` first."""
+    if table.empty:
+        return table
+    columns = ([varied] if varied else []) + [c for c in STATISTICS_COLUMNS if c != varied and c in table.columns]
+    shown = table[columns].dropna(axis=1, how="all")  # e.g. no comparison with Full FT where it did not run
+    return shown.round({"accuracy_mean": 4, "accuracy_std": 4, "acc_low": 4, "acc_high": 4, "diff": 4,
+                        "diff_low": 4, "diff_high": 4, "p_value": 4, "trainable_params_mean": 0,
+                        "train_time_s_mean": 1, "peak_memory_mb_mean": 0})
+
+
+def rules():
+    """The rules `report.advice` applies to the measured table, as a numbered markdown list."""
+    from IPython.display import Markdown
+
+    from .report import RULES
+
+    return Markdown("\n".join(f"{number}. {rule}" for number, rule in enumerate(RULES, 1)))
+
+
 def run_summary(row: RunResult) -> pd.DataFrame:
     """One run's record as a one-column table: status, metrics, costs."""
     data = row.to_dict()
@@ -270,14 +337,15 @@ def method_rows(frame: pd.DataFrame, methods: str | list[str] | None = None) -> 
     return rows[[c for c in STORE_COLUMNS if c in rows.columns]].reset_index(drop=True)
 
 
-def chart(written: list[Path], name: str):
-    """Show a chart that write_report just wrote (by file name), or say why there is none."""
+def chart(written: list[Path], name: str,
+          missing: str = "the store has no finished (`ok`) runs yet. Run notebooks 01-04 first."):
+    """Show a chart that write_report or write_ablation just wrote (by file name), or say why there is none."""
     from IPython.display import Image, Markdown
 
     for path in written:
         if Path(path).name == name:
             return Image(filename=str(path))
-    return Markdown(f"*No `{name}`: the store has no finished (`ok`) runs yet. Run notebooks 01-04 first.*")
+    return Markdown(f"*No `{name}`: {missing}*")
 
 
 def execute(path: str | os.PathLike, timeout_s: int | None = None, kernel_name: str = "python3"):

@@ -1,0 +1,50 @@
+"""The benchmarks: the padding bound by hand, and each script end to end on a few real reviews."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from recipes import padding_bound  # noqa: E402
+
+
+def test_padding_bound_by_hand():
+    # Two batches of 2 at max length 10: padded to 10 -> 40 tokens; sorted [9, 8] [3, 2] -> 18 + 6 = 24.
+    assert padding_bound(np.array([3, 9, 2, 8]), batch_size=2, max_length=10) == pytest.approx(40 / 24)
+    assert padding_bound(np.array([50, 60, 70, 80]), batch_size=2, max_length=10) == pytest.approx(1.0)  # all cut
+
+
+def _run(script: str, tmp_path: Path, data_dir: Path, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--data-dir", str(data_dir),
+                           "--out", str(tmp_path), *args], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_throughput_prints_the_ratio_line_and_stores_it(tmp_path, data_dir):
+    out = _run("throughput.py", tmp_path, data_dir, "--steps", "3", "--max-length", "64", "--eval-size", "16")
+    last = out.strip().splitlines()[-1]
+    match = re.fullmatch(r"ratio=([\d.]+) bound=([\d.]+) fraction=([\d.]+)", last)
+    assert match, last
+    ratio, bound, fraction = (float(x) for x in match.groups())
+    assert bound >= 1 and fraction == pytest.approx(ratio / bound, abs=2e-3)
+    record = json.loads((tmp_path / "throughput_lora_L64.json").read_text())
+    assert record["train_reviews"] == 24 and record["test_reviews"] == 16 and record["env"]["versions"]
+
+
+def test_study_time_and_inference_run_and_agree_on_merging(tmp_path, data_dir):
+    out = _run("study_time.py", tmp_path, data_dir, "--train-size", "16", "--eval-size", "16", "--val-size", "8",
+               "--epochs", "2", "--max-length", "32")
+    assert re.search(r"time_usual=\d+ time_ours=\d+ speedup=[\d.]+$", out.strip())
+    _run("inference.py", tmp_path, data_dir, "--steps", "2", "--eval-size", "16", "--max-length", "32",
+         "--methods", "lora", "ia3")
+    rows = json.loads((tmp_path / "inference_L32.json").read_text())["rows"]
+    merged = [r for r in rows if r["form"] == "merged"]
+    assert len(merged) == 2 and all(r["identical_predictions"] for r in merged)

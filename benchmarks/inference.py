@@ -14,7 +14,7 @@ import sys
 import time
 
 import numpy as np
-from recipes import RunConfig, load_imdb, load_tokenizer, recipe_data, save_benchmark, train_recipe
+from recipes import RunConfig, prepare, recipe_data, save_benchmark, train_recipe
 
 
 def _timed_predict(trainer, dataset) -> tuple[np.ndarray, float]:
@@ -41,12 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     from peft_imdb.methods import merge_adapter
     from peft_imdb.train import _trainer_class
 
-    try:
-        imdb = load_imdb(args.data_dir)
-        tokenizer = load_tokenizer(args.model)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    prepared = prepare(args.data_dir, args.model)
+    if prepared is None:
         return 2
+    _, imdb, tokenizer = prepared
     rows = []
     print("| method | form | eval samples/s | test accuracy | identical predictions |")
     print("|---|---|---|---|---|")

@@ -41,6 +41,18 @@ def save_benchmark(name: str, payload: dict, folder: str | Path | None = None) -
     return path
 
 
+def prepare(data_dir: str | None, model: str, **config_fields):
+    """(config or None, imdb, tokenizer) for a benchmark; None after a one-line error for bad input."""
+    from peft_imdb.errors import UserError
+
+    try:
+        config = RunConfig(model=model, data_dir=data_dir, **config_fields) if config_fields else None
+        return config, load_imdb(data_dir), load_tokenizer(model)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
 def padding_bound(lengths: np.ndarray, batch_size: int, max_length: int) -> float:
     """Tokens of every review padded to max_length over tokens of length-sorted batches, each padded to its longest."""
     lengths = np.sort(np.minimum(lengths, max_length))[::-1]

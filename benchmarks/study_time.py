@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
-from recipes import RunConfig, load_imdb, load_tokenizer, recipe_data, save_benchmark, train_recipe
+from recipes import prepare, recipe_data, save_benchmark, train_recipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,19 +35,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from peft_imdb.errors import UserError
     from peft_imdb.stats import mean_interval, paired_difference
     from peft_imdb.train import train_and_test
 
-    try:
-        config = RunConfig(model=args.model, method=args.method, seed=args.seed, train_size=args.train_size,
-                           eval_size=args.eval_size, val_size=args.val_size, epochs=args.epochs,
-                           max_length=args.max_length, data_dir=args.data_dir)
-        imdb = load_imdb(config.data_dir)
-        tokenizer = load_tokenizer(config.model)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    prepared = prepare(args.data_dir, args.model, method=args.method, seed=args.seed, train_size=args.train_size,
+                       eval_size=args.eval_size, val_size=args.val_size, epochs=args.epochs,
+                       max_length=args.max_length)
+    if prepared is None:
         return 2
+    config, imdb, tokenizer = prepared
 
     usual_config = replace(config, truncation="head", group_by_length=False, val_size=0)
     started = time.perf_counter()

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 
-from recipes import RunConfig, load_imdb, load_tokenizer, padding_bound, recipe_data, save_benchmark, train_recipe
+from recipes import padding_bound, prepare, recipe_data, save_benchmark, train_recipe
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,17 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from peft_imdb.errors import UserError
-
-    try:
-        config = RunConfig(model=args.model, method=args.method, seed=args.seed, train_size=args.steps * args.batch_size,
-                           eval_size=args.eval_size, val_size=0, max_length=args.max_length,
-                           batch_size=args.batch_size, data_dir=args.data_dir)
-        imdb = load_imdb(config.data_dir)
-        tokenizer = load_tokenizer(config.model)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    prepared = prepare(args.data_dir, args.model, method=args.method, seed=args.seed,
+                       train_size=args.steps * args.batch_size, eval_size=args.eval_size, val_size=0,
+                       max_length=args.max_length, batch_size=args.batch_size)
+    if prepared is None:
         return 2
+    config, imdb, tokenizer = prepared
     data = {recipe: recipe_data(config, tokenizer, recipe, imdb) for recipe in ("usual", "ours")}
     lengths = list(data["ours"]["train"]["length"])
     bound = padding_bound(lengths, args.batch_size, args.max_length)

@@ -23,6 +23,22 @@ CHARTS = [
 MEMORY_KINDS = {"cuda_allocated": "CUDA allocator peak", "cpu_rss": "peak RSS of the process, CPU"}
 
 
+def _save(fig, path: Path) -> Path:
+    """Lay out, write as PNG (folders made as needed), close; return the path."""
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _legend(ax, **kwargs) -> None:
+    """A legend with one entry per label (methods plotted point by point appear once)."""
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, **kwargs)
+
+
 def _bar_labels(rows: pd.DataFrame) -> list[str]:
     """Method names, plus the model and the lr where those differ between bars."""
     multi_model = rows["model"].nunique() > 1
@@ -66,11 +82,7 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
     ax.set_xlabel("method")
     ax.set_title(f"{title}\n{_subtitle(rows, column)}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def summary_charts(summary: pd.DataFrame, figures_dir: str | Path = "figures") -> list[Path]:
@@ -116,15 +128,9 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     ax.set_ylabel("test accuracy (mean ± std over seeds)")
     ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}",
                  fontsize=9)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower right")
+    _legend(ax, loc="lower right")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 ABLATION_AXES = {"rank": ("lora_r", "LoRA rank r (alpha = 2r, log scale)"),
@@ -171,12 +177,6 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
                  fontsize=9)
     ax.set_xlabel(xlabel + (" (numbers: trainable parameters)" if name == "rank" else ""))
     ax.set_ylabel("test accuracy")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8)
+    _legend(ax)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)

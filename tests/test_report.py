@@ -26,7 +26,7 @@ def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrid
         key=config.key(), model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
         accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS[method], adapter_params=0, head_params=0,
         total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
-        eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0, memory_kind="cpu_rss",
+        eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0, trainable_weights_mb=1.0, memory_kind="cpu_rss",
         base_weight_bits=4 if method == "qlora" else 32, saved_mb=1.0, lr=config.learning_rate,
         train_samples_per_s=10.0, eval_samples_per_s=30.0, env={"device": "cpu", "versions": {"torch": "x"}},
         finished_at=f"2026-01-01T00:00:{seed:02d}+00:00",

@@ -13,7 +13,7 @@ from .results import atomic_write_text, load_predictions, load_results, results_
 from .stats import LEVEL, mean_interval, paired_difference
 
 AGGREGATED = ["accuracy", "f1", "trainable_params", "train_time_s", "eval_time_s", "peak_memory_mb",
-              "eval_peak_memory_mb", "load_peak_memory_mb", "frozen_weights_mb", "saved_mb",
+              "eval_peak_memory_mb", "load_peak_memory_mb", "frozen_weights_mb", "trainable_weights_mb", "saved_mb",
               "train_samples_per_s", "eval_samples_per_s"]
 SETTING = ["model", "train_size", "eval_size", "epochs", "max_length"]
 REFERENCE = "full"
@@ -164,13 +164,14 @@ def method_table(table: pd.DataFrame, varied: str | None = None) -> list[str]:
 
 
 def memory_table(table: pd.DataFrame) -> list[str]:
-    """Markdown rows: peak memory per phase and the bytes of the frozen base weights."""
-    lines = ["| model | method | load (MB) | train (MB) | eval (MB) | frozen base weights (MB) | memory kind |",
-             "|---|---|---|---|---|---|---|"]
+    """Markdown rows: peak memory per phase, and the bytes the model's weights take (4-bit packed for QLoRA)."""
+    lines = ["| model | method | load (MB) | train (MB) | eval (MB) | weights in memory (MB) | of which trainable (MB) "
+             "| memory kind |", "|---|---|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
+        weights = row["frozen_weights_mb_mean"] + row["trainable_weights_mb_mean"]
         lines.append(f"| {row['model']} | {row['method']} | {_mean_std(row, 'load_peak_memory_mb', '.0f')} "
                      f"| {_mean_std(row, 'peak_memory_mb', '.0f')} | {_mean_std(row, 'eval_peak_memory_mb', '.0f')} "
-                     f"| {_mean_std(row, 'frozen_weights_mb', '.1f')} | {row['memory_kind']} |")
+                     f"| {weights:.1f} | {row['trainable_weights_mb_mean']:.1f} | {row['memory_kind']} |")
     return lines
 
 

@@ -61,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"accuracy ours - usual: {100 * gap.difference.value:+.1f} points (95% CI "
           f"[{100 * gap.difference.low:+.1f}, {100 * gap.difference.high:+.1f}], McNemar p = {gap.p_value:.3f})")
     print(f"eval speed-up: {ours.eval_samples_per_s / usual.eval_samples_per_s:.2f}x")
-    path = save_benchmark(f"throughput_{args.method}_L{args.max_length}", {
+    name = f"throughput_{args.method}_L{args.max_length}" + (f"_seed{args.seed}" if args.seed else "")
+    path = save_benchmark(name, {
         "model": args.model, "method": args.method, "max_length": args.max_length, "batch_size": args.batch_size,
+        "seed": args.seed,
         "steps": args.steps, "train_reviews": len(lengths), "test_reviews": usual.eval_samples,
         **{f"{o.recipe}_{k}": v for o in (usual, ours) for k, v in (
             ("train_samples_per_s", o.train_samples_per_s), ("train_seconds", o.train_seconds),

@@ -49,15 +49,15 @@ def truncation() -> str:
 
 def throughput() -> str:
     """The throughput benchmark's records: both recipes, the ratio, the bound, the fraction."""
-    records = sorted(_benchmarks("throughput_*.json"), key=lambda r: (r["method"], r["max_length"]))
+    records = sorted(_benchmarks("throughput_*.json"), key=lambda r: (r["method"], r["max_length"], r.get("seed", 0)))
     if not records:
         return MISSING
-    lines = ["| model, method | max length | steps × batch | usual (samples/s) | ours (samples/s) | ratio | bound "
-             "| fraction | test accuracy usual / ours | ours − usual (points, 95% CI) | eval speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model, method | max length | seed | steps × batch | usual (samples/s) | ours (samples/s) | ratio "
+             "| bound | fraction | test accuracy usual / ours | ours − usual (points, 95% CI) | eval speed-up |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         lines.append(
-            f"| {r['model']}, {r['method']} | {r['max_length']} | {r['steps']} × {r['batch_size']} "
+            f"| {r['model']}, {r['method']} | {r['max_length']} | {r.get('seed', 0)} | {r['steps']} × {r['batch_size']} "
             f"| {r['usual_train_samples_per_s']:.2f} | {r['ours_train_samples_per_s']:.2f} | {r['ratio']:.3f} "
             f"| {r['bound']:.3f} | **{r['fraction']:.3f}** | {r['usual_accuracy']:.3f} / {r['ours_accuracy']:.3f} "
             f"| {100 * r['accuracy_difference']:+.1f} [{100 * r['accuracy_difference_low']:+.1f}, "
@@ -105,22 +105,25 @@ def inference() -> str:
 
 
 def scaling() -> str:
-    """Training samples/s per method at each measured (train size, max length), from stored run rows."""
+    """Training samples/s per method at each measured (train size, max length): run rows and benchmark records."""
     frames = [load_results(RESULTS).assign(source="results/runs"),
-              load_results(RESULTS / "truncation").assign(source="results/truncation")]
+              load_results(RESULTS / "scaling").assign(source="results/scaling")]
     frame = pd.concat([f for f in frames if not f.empty])
-    if frame.empty:
-        return MISSING
-    frame = frame[(frame["status"] == "ok") & (frame["model"] == "minilm")]
-    grouped = frame.groupby(["method", "max_length", "train_size", "source"], sort=True)
-    rows = grouped.agg(samples_per_s=("train_samples_per_s", "mean"), seconds=("train_time_s", "mean"),
-                       runs=("key", "count")).reset_index()
     lines = ["| method | max length | train reviews | runs | train samples/s | train time (s) | source |",
              "|---|---|---|---|---|---|---|"]
-    for _, r in rows.iterrows():
-        lines.append(f"| {r['method']} | {r['max_length']} | {r['train_size']} | {r['runs']} "
-                     f"| {r['samples_per_s']:.2f} | {r['seconds']:.0f} | `{r['source']}` |")
-    return "\n".join(lines)
+    if not frame.empty:
+        frame = frame[(frame["status"] == "ok") & (frame["model"] == "minilm")]
+        grouped = frame.groupby(["method", "max_length", "train_size", "source"], sort=True)
+        rows = grouped.agg(samples_per_s=("train_samples_per_s", "mean"), seconds=("train_time_s", "mean"),
+                           runs=("key", "count")).reset_index()
+        for _, r in rows.iterrows():
+            lines.append(f"| {r['method']} | {r['max_length']} | {r['train_size']} | {r['runs']} "
+                         f"| {r['samples_per_s']:.2f} | {r['seconds']:.0f} | `{r['source']}` |")
+    for r in sorted(_benchmarks("throughput_*.json"), key=lambda r: (r["max_length"], r.get("seed", 0))):
+        lines.append(f"| {r['method']} | {r['max_length']} | {r['train_reviews']} | 1 "
+                     f"| {r['ours_train_samples_per_s']:.2f} | {r['ours_train_seconds']:.0f} "
+                     f"| `results/benchmarks` (ours) |")
+    return "\n".join(lines) if len(lines) > 2 else MISSING
 
 
 BLOCKS = {"study": study, "truncation": truncation, "throughput": throughput, "study_time": study_time,
@@ -130,8 +133,8 @@ BLOCKS = {"study": study, "truncation": truncation, "throughput": throughput, "s
 def render(text: str) -> str:
     """README text with every generated block rebuilt."""
     for name, build in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- begin:{name} -->\n).*?(\n<!-- end:{name} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + build() + m.group(2), text)
+        pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
+        text = pattern.sub(lambda m: m.group(1) + build() + "\n" + m.group(2), text)
     return text
 
 

@@ -1,6 +1,6 @@
 """Write notebooks/*.ipynb from the cell texts below (outputs empty); run after editing a cell here.
 
-    .venv/bin/python scripts/build_notebooks.py          # rewrite all six notebooks, without outputs
+    .venv/bin/python scripts/build_notebooks.py          # rewrite all seven notebooks, without outputs
     .venv/bin/python scripts/build_notebooks.py --check  # exit 1 if a notebook's cells differ from this file
 
 Notebooks hold markdown that says what and why, and code cells that each call one package function;
@@ -68,10 +68,10 @@ describe_settings(profile, paths)'''
 
 # The notebook helpers come first: importing them quiets tqdm's ipywidgets notice before datasets loads.
 METHOD_IMPORTS = '''from peft_imdb.notebook import (compare_parameters, describe_config, describe_settings,
-                                expected_parameters, folders, method_rows, run_summary{extra})
+                                expected_parameters, folders, method_rows, run_or_load,
+                                run_summary{extra})
 from peft_imdb.config import RunConfig, detect_profile
-from peft_imdb.results import load_results
-from peft_imdb.train import run_and_record'''
+from peft_imdb.results import load_results'''
 
 
 def setup_cells(imports: str) -> list:
@@ -187,7 +187,8 @@ def method_notebook(method: str, title: str, intro: str, trains: str, config_hin
 
 One `RunConfig`: the profile's defaults for this method. Edit this cell to change the run (any
 `RunConfig` field: `seed`, `lr`, `epochs`, `max_length`, `train_size`, ...). The config decides the run's
-key in the results store: running the same config again replaces its row, a changed config adds a row."""),
+key in the results store (the last line of the table): the same config is the same run and has one row;
+a changed config is another run, with a row of its own."""),
         code(f'''config = RunConfig.from_profile(
     profile, "{method}",
     data_dir=paths.data_dir,
@@ -199,12 +200,17 @@ describe_config(config)'''),
         code("expected = expected_parameters(config)  # from the architecture alone, before training\nexpected"),
         md("""## Training
 
-`run_and_record` loads the model, trains it with the Hugging Face `Trainer` (its progress bar shows the
-steps and the validation metrics after each epoch), evaluates once on the test subset, and stores the
-run record (metrics, parameter counts, wall time, peak memory, environment) under the config's key.
-A run that cannot happen on this machine is stored as `skipped` with the reason, one that breaks as
-`failed` with the error: the cell shows the row either way."""),
-        code("row = run_and_record(config, paths.results_dir)\nrun_summary(row)"),
+`run_or_load` looks in the results store first. The committed store already holds the CPU study's runs
+(the four methods with 3 seeds each, made with `make study`), so on the `cpu` profile with the config
+above unchanged this cell shows the stored seed-0 row at once and says so in one line; `retrain=True`
+trains it again and replaces that row. A changed config (another profile, e.g. Colab's `colab-t4`, or any
+edited field) has no stored run and trains: `run_and_record` loads the model, trains it with the Hugging
+Face `Trainer` (its progress bar shows the steps and the validation metrics after each epoch), evaluates
+once on the test subset, and stores the run record (metrics, parameter counts, wall time, peak memory,
+environment) and the per-review predictions under the config's key. A run that cannot happen on this
+machine is stored as `skipped` with the reason, one that breaks as `failed` with the error: the cell shows
+the row either way, and only a finished (`ok`) run is reused."""),
+        code("row = run_or_load(config, paths.results_dir)  # retrain=True trains it again\nrun_summary(row)"),
         md("""## The formula against the run
 
 The trainable count measured on the model that was trained (peft's own count for adapters, correct
@@ -212,8 +218,9 @@ for 4-bit weights) next to the formula above."""),
         code("compare_parameters(expected, row)"),
         md(f"""## This method's rows in the results store
 
-Everything stored for `{method}`: one row per configuration and seed (other profiles or settings
-appear as separate rows; re-running this notebook replaces its own row)."""),
+Everything stored for `{method}`: one row per configuration and seed (the study's seeds; other profiles
+or settings appear as separate rows). Re-running this notebook adds no row: the same config is the same
+run, shown from the store (with `retrain=True` its row is rewritten, not added)."""),
         code(f'method_rows(load_results(paths.results_dir), "{method}")'),
         *(after_rows or []),
     ]
@@ -224,11 +231,13 @@ appear as separate rows; re-running this notebook replaces its own row)."""),
 
 READING = """## Reading the numbers
 
-One run is one seed: on the profile's test subset the 95% interval of an accuracy `p` is about
-`±2·sqrt(p(1-p)/n)`: ±2.5 points at n = 1,000 test reviews, ±1.8 at 2,000, and ±10 at the `smoke`
-profile's 64, where the run only shows that the pipeline works. `peak_memory_mb` is the CUDA allocator's
-peak during training on a GPU, and the whole process's peak resident memory on CPU (`memory_kind`).
-05_compare puts the four methods side by side."""
+The row above is one run, one seed: on the profile's test subset the 95% interval of an accuracy `p` is
+about `±2·sqrt(p(1-p)/n)`: ±2.5 points at n = 1,000 test reviews, ±1.8 at 2,000, and ±10 at the `smoke`
+profile's 64, where the run only shows that the pipeline works. Seeds vary the initialization and the
+order of the batches on top of that. `peak_memory_mb` is the CUDA allocator's peak during training on a
+GPU, and the whole process's peak resident memory on CPU (`memory_kind`). 05_compare puts the four
+methods side by side over all stored seeds: mean ± std, a 95% bootstrap interval over the test reviews,
+and the paired difference to full fine-tuning on the same reviews."""
 
 
 def full_finetuning() -> list:
@@ -369,12 +378,13 @@ vectors). A rescaling vector needs large steps to move: IA3's default learning r
 # 05 compare: reads the store only
 # ---------------------------------------------------------------------------------------------
 
-CHART_TEXT = {
+BAR_CHART_TEXT = {
     "accuracy.png": """### Test accuracy
 
 Mean over seeds with the standard deviation as error bar (none with one seed). The y axis starts near
-the lowest bar, not at zero: read the values, and read differences against the interval of one run
-(about ±2.5 points at 1,000 test reviews).""",
+the lowest bar, not at zero: read the values, and read differences against the 95% intervals in the
+table above (`acc_low`, `acc_high`) and the paired comparison with full fine-tuning (`diff_low`,
+`diff_high`), not against the bar heights alone.""",
     "trainable_params.png": """### Trainable parameters
 
 Log scale: full fine-tuning trains every weight, LoRA and QLoRA the same adapters (the same count), IA3
@@ -383,7 +393,7 @@ the PEFT counts.""",
     "train_time.png": """### Training wall time
 
 The training phase (with its per-epoch validation), not model loading and not the test evaluation, on
-the device in the subtitle.
+the device in the subtitle; mean ± std over seeds.
 QLoRA is usually slower than LoRA: its 4-bit layers are dequantized at every multiply and gradient
 checkpointing recomputes activations.""",
     "peak_memory.png": """### Peak memory during training
@@ -393,49 +403,189 @@ gradients, optimizer state, activations). On CPU: the peak resident memory of th
 Python, torch and libraries included, so the differences between methods are a small part of each bar.""",
 }
 
+PARETO_MD = """## Accuracy against cost: the Pareto charts
+
+Each point is one method (mean accuracy over seeds, the standard deviation as error bar) placed at one
+cost. The dashed line is the **Pareto frontier**: the runs that no other run beats on both accuracy and
+that cost, i.e. none is at least as accurate for less. A point below and to the right of the line is
+dominated: another method gives as much accuracy for less of that cost. Points on the line are the real
+choices; which one depends on the cost that binds (memory, storage per task, or time), and a gap
+between two frontier points smaller than their intervals is no gap."""
+
+PARETO_CHART_TEXT = {
+    "pareto_memory.png": """### Accuracy against peak training memory
+
+For when memory is what limits: the largest model or batch a device can train. On CPU the peak is the
+whole process's resident memory: part of every point is the process itself (Python, torch, libraries),
+the same for every method.""",
+    "pareto_params.png": """### Accuracy against trainable parameters
+
+Log scale. For when storage per task matters (one adapter and head per task on one shared base model)
+and as a measure of how much the method changes the model.""",
+    "pareto_time.png": """### Accuracy against training time
+
+For when compute time is the budget. The same data and epochs for every method: a method to the left
+finishes the same schedule sooner.""",
+}
+CHART_TEXT = {**BAR_CHART_TEXT, **PARETO_CHART_TEXT}  # every chart of write_report this notebook shows
+
 
 def compare() -> list:
-    imports = '''from peft_imdb.notebook import chart, describe_settings, folders, method_rows
+    imports = '''from peft_imdb.notebook import chart, describe_settings, folders, method_rows, rules, statistics_view
 from IPython.display import Markdown
 
 from peft_imdb.config import detect_profile
-from peft_imdb.report import summarize, write_report
+from peft_imdb.report import add_statistics, advice, summarize, write_report
 from peft_imdb.results import load_results'''
     cells = [
         md("""# 05 · Compare
 
-This notebook **trains nothing**: it reads the results store (one JSON record per run in
-`results/runs/`), written by notebooks 01-04 or by `python -m peft_imdb matrix`, and compares the
-methods from those records alone: the summary table and the four charts of the report
-(`python -m peft_imdb report` writes the same files)."""),
+This notebook **trains nothing**: it reads the results store (one JSON record and one file of per-review
+predictions per run, in `results/runs/` and `results/predictions/`), written by notebooks 01-04 or by
+`make study` (`python -m peft_imdb matrix`: the four methods with 3 seeds each), and compares the methods
+from those records alone: the summary over seeds with its statistics, which method to use when (derived
+from the measured table by stated rules), and the report's charts: four bar charts and three Pareto
+charts of accuracy against a cost (`python -m peft_imdb report` writes the same files). The ablations
+(LoRA rank, adapter placement, learning rate) are in 06."""),
         *setup_cells(imports),
         md("""## Every run in the store
 
 All models, methods, seeds and settings, including runs that were `skipped` (e.g. QLoRA where NF4
 cannot run) or `failed`, with the reason."""),
         code("frame = load_results(paths.results_dir)\nmethod_rows(frame)"),
-        md("""## The summary
+        md("""## The summary, with its statistics
 
-`ok` runs only, grouped by model, method and data setting (sizes, epochs, max length, learning rate):
-mean and standard deviation over seeds, `n` the number of seeds."""),
-        code("summarize(frame)"),
+`summarize` takes the `ok` runs and groups them by model, method, data setting (sizes, epochs, max length)
+and learning rate: `accuracy_mean` ± `accuracy_std` over the seeds, `n` the number of seeds.
+`add_statistics` adds what the per-review predictions allow:
+
+- `acc_low`, `acc_high`: the 95% bootstrap interval (over test reviews) of the seed-averaged accuracy;
+- `diff`, `diff_low`, `diff_high`: the paired difference to full fine-tuning on the same test reviews,
+  in accuracy (0.01 = 1 point), with its 95% bootstrap interval;
+- `p_value`: the test of "no difference" (a paired sign-flip permutation test over reviews, McNemar's
+  exact test when each side has one seed).
+
+A difference whose interval contains 0 is not a measured difference at this test size."""),
+        code("table = add_statistics(summarize(frame), paths.results_dir)\nstatistics_view(table)"),
+        md("""## Which method when
+
+The advice is not written by hand: `advice` applies these rules to the table above, so it changes when
+the runs do."""),
+        code("rules()"),
+        code('Markdown("\\n".join(advice(table) or ["*Not enough runs with predictions to compare with Full FT.*"]))'),
         md("""## The report
 
-`write_report` writes `summary.md` next to the run records (shown below: the same numbers as a
-markdown table, with the runs that did not finish) and the four charts into the figures folder; the
-cells after it show the saved PNGs."""),
+`write_report` writes `summary.md` next to the run records (shown below: the same table as markdown with
+the rules and the advice, memory per phase, the ablations once 06 or `make ablations` has run them, and
+the runs that did not finish) and the charts into the figures folder; the cells after it show the saved
+PNGs."""),
         code("written = write_report(paths.results_dir, paths.figures_dir)  # [summary.md, *charts]\n"
              "Markdown(filename=str(written[0]))"),
         md("## The charts"),
     ]
-    for name, text in CHART_TEXT.items():
+    for name, text in BAR_CHART_TEXT.items():
+        cells += [md(text), code(f'chart(written, "{name}")')]
+    cells.append(md(PARETO_MD))
+    for name, text in PARETO_CHART_TEXT.items():
         cells += [md(text), code(f'chart(written, "{name}")')]
     cells.append(md("""## How to read them together
 
 Each PEFT method trades trainable parameters (and the size of what is saved per task) against accuracy,
-time and memory, on the profile and device in the chart subtitles. Conclusions hold for that setting
-only: the model size, sequence length and hardware decide where memory and time go, and one seed is
-one draw."""))
+time and memory, on the profile and device in the chart subtitles. The summary is the mean ± std over
+the stored seeds, with 95% intervals over the test reviews: differences inside those intervals are not
+findings. Conclusions hold for that setting only: the model size, sequence length and hardware decide
+where memory and time go."""))
+    return cells
+
+
+# ---------------------------------------------------------------------------------------------
+# 06 ablations: trains what the store does not hold yet
+# ---------------------------------------------------------------------------------------------
+
+ABLATION_TEXT = {
+    "rank": """## LoRA rank
+
+LoRA's adapters hold `r·(d_in + d_out)` parameters per adapted matrix: the rank sets their size and how
+much of a weight update they can express. The runs: `r` = 2, 4, 8, 16, 32 on query and value, with
+`α = 2r` so that the update's scale `α/r` stays 2 as in the default. Why: if accuracy rises with `r`, the
+default rank 8 is too small for this task; if it is flat, adapter size is not where accuracy comes from.
+Rank 8 (`α` 16) is 02's run, taken from the store.""",
+    "targets": """## Where the adapter goes
+
+LoRA on query and value (02's default) against LoRA on every linear layer of the encoder blocks (query,
+key, value, and the `dense` layers: attention output, feed-forward in and out); IA3 on keys and values
+only against 04's default (keys, values and the feed-forward output). Why: this is the reference study's
+finding to check, that the placement of the adapter matters more than its rank. The trainable parameters
+change with the placement: the table shows them next to the accuracy. 02's and 04's runs come from the
+store.""",
+    "lr": """## Learning rate
+
+Each method at its default learning rate (the profile's table in `peft_imdb/config.py`) and at a third
+and three times it. Why: the methods' defaults differ by orders of magnitude, and a comparison in which
+one method sits at a poor learning rate measures the learning rate, not the method. A flat curve says
+the default is not a lucky pick; a peak at an edge says the default is off. The runs at factor 1 are
+01-04's, from the store; QLoRA is `skipped` where NF4 cannot run, as in 03.""",
+}
+ABLATION_VARIED = {"rank": "lora_r", "targets": "placement", "lr": "lr"}
+
+
+def ablations() -> list:
+    imports = '''from peft_imdb.notebook import (ablation_base, ablation_plan, chart, describe_settings, folders,
+                                statistics_view)
+from peft_imdb.ablations import run_ablation
+from peft_imdb.config import detect_profile
+from peft_imdb.report import ablation_table, write_ablation'''
+    cells = [
+        md("""# 06 · Ablations
+
+The strongest reference study we found reports that LoRA on attention **and** feed-forward layers beats
+raising LoRA's rank. This notebook tests that claim and the two settings the comparison in 05 rests on,
+around the defaults of 01-04 on this profile:
+
+- **rank**: LoRA with `r` = 2, 4, 8, 16, 32 (query and value);
+- **placement**: attention only against attention + feed-forward, for LoRA and for IA3;
+- **learning rate**: each method at its default × 1/3, 1 and 3.
+
+One seed each (seed 0) unless more seeds were run into the ablation folders
+(`python -m peft_imdb ablation rank --seeds 0 1 2`): the tables and figures average whatever seeds are
+stored. Each ablation keeps its runs in `results/ablations/<name>/`. A run that is one of the study's
+(the same config and key: rank 8, the default placements, factor 1) is copied from the main store
+instead of being trained again, and a finished ablation run is never trained twice, so after
+`make ablations` (the same runs from the command line, one process per run) this notebook trains
+nothing on that profile. Otherwise it trains 14 runs, each about as long as the same method's run in
+01-04: on Colab's `colab-t4` profile (roberta-base) that is hours."""),
+        *setup_cells(imports),
+        md("""## The runs
+
+`base` holds each method's default config on this profile with seed 0: exactly the runs of 01-04, so
+the ablations share their keys. The plan lists every ablation run, the setting it varies, and whether it
+is already stored (in the ablation's folder, or in the study's store, then copied) or will train."""),
+        code("base = ablation_base(profile, data_dir=paths.data_dir)\nablation_plan(base, paths.results_dir)"),
+    ]
+    for name, text in ABLATION_TEXT.items():
+        varied = ABLATION_VARIED[name]
+        cells += [
+            md(text),
+            code(f'folder = run_ablation("{name}", base, paths.results_dir)  # retrain=True trains every run again'),
+            md(f"""### {name}: the table
+
+The same statistics as in 05, one row per setting (`{varied}` first): accuracy mean ± std over the seeds,
+its 95% interval over the test reviews, and the costs. There is no paired comparison with full
+fine-tuning here (05 has it): an ablation compares its own settings with each other."""),
+            code(f'statistics_view(ablation_table("{name}", folder), "{varied}")'),
+            md(f"""### {name}: the figure
+
+Accuracy against the varied setting, written to the figures folder as `ablation_{name}.png`; the
+shaded bands (for rank and learning rate) are the 95% intervals over test reviews."""),
+            code(f'chart(write_ablation("{name}", folder, paths.figures_dir), "ablation_{name}.png",\n'
+                 '      missing="this ablation has no finished (`ok`) runs.")'),
+        ]
+    cells.append(md("""## Reading the ablations
+
+One seed per point unless more were run: a difference inside the 95% intervals is not a finding, and at
+the `smoke` profile's 64 test reviews the intervals are about ±10 points, so there the notebook only shows
+that the pipeline works. `write_report` (05, or `python -m peft_imdb report`) adds these tables to
+`results/summary.md`."""))
     return cells
 
 
@@ -446,8 +596,9 @@ NOTEBOOK_CELLS = {
     "03_qlora": qlora,
     "04_ia3": ia3,
     "05_compare": compare,
+    "06_ablations": ablations,
 }
-NEEDS_GPU = {"00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3"}
+NEEDS_GPU = {"00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3", "06_ablations"}
 
 
 def build(name: str):

@@ -95,7 +95,6 @@ def test_notebook_reads_like_a_lab_report(name):
             assert any(f'write_ablation("{ablation}", folder, paths.figures_dir)' in source for source in code)
 
 
-@pytest.mark.xfail(strict=True, reason="notebooks/README.md has no 06_ablations row yet: delete this mark with it")
 def test_readme_lists_every_notebook_in_order_with_a_colab_badge():
     lines = [line for line in (NOTEBOOKS_DIR / "README.md").read_text().splitlines() if ".ipynb" in line
              and "colab-badge" in line]

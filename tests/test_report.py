@@ -100,3 +100,9 @@ def test_readme_tables_are_generated_from_the_committed_results():
     readme = (root / "README.md").read_text()
     for block in ("study", "throughput", "study_time", "truncation", "inference", "scaling"):
         assert f"<!-- begin:{block} -->" in readme and f"<!-- end:{block} -->" in readme
+
+
+def test_an_empty_store_gives_an_empty_table_and_no_advice(tmp_path):
+    table = add_statistics(summarize(load_results(tmp_path)), tmp_path)
+    assert table.empty and advice(table) == []
+    assert "No finished (`ok`) runs yet." in write_report(tmp_path, tmp_path / "figures")[0].read_text()

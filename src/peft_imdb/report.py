@@ -62,6 +62,8 @@ def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, n
 
 def add_statistics(summary: pd.DataFrame, root: str | Path | None) -> pd.DataFrame:
     """Add each group's seed-averaged accuracy interval and its paired comparison with Full FT."""
+    if summary.empty:
+        return summary
     summary = summary.copy()
     columns = ["acc_low", "acc_high", "diff", "diff_low", "diff_high", "p_value"]
     for column in columns:
@@ -84,7 +86,9 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None) -> pd.DataFra
 
 def advice(table: pd.DataFrame) -> list[str]:
     """Which method when, derived from the measured table by RULES."""
-    lines = []
+    lines: list[str] = []
+    if table.empty:
+        return lines
     for setting, rows in table.groupby(SETTING, dropna=False):
         reference = rows[rows["method"] == REFERENCE]
         others = rows[(rows["method"] != REFERENCE) & rows["diff"].notna()]

@@ -61,3 +61,10 @@ def test_one_seed_each_is_mcnemar():
     rng = np.random.default_rng(3)
     a, b = rng.random(500) < 0.8, rng.random(500) < 0.78
     assert paired_difference(a, b).p_value == mcnemar_exact(a, b).p_value
+
+
+def test_a_single_differing_review_is_no_evidence():
+    a = np.ones((2, 50), bool)
+    b = a.copy()
+    b[:, 0] = False
+    assert paired_difference(a, b).p_value == 1.0

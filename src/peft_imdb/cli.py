@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("name", help="rank (LoRA rank), targets (attention vs attention + feed-forward) or lr "
                           "(learning rate x 1/3, 1, 3 per method)")
     ablation.add_argument("--model")
+    ablation.add_argument("--methods", nargs="+", default=list(METHODS),
+                          help="only these methods' runs (default all four)")
     ablation.add_argument("--seeds", nargs="+", type=int, default=[0])
     ablation.add_argument("--force", action="store_true", help="re-run finished runs too")
     ablation.add_argument("--in-process", action="store_true", help="run every run in this process")
@@ -191,7 +193,7 @@ def _ablation(args) -> int:
     configs = []
     for seed in args.seeds:
         base = {c.method: c for c in _configs(args, [args.model] if args.model else [], list(METHODS), [seed])}
-        configs += ablation_configs(args.name, base)
+        configs += [c for c in ablation_configs(args.name, base) if c.method in args.methods]
     folder = ablation_folder(args.name, args.results_dir)
     if not args.force:
         reused = reuse_study_runs(configs, args.results_dir, folder)

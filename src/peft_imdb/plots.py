@@ -69,9 +69,9 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2.0), 3.8))
     bars = ax.bar(_bar_labels(rows), means, yerr=errors, capsize=4,
                   color=[METHOD_COLORS.get(m, "grey") for m in rows["method"]])
-    for bar, value in zip(bars, means):
+    for bar, value, error in zip(bars, means, errors):
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + error),  # above the error bar
                     ha="center", va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")
     if log:
         ax.set_yscale("log")
@@ -173,7 +173,8 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     seeds = f"{table['n'].min()}-{table['n'].max()}" if table["n"].min() != table["n"].max() else f"{table['n'].min()}"
     first = table.iloc[0]
     ax.set_title(f"Ablation: {name}\n{first['model']}: {first['train_size']} train / {first['eval_size']} test "
-                 f"reviews, max length {first['max_length']}\n{seeds} seed(s); shaded: 95% CI over test reviews",
+                 f"reviews, max length {first['max_length']}\n{seeds} seed(s); "
+                 + ("error bars: std over seeds" if column == "placement" else "shaded: 95% CI over test reviews"),
                  fontsize=9)
     ax.set_xlabel(xlabel + (" (numbers: trainable parameters)" if name == "rank" else ""))
     ax.set_ylabel("test accuracy")

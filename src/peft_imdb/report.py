@@ -45,7 +45,7 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
         summary[column] = grouped[column].first()
     summary = summary.reset_index()
     order = {m: i for i, m in enumerate(METHODS)}
-    return summary.sort_values(["model", "method", *extra],
+    return summary.sort_values(["model", "method", *extra, "lr"],
                                key=lambda s: s.map(order) if s.name == "method" else s).reset_index(drop=True)
 
 

@@ -17,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import pandas as pd  # noqa: E402
+
 from peft_imdb.report import add_statistics, advice, method_table, summarize  # noqa: E402
 from peft_imdb.results import load_results  # noqa: E402
 
@@ -104,7 +106,9 @@ def inference() -> str:
 
 def scaling() -> str:
     """Training samples/s per method at each measured (train size, max length): run rows and benchmark records."""
-    frame = load_results(RESULTS).assign(source="results/runs")
+    frames = [load_results(RESULTS).assign(source="results/runs"),
+              load_results(RESULTS / "scaling").assign(source="results/scaling")]
+    frame = pd.concat([f for f in frames if not f.empty])
     lines = ["| method | max length | train reviews | runs | train samples/s | train time (s) | source |",
              "|---|---|---|---|---|---|---|"]
     if not frame.empty:

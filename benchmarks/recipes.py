@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
 
 from peft_imdb.config import RunConfig  # noqa: E402
-from peft_imdb.data import load_imdb, make_splits, tokenize  # noqa: E402
+from peft_imdb.data import load_imdb  # noqa: E402
 from peft_imdb.hardware import choose_precision, device_kind  # noqa: E402
 from peft_imdb.methods import build_model  # noqa: E402
 from peft_imdb.models import load_tokenizer  # noqa: E402
-from peft_imdb.train import _length_grouping, _trainer_class, _warmup, classification_metrics  # noqa: E402
+from peft_imdb.train import (_length_grouping, _trainer_class, _warmup, classification_metrics,  # noqa: E402
+                             prepare_data)
 
 RECIPES = ("usual", "ours")
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
@@ -63,9 +64,8 @@ def padding_bound(lengths: np.ndarray, batch_size: int, max_length: int) -> floa
 
 def recipe_data(config: RunConfig, tokenizer, recipe: str, imdb=None):
     """Train/validation/test subsets tokenized for a recipe: padded to max_length (usual) or not (ours)."""
-    splits = make_splits(imdb if imdb is not None else load_imdb(config.data_dir), config.train_size,
-                         config.eval_size, config.val_size, config.data_seed)
-    data = tokenize(splits, tokenizer, config.max_length, config.truncation)
+    # The package's own preparation; with group_by_length it sorts the eval sets by length (ours).
+    data = prepare_data(replace(config, group_by_length=recipe == "ours"), tokenizer, imdb)
     if recipe == "usual":
         pad = tokenizer.pad_token_id
 
@@ -78,9 +78,6 @@ def recipe_data(config: RunConfig, tokenizer, recipe: str, imdb=None):
             return out
 
         data = data.map(pad_to_max, batched=True, desc="pad to max length")
-    else:
-        for split in ("validation", "test"):
-            data[split] = data[split].sort("length", reverse=True)
     return data
 
 

@@ -154,7 +154,7 @@ def _matrix(args, configs: list[RunConfig]) -> int:
 
     from .data import load_imdb
     from .results import has_ok_result
-    from .train import run_and_record, run_isolated
+    from .train import run_and_record, run_isolated, world
 
     if getattr(args, "shard", None):
         k, n = parse_shard(args.shard)
@@ -168,8 +168,6 @@ def _matrix(args, configs: list[RunConfig]) -> int:
         return 0
     # Fail fast on bad data here; each isolated run then reads it again in its own process.
     imdb = load_imdb(todo[0].data_dir)
-    from .train import world
-
     rank, world_size = world()
     failures = 0
     progress = tqdm(todo, desc="runs", unit="run", disable=len(todo) == 1)

@@ -206,15 +206,20 @@ def load_predictions(key: str, root: str | os.PathLike | None = None) -> pd.Data
     return frame.astype({"prob_positive": "float32"})
 
 
+def copy_predictions(key: str, source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy a run's predictions file between results folders, atomically; nothing when there is none."""
+    path = predictions_path(key, source)
+    if path.is_file():
+        data = path.read_bytes()
+        atomic_write(predictions_path(key, target), lambda handle: handle.write(data))
+
+
 def copy_run(key: str, source: str | os.PathLike, target: str | os.PathLike) -> bool:
     """Copy a finished run (row and predictions) from one results folder to another; False if none."""
     record = read_result(key, source)
     if record is None or record.status != "ok":
         return False
-    predictions = predictions_path(key, source)
-    if predictions.is_file():
-        data = predictions.read_bytes()
-        atomic_write(predictions_path(key, target), lambda handle: handle.write(data))
+    copy_predictions(key, source, target)
     save_result(record, target)
     return True
 
@@ -349,10 +354,7 @@ def merge_results(sources: list[str | os.PathLike], target: str | os.PathLike | 
         if key not in kept or kept[key][0].to_dict() != record.to_dict():
             save_result(record, out)
             added += key not in kept
-            source_predictions = predictions_path(key, origin)  # the row came from a source folder
-            if source_predictions.is_file():
-                data = source_predictions.read_bytes()
-                atomic_write(predictions_path(key, out), lambda handle, data=data: handle.write(data))
+            copy_predictions(key, origin, out)  # the row came from a source folder
     replaced = sum(1 for key in kept if kept[key][0].to_dict() != chosen[key][0].to_dict())
     lines.append(f"merged {len(sources)} folder(s) into {_runs_dir(out)}: {len(chosen)} run(s), "
                  f"{added} added, {replaced} replaced")

@@ -14,7 +14,9 @@ import sys
 import time
 
 import numpy as np
+
 from recipes import RunConfig, prepare, recipe_data, save_benchmark, train_recipe
+from peft_imdb.methods import method_names  # noqa: E402
 
 
 def _timed_predict(trainer, dataset) -> tuple[np.ndarray, float]:
@@ -28,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"))
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--methods", nargs="+", default=["full", "lora", "ia3", "qlora"])
+    parser.add_argument("--methods", nargs="+", default=method_names(core_only=True))
     parser.add_argument("--steps", type=int, default=30, help="training steps before measuring (default 30)")
     parser.add_argument("--eval-size", type=int, default=1000)
     parser.add_argument("--max-length", type=int, default=128)
@@ -38,8 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import DataCollatorWithPadding
 
     from peft_imdb.errors import Unsupported, UserError
-    from peft_imdb.methods import merge_adapter
-    from peft_imdb.train import _trainer_class
+    from peft_imdb.models import merge_adapter
+    from peft_imdb.train import in_order_trainer_class
 
     prepared = prepare(args.data_dir, args.model)
     if prepared is None:
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {method} | {form} | {len(labels) / seconds:.1f} | {(adapter_predictions == labels).mean():.4f} | |")
         if method in ("lora", "ia3"):
             merged = merge_adapter(trainer.model)
-            merged_trainer = _trainer_class()(model=merged, args=trainer.args,
+            merged_trainer = in_order_trainer_class()(model=merged, args=trainer.args,
                                               data_collator=DataCollatorWithPadding(tokenizer))
             merged_logits, merged_seconds = _timed_predict(merged_trainer, data["test"])
             same = bool(np.array_equal(merged_logits.argmax(-1), adapter_predictions))

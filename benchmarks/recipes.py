@@ -20,10 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 from peft_imdb.config import RunConfig  # noqa: E402
 from peft_imdb.data import load_imdb  # noqa: E402
 from peft_imdb.hardware import choose_precision, device_kind  # noqa: E402
-from peft_imdb.methods import build_model  # noqa: E402
-from peft_imdb.models import load_tokenizer  # noqa: E402
-from peft_imdb.train import (_length_grouping, _trainer_class, _warmup, classification_metrics,  # noqa: E402
-                             prepare_data)
+from peft_imdb.compat import length_grouping_kwargs, warmup_kwargs  # noqa: E402
+from peft_imdb.models import build_model, load_tokenizer  # noqa: E402
+from peft_imdb.train import classification_metrics, in_order_trainer_class, prepare_data  # noqa: E402
 
 RECIPES = ("usual", "ours")
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
@@ -33,7 +32,8 @@ def save_benchmark(name: str, payload: dict, folder: str | Path | None = None) -
     """Store a benchmark's measurements with the environment (results/benchmarks/<name>.json), atomically."""
     import json
 
-    from peft_imdb.results import atomic_write_text, environment
+    from peft_imdb.environment import environment
+    from peft_imdb.results import atomic_write_text
 
     path = Path(folder or BENCHMARKS_DIR) / f"{name}.json"
     record = {"benchmark": name, **payload, "env": environment(),
@@ -113,21 +113,21 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
 
     set_seed(config.seed)
     precision = choose_precision()
-    model, _ = build_model(config, tokenizer, precision)
+    model = build_model(config, tokenizer, precision).model
     ours = recipe == "ours"
     eval_set = data["test"] if eval_test_each_epoch else None
     args = TrainingArguments(
         output_dir="/tmp/peft-imdb-benchmark", num_train_epochs=config.epochs, max_steps=max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
         learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-        **_warmup(TrainingArguments, config.warmup_ratio), lr_scheduler_type="linear",
-        **_length_grouping(TrainingArguments, ours), fp16=precision.fp16, bf16=precision.bf16,
+        **warmup_kwargs(config.warmup_ratio), lr_scheduler_type="linear",
+        **length_grouping_kwargs(ours), fp16=precision.fp16, bf16=precision.bf16,
         eval_strategy="epoch" if eval_test_each_epoch else "no", save_strategy="no", report_to=[],
         seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
         use_cpu=device_kind() == "cpu", logging_strategy="no",
     )
-    trainer = _trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=eval_set,
-                               data_collator=DataCollatorWithPadding(tokenizer))
+    trainer = in_order_trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=eval_set,
+                                        data_collator=DataCollatorWithPadding(tokenizer))
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started

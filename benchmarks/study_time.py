@@ -17,7 +17,9 @@ import time
 from dataclasses import replace
 
 import numpy as np
+
 from recipes import prepare, recipe_data, save_benchmark, train_recipe
+from peft_imdb.methods import method_names  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"))
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--method", default="lora", choices=["full", "lora", "qlora", "ia3"])
+    parser.add_argument("--method", default="lora", choices=method_names())
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--train-size", type=int, default=1000)
     parser.add_argument("--eval-size", type=int, default=1000)
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from peft_imdb.stats import mean_interval, paired_difference
-    from peft_imdb.train import train_and_test
+    from peft_imdb.train import train_and_evaluate
 
     prepared = prepare(args.data_dir, args.model, method=args.method, seed=args.seed, train_size=args.train_size,
                        eval_size=args.eval_size, val_size=args.val_size, epochs=args.epochs,
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     usual_seconds = time.perf_counter() - started - usual.eval_seconds  # the last epoch's eval already scored it
 
     started = time.perf_counter()
-    row, predictions = train_and_test(config, imdb)
+    row, predictions = train_and_evaluate(config, imdb)
     ours_seconds = time.perf_counter() - started
     order = np.argsort(predictions.review_id)
     ours_correct = (predictions.predicted == predictions.label)[order]

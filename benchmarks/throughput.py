@@ -16,6 +16,7 @@ import os
 import sys
 
 from recipes import padding_bound, prepare, recipe_data, save_benchmark, train_recipe
+from peft_imdb.methods import method_names  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per recipe (default 60)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--method", default="lora", choices=["full", "lora", "qlora", "ia3"])
+    parser.add_argument("--method", default="lora", choices=method_names())
     parser.add_argument("--eval-size", type=int, default=400, help="test reviews scored after training")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")

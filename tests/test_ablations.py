@@ -2,30 +2,33 @@
 
 import pytest
 
-from peft_imdb.ablations import RANKS, ablation_configs, placement
+from peft_imdb.ablations import RANKS, ablation_configs
 from peft_imdb.cli import main
-from peft_imdb.config import METHODS, RunConfig
+from peft_imdb.config import RunConfig
+from peft_imdb.methods import method_names
+from peft_imdb.targets import placement
 from peft_imdb.errors import UserError
 from peft_imdb.results import read_results
 
 
 def _base(model: str = "minilm", **overrides) -> dict[str, RunConfig]:
-    return {m: RunConfig(model=model, method=m, **overrides) for m in METHODS}
+    return {m: RunConfig(model=model, method=m, **overrides) for m in method_names(core_only=True)}
 
 
 def test_rank_sweep_keeps_alpha_over_rank_and_contains_the_default_run():
     base = _base()
     configs = ablation_configs("rank", base)
-    assert [c.lora_r for c in configs] == list(RANKS)
-    assert all(c.lora_alpha == 2 * c.lora_r and c.method == "lora" for c in configs)
+    ranks = [c.peft_config().r for c in configs]
+    assert ranks == list(RANKS)
+    assert all(c.peft_config().lora_alpha == 2 * r and c.method == "lora" for c, r in zip(configs, ranks))
     assert base["lora"].key() in {c.key() for c in configs}  # r=8 is the study's own LoRA run
 
 
 def test_lr_grid_is_three_rates_per_method_around_the_default():
     base = _base()
     configs = ablation_configs("lr", base)
-    assert len(configs) == 3 * len(METHODS)
-    for method in METHODS:
+    assert len(configs) == 3 * len(base)
+    for method in base:
         rates = sorted(c.learning_rate for c in configs if c.method == method)
         default = base[method].learning_rate
         assert rates[1] == default and rates[0] < default < rates[2]
@@ -34,7 +37,7 @@ def test_lr_grid_is_three_rates_per_method_around_the_default():
 
 def test_targets_compare_attention_with_attention_plus_feed_forward():
     configs = ablation_configs("targets", _base())
-    labels = [(c.method, placement(c.method, "bert", c.target_modules)) for c in configs]
+    labels = [(c.method, placement(sorted(c.peft_config().target_modules), "bert")) for c in configs]
     assert labels == [("lora", "attention"), ("lora", "attention + FFN"), ("ia3", "attention"),
                       ("ia3", "attention + FFN")]
 

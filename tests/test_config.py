@@ -1,11 +1,14 @@
-"""Run configs: validation, profile defaults, and a key that names the run and nothing else."""
+"""Run configs: validation, profile defaults, and an identity that names the run and nothing else."""
 
 from __future__ import annotations
 
 import pytest
 
-from peft_imdb.config import LEARNING_RATES, PROFILES, RunConfig, detect_profile
+import dataclasses
+
+from peft_imdb.config import PROFILES, RunConfig, detect_profile, model_id
 from peft_imdb.errors import UserError
+from peft_imdb.methods import get_method, parse_adapter
 
 
 def test_key_ignores_where_the_data_is_and_number_types():
@@ -17,7 +20,7 @@ def test_key_ignores_where_the_data_is_and_number_types():
 
 def test_default_lr_is_the_methods_and_explicit_lr_changes_the_key():
     config = RunConfig(model="minilm", method="ia3", lr_table="cpu")
-    assert config.learning_rate == LEARNING_RATES["cpu"]["ia3"]
+    assert config.learning_rate == get_method("ia3").learning_rates["cpu"]
     assert RunConfig(model="minilm", method="ia3", lr=config.learning_rate).key() == config.key()
     assert RunConfig(model="minilm", method="ia3", lr=1e-3).key() != config.key()
 
@@ -26,7 +29,7 @@ def test_profile_defaults_and_overrides():
     config = RunConfig.from_profile(PROFILES["colab-t4"], "full", seed=2)
     assert (config.model, config.train_size, config.eval_size, config.epochs, config.max_length) == (
         "roberta", 3000, 2000, 3.0, 256)
-    assert config.learning_rate == LEARNING_RATES["gpu"]["full"] and config.seed == 2
+    assert config.learning_rate == get_method("full").learning_rates["gpu"] and config.seed == 2
 
 
 @pytest.mark.parametrize("bad", [dict(method="nope"), dict(max_length=0), dict(train_size=1), dict(epochs=0),
@@ -42,3 +45,64 @@ def test_profile_from_the_environment(monkeypatch):
     monkeypatch.setenv("PEFT_IMDB_PROFILE", "huge")
     with pytest.raises(UserError, match="colab-t4, cpu, smoke"):
         detect_profile()
+
+
+def test_identity_holds_the_resolved_peft_config_and_only_what_differs_from_defaults():
+    lora = RunConfig(model="minilm", method="lora")
+    adapter = lora.identity()["adapter"]
+    assert adapter["target_modules"] == ["query", "value"] and adapter["lora_alpha"] == 16
+    assert "r" not in adapter  # r=8 is LoraConfig's own default
+    assert "adapter" not in RunConfig(model="minilm", method="full").identity()
+    # Naming a default explicitly is the same run; any other value is another run.
+    assert RunConfig(model="minilm", method="lora", adapter={"r": 8}).key() == lora.key()
+    assert RunConfig(model="minilm", method="lora", adapter={"r": 16}).key() != lora.key()
+    assert RunConfig(model="minilm", method="lora", adapter={"target_modules": ["value", "query"]}).key() == lora.key()
+
+
+def test_a_new_field_with_a_default_renames_no_run():
+    @dataclasses.dataclass
+    class Extended(RunConfig):
+        new_setting: int = 3
+
+    for method in ("full", "lora"):
+        assert Extended(model="minilm", method=method).key() == RunConfig(model="minilm", method=method).key()
+        assert Extended(model="minilm", method=method, new_setting=4).key() != RunConfig(model="minilm",
+                                                                                         method=method).key()
+
+
+def test_seeds_share_a_group_and_labels_say_what_differs():
+    runs = [RunConfig(model="minilm", method="lora", seed=s) for s in (0, 1)]
+    assert runs[0].group() == runs[1].group() and runs[0].key() != runs[1].key()
+    assert runs[0].label() == "lora"
+    assert RunConfig(model="minilm", method="lora", adapter={"r": 16}).label() == "lora (r=16)"
+    assert RunConfig(model="minilm", method="full", lr=3e-4, truncation="head").label() == "full (lr=0.0003, truncation=head)"
+
+
+def test_a_model_folder_is_named_by_its_contents_not_its_path(tmp_path):
+    for place in ("a", "b"):
+        folder = tmp_path / place / "my-model"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text('{"model_type": "bert"}')
+        (folder / "model.safetensors").write_bytes(b"")
+    first, second = model_id(str(tmp_path / "a" / "my-model")), model_id(str(tmp_path / "b" / "my-model"))
+    assert first == second and first.startswith("my-model-") and str(tmp_path) not in first
+    (tmp_path / "b" / "my-model" / "config.json").write_text('{"model_type": "roberta"}')
+    model_id.cache_clear()
+    assert model_id(str(tmp_path / "b" / "my-model")) != first
+
+
+@pytest.mark.parametrize("items, message", [
+    (["rank=16"], "LoraConfig has no setting 'rank'"),
+    (["r=sixteen"], "LoraConfig.r expects int"),
+    (["r16"], "key=value"),
+])
+def test_bad_adapter_settings_are_one_line_errors(items, message):
+    with pytest.raises(UserError, match=message):
+        parse_adapter("lora", items)
+
+
+def test_adapter_settings_are_typed_by_the_peft_class():
+    assert parse_adapter("lora", ["r=16", "lora_alpha=32", "target_modules=query,key,value", "use_dora=true"]) == {
+        "r": 16, "lora_alpha": 32, "target_modules": ["query", "key", "value"], "use_dora": True}
+    with pytest.raises(UserError, match="no adapter settings"):
+        parse_adapter("full", ["r=4"])

@@ -50,7 +50,7 @@ def test_tracker_as_trainer_callback():
 
 @pytest.mark.parametrize("capability, dtype", [((7, 5), "float16"), ((8, 6), "bfloat16")])
 def test_qlora_compute_dtype_follows_the_hardware_with_fp32_fallback(capability, dtype):
-    from peft_imdb.methods import nf4_config
+    from peft_imdb.models import nf4_config
 
     precision = choose_precision(capability, cuda=True)
     assert str(nf4_config(precision, ["classifier"]).bnb_4bit_compute_dtype) == f"torch.{dtype}"

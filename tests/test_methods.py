@@ -5,15 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from peft_imdb.config import METHODS
 from peft_imdb.hardware import choose_precision
-from peft_imdb.methods import build_model, count_parameters
-from peft_imdb.models import load_tokenizer
+from peft_imdb.methods import get_method, method_names
+from peft_imdb.models import build_model, load_tokenizer
+from peft_imdb.params import count_parameters
 from peft_imdb.tiny import DECODERS, FAMILIES
 
 from conftest import tiny_config
-
-ADAPTER_MARKERS = {"lora": ("lora_",), "qlora": ("lora_",), "ia3": ("ia3_",)}
 
 
 def _batch(tokenizer, texts=("a great film", "an awful movie , really bad and long")):
@@ -22,13 +20,14 @@ def _batch(tokenizer, texts=("a great film", "an awful movie , really bad and lo
     return batch
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", method_names())
 @pytest.mark.parametrize("family", FAMILIES)
 def test_build_and_train_one_step(tiny_models, family, method):
     config = tiny_config(tiny_models[family], method)
     tokenizer = load_tokenizer(config.model)
-    model, info = build_model(config, tokenizer, choose_precision())
-    counts = count_parameters(model, info.head_modules)
+    built = build_model(config, tokenizer, choose_precision())
+    model = built.model
+    counts = count_parameters(model, built.head_modules)
 
     trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     frozen = {n: p.detach().clone() for n, p in model.named_parameters()
@@ -36,12 +35,11 @@ def test_build_and_train_one_step(tiny_models, family, method):
     assert counts.trainable == sum(p.numel() for p in trainable.values())
     assert 0 < counts.head < counts.trainable <= counts.total
 
-    if method == "full":
+    if get_method(method).config_class is None:
         assert not frozen and counts.trainable == counts.total and counts.adapter == 0
     else:
-        markers = ADAPTER_MARKERS[method]
-        for name in trainable:
-            assert any(m in name for m in markers) or "modules_to_save" in name, name
+        for name in trainable:  # peft names adapter weights and trained head copies after the adapter
+            assert ".default" in name, name
         assert counts.trainable == counts.adapter + counts.head and counts.adapter > 0
         assert counts.trainable < counts.total / 5
 
@@ -64,14 +62,14 @@ def test_qlora_base_layers_are_4bit_and_head_is_not(tiny_models, family):
     import bitsandbytes as bnb
 
     config = tiny_config(tiny_models[family], "qlora")
-    model, info = build_model(config, load_tokenizer(config.model), choose_precision())
-    four_bit = [n for n, m in model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
-    assert four_bit and info.base_weight_bits == 4
-    assert not [n for n in four_bit if any(f".{h}" in f".{n}" for h in info.head_modules)]
+    built = build_model(config, load_tokenizer(config.model), choose_precision())
+    four_bit = [n for n, m in built.model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert four_bit and built.base_weight_bits == 4
+    assert not [n for n in four_bit if any(f".{h}" in f".{n}" for h in built.head_modules)]
     # The true parameter count matches the same model unquantized with the same LoRA.
-    lora, lora_info = build_model(tiny_config(tiny_models[family], "lora"), load_tokenizer(config.model),
-                                  choose_precision())
-    assert count_parameters(model, info.head_modules).total == count_parameters(lora, lora_info.head_modules).total
+    lora = build_model(tiny_config(tiny_models[family], "lora"), load_tokenizer(config.model), choose_precision())
+    assert (count_parameters(built.model, built.head_modules).total
+            == count_parameters(lora.model, lora.head_modules).total)
 
 
 def test_decoders_get_a_pad_token(tiny_models):
@@ -82,7 +80,8 @@ def test_decoders_get_a_pad_token(tiny_models):
 
 def test_unknown_architecture_without_targets_is_a_clear_error():
     from peft_imdb.errors import UserError
-    from peft_imdb.methods import lora_config
 
-    with pytest.raises(UserError, match="--target-modules"):
-        lora_config(tiny_config("x", "lora"), "some-new-arch")
+    with pytest.raises(UserError, match="--adapter target_modules="):
+        get_method("lora").peft_config("some-new-arch")
+    # Naming the targets is the fix: the same architecture then builds.
+    assert sorted(get_method("lora").peft_config("some-new-arch", {"target_modules": ["q"]}).target_modules) == ["q"]

@@ -6,7 +6,7 @@ import pytest
 
 from peft_imdb.config import RunConfig
 from peft_imdb.models import resolve_model
-from peft_imdb.train import run_experiment
+from peft_imdb.train import train_and_evaluate
 
 
 def test_offline_default_resolves_to_shipped_weights():
@@ -23,7 +23,7 @@ def test_real_model_learns_sentiment(imdb, method, floor):
     # still near chance after one epoch (measured: 0.55 full, 0.57 LoRA).
     config = RunConfig(model="minilm", method=method, train_size=1000, eval_size=400, val_size=0,
                        epochs=1, max_length=128)
-    row = run_experiment(config, imdb)
+    row = train_and_evaluate(config, imdb)[0]
     assert row.status == "ok"
     # 400 balanced test reviews: chance is 0.5 (95% band about 0.45-0.55); the floor is well above it.
     assert row.accuracy >= floor, row.accuracy

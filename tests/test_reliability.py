@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import peft_imdb.train as train
+import peft_imdb.runner as runner
 from peft_imdb.cli import main
 from peft_imdb.config import RunConfig
 from peft_imdb.results import RunResult, load_results, read_results, save_result
@@ -33,12 +33,16 @@ def _small_data(folder: Path, rows: int = 40) -> Path:
     return folder
 
 
+MODEL = "set by the fake_runs fixture"
+
+
 @pytest.fixture
-def fake_runs(monkeypatch) -> list[str]:
+def fake_runs(monkeypatch, tiny_models) -> list[str]:
     """Replace training by a stub that stores an `ok` row at once; returns the keys it ran, in order."""
     calls: list[str] = []
+    monkeypatch.setitem(globals(), "MODEL", str(tiny_models["bert"]))
 
-    def run_and_record(config: RunConfig, results_dir=None, imdb=None) -> RunResult:
+    def train_and_store(config: RunConfig, results_dir=None, imdb=None) -> RunResult:
         calls.append(config.key())
         result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
                            status="ok", accuracy=0.5, f1=0.5, trainable_params=1, total_params=2,
@@ -46,12 +50,12 @@ def fake_runs(monkeypatch) -> list[str]:
         save_result(result, results_dir)
         return result
 
-    monkeypatch.setattr(train, "run_and_record", run_and_record)
+    monkeypatch.setattr(runner, "train_and_store", train_and_store)
     return calls
 
 
 def _matrix_args(data: Path, out: Path, *extra: str) -> list[str]:
-    return ["matrix", "--model", "m", "--methods", "full", "lora", "ia3", "qlora", "--seeds", "0", "1",
+    return ["matrix", "--model", MODEL, "--methods", "full", "lora", "ia3", "qlora", "--seeds", "0", "1",
             "--profile", "smoke", "--train-size", "8", "--eval-size", "8", "--val-size", "0",
             "--data-dir", str(data), "--results-dir", str(out), "--in-process", *extra]
 
@@ -160,7 +164,7 @@ def test_bad_data_is_a_one_line_error(tmp_path, case, fake_runs, capsys):
     rows, message = BAD_DATA[case]
     data, out = _small_data(tmp_path / "data"), tmp_path / "out"
     _write_jsonl(data / "train.jsonl", rows)
-    for command in (_matrix_args(data, out), ["run", "--method", "lora", "--model", "m", "--data-dir", str(data),
+    for command in (_matrix_args(data, out), ["run", "--method", "lora", "--model", MODEL, "--data-dir", str(data),
                                               "--results-dir", str(out)]):
         assert main(command) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -240,7 +244,7 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
 
     from peft_imdb import tracking
     from peft_imdb.results import checkpoint_dir
-    from peft_imdb.train import run_experiment
+    from peft_imdb.train import train_and_evaluate
 
     from conftest import tiny_config
 
@@ -257,7 +261,7 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
         return callback
 
     monkeypatch.setattr(tracking.Tracker, "callback", interrupting)
-    first = train.run_and_record(config, tmp_path, imdb)
+    first = runner.train_and_store(config, tmp_path, imdb)
     assert first.status == "failed" and "interrupted" in first.reason
     folder = checkpoint_dir(config.key(), tmp_path)
     assert [p.name for p in folder.glob("checkpoint-*")] == ["checkpoint-4"]
@@ -272,11 +276,11 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
         return callback
 
     monkeypatch.setattr(tracking.Tracker, "callback", counting)
-    second = train.run_and_record(config, tmp_path, imdb)
+    second = runner.train_and_store(config, tmp_path, imdb)
     assert second.status == "ok" and second.resumed_from_step == 4
     assert steps == [5, 6, 7, 8]  # only the second epoch was trained again
     assert not folder.exists()  # deleted once the run is stored
-    uninterrupted = run_experiment(replace(config, resume=False), imdb)
+    uninterrupted = train_and_evaluate(replace(config, resume=False), imdb)[0]
     assert uninterrupted.resumed_from_step is None
     assert second.confusion_matrix == uninterrupted.confusion_matrix
 

@@ -19,11 +19,11 @@ def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrid
     config = RunConfig(model="minilm", method=method, seed=seed, train_size=100, eval_size=reviews, **config_overrides)
     rng = np.random.default_rng(hash((method, seed, str(config_overrides))) % 2**32)
     labels = np.tile([0, 1], reviews // 2)
-    accuracy = ACCURACY[method] + 0.01 * config_overrides.get("lora_r", 0) / 32
+    accuracy = ACCURACY[method] + 0.01 * config_overrides.get("adapter", {}).get("r", 0) / 32
     correct = rng.permutation(np.arange(reviews) < round(accuracy * reviews))
     predicted = np.where(correct, labels, 1 - labels)
     row = RunResult(
-        key=config.key(), model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
+        key=config.key(), group=config.group(), identity=config.identity(), model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
         accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS[method], adapter_params=0, head_params=0,
         total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
         eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0, trainable_weights_mb=1.0, memory_kind="cpu_rss",
@@ -61,7 +61,7 @@ def test_statistics_and_advice_follow_the_numbers(store):
 
 def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
     for r in (2, 8, 32):
-        fake_run(store / "ablations" / "rank", "lora", 0, lora_r=r, lora_alpha=2 * r)
+        fake_run(store / "ablations" / "rank", "lora", 0, adapter={"r": r, "lora_alpha": 2 * r})
     figures = tmp_path / "figures"
     first = write_report(store, figures)
     names = {p.name for p in first}
@@ -78,8 +78,21 @@ def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
 
 def test_an_ablation_figure_needs_finished_runs(tmp_path):
     assert write_ablation("rank", tmp_path / "empty", tmp_path) == []
-    fake_run(tmp_path / "abl", "lora", 0, lora_r=4, lora_alpha=8)
+    fake_run(tmp_path / "abl", "lora", 0, adapter={"r": 4, "lora_alpha": 8})
     assert write_ablation("rank", tmp_path / "abl", tmp_path)[0].name == "ablation_rank.png"
+
+
+def test_a_run_differing_in_one_adapter_field_is_its_own_row(store, tmp_path):
+    fake_run(store, "lora", 0, adapter={"r": 16})
+    fake_run(store, "lora", 0, adapter={"r": 16})  # the same run again: replaces, never a second seed
+    table = summarize(load_results(store))
+    rows = table.set_index("label")
+    assert list(table["label"]) == ["full", "lora", "lora (r=16)", "qlora", "ia3"]
+    assert rows.loc["lora", "n"] == 3 and rows.loc["lora (r=16)", "n"] == 1
+    assert rows.loc["lora", "accuracy_mean"] == pytest.approx(ACCURACY["lora"], abs=1e-3)
+    write_report(store, tmp_path / "figures")
+    text = (store / "summary.md").read_text()
+    assert "| minilm | lora (r=16) | 1 |" in text and "| minilm | lora | 3 |" in text
 
 
 def test_pareto_front_keeps_only_undominated_points():

@@ -1,15 +1,14 @@
-"""run_experiment end to end on tiny models; adapters reload to the same predictions."""
+"""train_and_evaluate end to end on tiny models; adapters reload to the same predictions."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from peft_imdb.config import METHODS
 from peft_imdb.hardware import choose_precision
-from peft_imdb.methods import build_model
-from peft_imdb.models import load_model, load_tokenizer
-from peft_imdb.train import classification_metrics, run_experiment
+from peft_imdb.methods import method_names
+from peft_imdb.models import build_model, load_model, load_tokenizer
+from peft_imdb.train import classification_metrics, train_and_evaluate
 
 from conftest import tiny_config
 
@@ -20,10 +19,10 @@ def test_metrics_on_a_known_case():
     assert metrics["confusion_matrix"] == [[2, 0], [1, 1]]
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", method_names())
 def test_run_returns_a_complete_row(tiny_models, imdb, method):
     config = tiny_config(tiny_models["bert"], method)
-    row = run_experiment(config, imdb)
+    row = train_and_evaluate(config, imdb)[0]
     assert row.status == "ok" and row.key == config.key()
     assert 0 <= row.accuracy <= 1 and sum(map(sum, row.confusion_matrix)) == 16
     assert row.trainable_params > 0 and row.total_params >= row.trainable_params
@@ -36,11 +35,11 @@ def test_run_returns_a_complete_row(tiny_models, imdb, method):
         assert row.saved_mb < full_mb
 
 
-@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("method", method_names())
 def test_training_lowers_the_loss(tiny_models, imdb, method):
     config = tiny_config(tiny_models["bert"], method, lr=1e-3 if method == "full" else 1e-2)
     tokenizer = load_tokenizer(config.model)
-    model, _ = build_model(config, tokenizer, choose_precision())
+    model = build_model(config, tokenizer, choose_precision()).model
     reviews = imdb["train"].select(list(range(8)) + list(range(24992, 25000)))
     batch = tokenizer(list(reviews["text"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
     batch["labels"] = torch.tensor(list(reviews["label"]))
@@ -69,7 +68,7 @@ def test_same_seed_same_predictions(tiny_models, imdb, monkeypatch):
 
     monkeypatch.setattr(Trainer, "predict", predict)
     config = tiny_config(tiny_models["roberta"], "lora")
-    first, second = run_experiment(config, imdb), run_experiment(config, imdb)
+    first, second = train_and_evaluate(config, imdb)[0], train_and_evaluate(config, imdb)[0]
     assert len(predicted) == 2 and predicted[0] == predicted[1]  # review by review, not just the counts
     assert first.accuracy == second.accuracy and first.confusion_matrix == second.confusion_matrix
     assert first.train_loss == second.train_loss and first.val_accuracy == second.val_accuracy
@@ -81,7 +80,7 @@ def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path, me
 
     config = tiny_config(tiny_models["bert"], method)
     tokenizer = load_tokenizer(config.model)
-    model, _ = build_model(config, tokenizer, choose_precision())
+    model = build_model(config, tokenizer, choose_precision()).model
     with torch.no_grad():  # move the adapter and head away from their initial values
         for p in model.parameters():
             if p.requires_grad:
@@ -98,6 +97,6 @@ def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path, me
 @pytest.mark.parametrize("method", ["full", "qlora"])
 def test_several_epochs_select_the_best_validation_epoch(tiny_models, imdb, method):
     config = tiny_config(tiny_models["bert"], method, epochs=2, val_size=16)
-    row = run_experiment(config, imdb)
+    row = train_and_evaluate(config, imdb)[0]
     assert row.status == "ok" and len(row.val_accuracy_per_epoch) == 2
     assert row.val_accuracy == max(row.val_accuracy_per_epoch)

@@ -1,12 +1,19 @@
-"""peft_imdb: Full fine-tuning, LoRA, QLoRA (4-bit NF4) and IA3 on IMDb, measured."""
+"""peft_imdb: Full fine-tuning, LoRA, QLoRA (4-bit NF4), IA3 and more PEFT methods on IMDb, measured."""
 
 import logging
 
+import warnings
+
 # bitsandbytes warns at import that an optional hub kernel is missing; it falls back by itself.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+# peft 0.21's get_peft_model reads `is_gradient_checkpointing`, which transformers 5 deprecated: the call
+# is peft's, not ours, so only that one notice is silenced (it reappears for any other caller).
+warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning,
+                        module=r"transformers\.modeling_utils")
 
-from .config import METHODS, PROFILES, RunConfig, detect_profile
+from .config import PROFILES, RunConfig, detect_profile
 from .errors import Unsupported, UserError
+from .methods import METHODS, Method, get_method, register
 
 __version__ = "0.1.0"
-__all__ = ["METHODS", "PROFILES", "RunConfig", "detect_profile", "UserError", "Unsupported", "__version__"]
+__all__ = ["METHODS", "Method", "get_method", "register", "PROFILES", "RunConfig", "detect_profile", "UserError", "Unsupported", "__version__"]

@@ -1,4 +1,4 @@
-"""Command line: `python -m peft_imdb run | matrix | report | merge`."""
+"""Command line: `python -m peft_imdb run | matrix | ablation | report | merge`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import itertools
 import os
 import sys
 
-from .config import METHODS, PROFILES, RunConfig, detect_profile
+from .config import PROFILES, RunConfig, detect_profile
 from .errors import UserError
+from .methods import METHODS, get_method, method_names, parse_adapter
 
 
 def _size(text: str) -> int | str:
@@ -33,10 +34,14 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, help="tokens kept per review")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float, help="learning rate (default: the method's, per profile)")
-    parser.add_argument("--lora-r", type=int)
-    parser.add_argument("--lora-alpha", type=int)
-    parser.add_argument("--lora-dropout", type=float)
-    parser.add_argument("--target-modules", nargs="+", help="layers to adapt (default: the architecture's preset)")
+    parser.add_argument("--adapter", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="the method's adapter settings in peft's own names, checked against its peft config "
+                        "class, e.g. r=16 lora_alpha=32 target_modules=query,key,value (default: the registry's)")
+    parser.add_argument("--lora-r", type=int, help="shortcut for --adapter r=N")
+    parser.add_argument("--lora-alpha", type=int, help="shortcut for --adapter lora_alpha=N")
+    parser.add_argument("--lora-dropout", type=float, help="shortcut for --adapter lora_dropout=X")
+    parser.add_argument("--target-modules", nargs="+",
+                        help="shortcut for --adapter target_modules=a,b (default: the architecture's preset)")
     parser.add_argument("--truncation", choices=["head", "head_tail"],
                         help="keep the first max-length tokens (head), or the first quarter and the last three "
                         "quarters of a long review (head_tail)")
@@ -56,7 +61,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the three commands."""
+    """The argument parser of the five commands."""
     parser = argparse.ArgumentParser(prog="python -m peft_imdb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -68,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     matrix = commands.add_parser("matrix", help="models x methods x seeds, skipping finished runs")
     matrix.add_argument("--model", "--models", dest="models", nargs="+")
-    matrix.add_argument("--methods", nargs="+", default=list(METHODS))
+    matrix.add_argument("--methods", nargs="+", default=None,
+                        help=f"methods to run (default: the four core methods, {', '.join(method_names(True))})")
     matrix.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="training seeds (default 0 1 2: the summary reports mean ± std and intervals)")
     matrix.add_argument("--force", action="store_true", help="re-run finished runs too")
@@ -84,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("name", help="rank (LoRA rank), targets (attention vs attention + feed-forward) or lr "
                           "(learning rate x 1/3, 1, 3 per method)")
     ablation.add_argument("--model")
-    ablation.add_argument("--methods", nargs="+", default=list(METHODS),
-                          help="only these methods' runs (default all four)")
+    ablation.add_argument("--methods", nargs="+", default=None,
+                          help="only these methods' runs (default: all the ablation has)")
     ablation.add_argument("--seeds", nargs="+", type=int, default=[0])
     ablation.add_argument("--force", action="store_true", help="re-run finished runs too")
     ablation.add_argument("--in-process", action="store_true", help="run every run in this process")
@@ -103,10 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 CONFIG_FLAGS = ("train_size", "eval_size", "val_size", "data_seed", "epochs", "max_length", "batch_size", "lr",
-                "lora_r", "lora_alpha", "lora_dropout", "target_modules", "truncation", "group_by_length",
-                "gradient_accumulation_steps",
-                "gradient_checkpointing", "qlora_compute_dtype", "optim", "trust_remote_code", "data_dir",
-                "resume")
+                "truncation", "group_by_length", "gradient_accumulation_steps", "gradient_checkpointing",
+                "qlora_compute_dtype", "optim", "trust_remote_code", "data_dir", "resume")
+# Shortcut flags and the peft field each one sets.
+ADAPTER_SHORTCUTS = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
+                     "target_modules": "target_modules"}
+
+
+def _adapter_items(args) -> list[str]:
+    """--adapter items plus the shortcut flags, in peft's names (an explicit --adapter item wins)."""
+    items = [f"{field}={','.join(value) if isinstance(value, list) else value}"
+             for flag, field in ADAPTER_SHORTCUTS.items() if (value := getattr(args, flag, None)) is not None]
+    return items + list(getattr(args, "adapter", []) or [])
 
 
 def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> list[RunConfig]:
@@ -114,30 +128,16 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
         raise UserError(f"unknown profile {args.profile!r}; use one of {', '.join(PROFILES)}")
     profile = PROFILES[args.profile] if args.profile else detect_profile()
     # Only flags given on the command line override the profile; 'full' means the whole split.
-    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name) is not None}
+    overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name, None) is not None}
     overrides.update({k: None for k, v in overrides.items() if v == "full"})
+    items = _adapter_items(args)
+    # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).
+    adapters = {m: parse_adapter(m, items if len(methods) == 1 or get_method(m).config_class else [])
+                for m in methods}
     return [
-        RunConfig.from_profile(profile, method, model=model, seed=seed, **overrides)
+        RunConfig.from_profile(profile, method, model=model, seed=seed, adapter=adapters[method], **overrides)
         for model, method, seed in itertools.product(models or [profile.model], methods, seeds)
     ]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'K/N' -> (K, N) with 1 <= K <= N; UserError otherwise."""
-    try:
-        k, n = (int(part) for part in text.split("/"))
-    except ValueError:
-        k = n = 0
-    if not 1 <= k <= n:
-        raise UserError(f"--shard must be K/N with 1 <= K <= N (e.g. 1/3, 2/3, 3/3), got {text!r}")
-    return k, n
-
-
-def shard_configs(configs: list[RunConfig], k: int, n: int) -> list[RunConfig]:
-    """Share K of N: the runs at positions i (in the list sorted by key) with i % N == K-1, in their order."""
-    keys = sorted({c.key() for c in configs})
-    mine = {key for i, key in enumerate(keys) if i % n == k - 1}
-    return [c for c in configs if c.key() in mine]
 
 
 def _print_row(result) -> None:
@@ -149,55 +149,42 @@ def _print_row(result) -> None:
         print(f"{result.key}: {result.status}  {result.reason}")
 
 
-def _matrix(args, configs: list[RunConfig]) -> int:
-    from tqdm.auto import tqdm
-
+def _matrix(args, configs: list[RunConfig], reuse_from: str | None = None) -> int:
     from .data import load_imdb
-    from .results import has_ok_result
-    from .train import run_and_record, run_isolated, world
+    from .plan import parse_shard, plan_runs, shard_configs, train_planned
+    from .train import world
 
     if getattr(args, "shard", None):
         k, n = parse_shard(args.shard)
         total, configs = len(configs), shard_configs(configs, k, n)
         print(f"shard {k}/{n}: {len(configs)} of {total} run(s)")
-    todo = [c for c in configs if args.force or not has_ok_result(c.key(), args.results_dir)]
-    done = len(configs) - len(todo)
-    if done:
-        print(f"skipping {done} finished run(s) (use --force to re-run)")
-    if not todo:
+    plan = plan_runs(configs, args.results_dir, force=args.force, reuse_from=reuse_from)
+    if plan.copied:
+        print(f"reused {len(plan.copied)} finished run(s) of the main study")
+    if plan.stored:
+        print(f"skipping {len(plan.stored)} finished run(s) (use --force to re-run)")
+    if not plan.train:
         return 0
-    # Fail fast on bad data here; each isolated run then reads it again in its own process.
-    imdb = load_imdb(todo[0].data_dir)
-    rank, world_size = world()
-    failures = 0
-    progress = tqdm(todo, desc="runs", unit="run", disable=len(todo) == 1)
-    for config in progress:
-        progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
-        if args.in_process or world_size > 1:  # under torchrun the ranks must train together, in process
-            result = run_and_record(config, args.results_dir, imdb)
-        else:
-            result = run_isolated(config, args.results_dir)
-        failures += result.status == "failed"
-        if rank == 0:
-            _print_row(result)
-    return 1 if failures else 0
+    imdb = load_imdb(plan.train[0].data_dir)  # fail fast on bad data; each run's process reads it again
+    rank = world()[0]
+    rows = train_planned(plan.train, args.results_dir, imdb, in_process=args.in_process,
+                         on_result=_print_row if rank == 0 else None)
+    return 1 if any(row.status == "failed" for row in rows) else 0
 
 
 def _ablation(args) -> int:
     """Run one ablation into <results>/ablations/<name>, reusing the main study's identical runs."""
-    from .ablations import ablation_configs, ablation_folder, reuse_study_runs
+    from .ablations import ablation_configs, ablation_folder
     from .report import write_ablation
+    from .results import results_dir
 
     configs = []
     for seed in args.seeds:
-        base = {c.method: c for c in _configs(args, [args.model] if args.model else [], list(METHODS), [seed])}
-        configs += [c for c in ablation_configs(args.name, base) if c.method in args.methods]
+        base = {c.method: c for c in _configs(args, [args.model] if args.model else [], method_names(True), [seed])}
+        configs += [c for c in ablation_configs(args.name, base) if args.methods is None or c.method in args.methods]
     folder = ablation_folder(args.name, args.results_dir)
-    if not args.force:
-        reused = reuse_study_runs(configs, args.results_dir, folder)
-        if reused:
-            print(f"reused {len(reused)} finished run(s) of the main study")
-    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None}), configs)
+    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None}), configs,
+                   reuse_from=None if args.force else str(results_dir(args.results_dir)))
     for path in write_ablation(args.name, folder, args.figures_dir):
         print(f"wrote {path}")
     return code
@@ -225,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))
-        return _matrix(args, _configs(args, args.models, args.methods, args.seeds))
+        return _matrix(args, _configs(args, args.models, args.methods or method_names(True), args.seeds))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,30 +1,17 @@
-"""Run configuration and the hardware profiles that pick its defaults."""
+"""Run configuration, its identity (what determines a run), and the hardware profiles that pick its defaults."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from .errors import UserError
-
-METHODS = ("full", "lora", "qlora", "ia3")
-
-# Default learning rate per profile and method, with the evidence for each:
-# - "gpu" (roberta-base-class models, the Colab T4 profile): values from the literature.
-#   Full FT 2e-5 (RoBERTa paper, GLUE fine-tuning 1e-5..3e-5); LoRA 4e-4 (LoRA paper,
-#   roberta-base GLUE 4e-4..5e-4); QLoRA 2e-4 (QLoRA paper); IA3 3e-3 (T-Few/(IA)^3 paper
-#   uses 3e-3). One shared 2e-5 is what left IA3 6 points behind in the reference studies.
-# - "cpu" (the offline all-MiniLM-L6-v2 default): the best of a measured sweep, one seed each, on
-#   1000 train / 1000 test reviews, 1 epoch, max length 128 (`bash scripts/lr_sweep.sh`; records and
-#   table in results/sweeps/lr_cpu/): full {2e-5, 5e-5, 1e-4}, LoRA and QLoRA {5e-4, 2e-3, 5e-3},
-#   IA3 {1e-2, 3e-2, 6e-2}. QLoRA diverged at 5e-3; 2e-5 left every method far below the others.
-LEARNING_RATES: dict[str, dict[str, float]] = {
-    "gpu": {"full": 2e-5, "lora": 4e-4, "qlora": 2e-4, "ia3": 3e-3},
-    "cpu": {"full": 1e-4, "lora": 2e-3, "qlora": 2e-3, "ia3": 3e-2},
-}
+from .methods import get_method, non_default_fields, plain_fields
 
 
 @dataclass(frozen=True)
@@ -67,11 +54,6 @@ def detect_profile() -> Profile:
     return PROFILES["colab-t4" if torch.cuda.is_available() else "cpu"]
 
 
-def default_lr(method: str, lr_table: str) -> float:
-    """Return the documented default learning rate of a method under a profile's lr table."""
-    return LEARNING_RATES[lr_table][method]
-
-
 @dataclass
 class RunConfig:
     """Everything that defines one training run; two runs with equal configs are the same run."""
@@ -88,15 +70,15 @@ class RunConfig:
     batch_size: int = 8
     eval_batch_size: int = 32
     lr: float | None = None  # None: the method's default for lr_table
-    lr_table: str = "cpu"
+    lr_table: str = field(default="cpu", compare=False)  # only picks the default lr, which is in the identity
     weight_decay: float = 0.01
     warmup_ratio: float = 0.06
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.1
-    target_modules: list[str] | None = None  # None: the architecture's preset
+    # The method's adapter settings in peft's own names (r, lora_alpha, target_modules, ...), over the
+    # method's registry defaults and the architecture's preset targets.
+    adapter: dict[str, Any] = field(default_factory=dict)
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
+    precision: str = "fp32"  # the resolved training precision (fp32, bf16, fp16): a bf16 run stays one
     qlora_compute_dtype: str | None = None  # None: from the hardware (bf16 >= cc 8.0, fp16, fp32 on CPU)
     optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
     # "head_tail" keeps the first quarter and the last three quarters of max_length tokens; it beat "head"
@@ -109,8 +91,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         self.epochs = float(self.epochs)  # 1 and 1.0 are the same run: one type, one key
-        if self.method not in METHODS:
-            raise UserError(f"unknown method {self.method!r}; valid methods: {', '.join(METHODS)}")
+        method = get_method(self.method)  # an unknown name is a clear error here
         if self.max_length <= 0:
             raise UserError(f"--max-length must be positive, got {self.max_length}")
         for name in ("train_size", "eval_size"):
@@ -125,13 +106,15 @@ class RunConfig:
             raise UserError(f"--qlora-compute-dtype must be fp32, fp16 or bf16, got {self.qlora_compute_dtype!r}")
         if self.truncation not in ("head", "head_tail"):
             raise UserError(f"--truncation must be head or head_tail, got {self.truncation!r}")
-        if self.lr_table not in LEARNING_RATES:
-            raise UserError(f"unknown lr table {self.lr_table!r}; use one of {', '.join(LEARNING_RATES)}")
+        if self.lr_table not in method.learning_rates:
+            raise UserError(f"unknown lr table {self.lr_table!r}; use one of {', '.join(method.learning_rates)}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise UserError(f"--precision must resolve to fp32, bf16 or fp16, got {self.precision!r}")
 
     @property
     def learning_rate(self) -> float:
         """The learning rate this run uses: the explicit one, else the method's default."""
-        return self.lr if self.lr is not None else default_lr(self.method, self.lr_table)
+        return self.lr if self.lr is not None else get_method(self.method).learning_rates[self.lr_table]
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, **overrides: Any) -> "RunConfig":
@@ -149,10 +132,89 @@ class RunConfig:
         """Plain-data view of the config (JSON-able)."""
         return asdict(self)
 
+    def peft_config(self):
+        """The method's peft config on this model's architecture (None for full fine-tuning)."""
+        return get_method(self.method).peft_config(model_type(self.model, self.trust_remote_code), self.adapter)
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the run: model, method, lr, the settings away from their defaults, the peft config.
+
+        A setting at its dataclass default, and a peft field at its class default, stays out: adding a field
+        with a default renames no stored run. Defaults are therefore never changed here; profiles set values.
+        """
+        chosen = {"model": model_id(self.model), "method": self.method, "lr": self.learning_rate}
+        for spec in fields(self):
+            if not spec.compare or spec.name in chosen or spec.name == "adapter":
+                continue
+            if getattr(self, spec.name) != _default(spec):
+                chosen[spec.name] = getattr(self, spec.name)
+        adapter = non_default_fields(self.peft_config())
+        if adapter:
+            chosen["adapter"] = adapter
+        return chosen
+
+    def label(self) -> str:
+        """The method's name and what sets the run apart from the method's defaults at its data setting: `lora (r=16)`."""
+        data_setting = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir"}
+        reset = {f.name: _default(f) for f in fields(self) if f.compare and f.name not in data_setting}
+        default = replace(self, adapter={}, lr=None, **reset)
+        mine, base = self.identity(), default.identity()
+        parts = [f"{name}={_short(mine.get(name))}" for name in sorted(set(mine) | set(base))
+                 if name != "adapter" and mine.get(name) != base.get(name)]
+        if self.adapter:  # every peft field that differs, with the value the run really had
+            a, b = (plain_fields(c.peft_config()) for c in (self, default))
+            parts += [f"{k}={_short(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        return self.method + (f" ({', '.join(sorted(parts))})" if parts else "")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
+        """Inverse of to_dict; keys of other versions are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def group(self) -> str:
+        """Hash of the identity without the seed: the runs of one summary row share it."""
+        identity = {k: v for k, v in self.identity().items() if k != "seed"}
+        return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
+
     def key(self) -> str:
-        """Stable identity of the run: model/method/seed plus a hash of everything else that matters."""
-        identity = {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
-        identity["lr"] = self.learning_rate
-        digest = hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-        model = self.model.rstrip("/").replace("/", "--").replace(os.sep, "--")
-        return f"{model}__{self.method}__seed{self.seed}__{digest}"
+        """The run's name in the store: model, method and seed for reading, then the group hash."""
+        slug = model_id(self.model).replace("/", "--")
+        return f"{slug}__{self.method}__seed{self.seed}__{self.group()}"
+
+
+def _default(spec) -> Any:
+    """A dataclass field's default value."""
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
+
+
+def _short(value: Any) -> str:
+    """A setting's value as a label shows it: lists comma-joined, floats short."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@functools.lru_cache(maxsize=None)
+def model_type(model: str, trust_remote_code: bool = False) -> str:
+    """The architecture (config.model_type) of a model name, alias or folder."""
+    from .models import load_config
+
+    return load_config(model, trust_remote_code).model_type
+
+
+@functools.lru_cache(maxsize=None)
+def model_id(model: str) -> str:
+    """A machine-independent name: an alias or hub id as given; a folder as its name + a hash of its contents.
+
+    The hash covers config.json and the names of the weight files, so the same model installed in two
+    places is one model, and another model in a folder of the same name is another.
+    """
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return model
+    config = path / "config.json"
+    digest = hashlib.sha1(config.read_bytes() if config.is_file() else b"")
+    for name in sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin")):
+        digest.update(name.encode())
+    return f"{path.resolve().name}-{digest.hexdigest()[:8]}"

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from datasets import DatasetDict
 
-from .config import LEARNING_RATES, METHODS, Profile
+from .config import Profile
+from .methods import METHODS
 from .data import make_splits, token_lengths
 from .hardware import choose_precision, device_kind, device_name, nf4_support
 from .models import ALIASES, OFFLINE_DEFAULT, load_tokenizer, transformers_errors_only
-from .results import environment
+from .environment import environment
 
 LABEL_NAMES = {0: "neg", 1: "pos"}
 # The cutoffs the reference studies and most tutorials use; the profile's own max length is added to them.
@@ -60,7 +61,7 @@ def profile_summary(profile: Profile) -> pd.DataFrame:
         "epochs": profile.epochs,
         "max length (tokens)": profile.max_length,
         "batch size (train / eval)": f"{profile.batch_size} / {profile.eval_batch_size}",
-        **{f"learning rate: {method}": f"{LEARNING_RATES[profile.lr_table][method]:g}" for method in METHODS},
+        **{f"learning rate: {name}": f"{method.learning_rates[profile.lr_table]:g}" for name, method in METHODS.items()},
     }
     return pd.DataFrame({"value": {k: str(v) for k, v in rows.items()}}).rename_axis("setting")
 

@@ -14,7 +14,8 @@ import tempfile
 
 from datasets import Dataset, DatasetDict
 
-from .config import METHODS, RunConfig
+from .config import RunConfig
+from .methods import METHODS
 from .hardware import choose_precision, device_kind, device_name, nf4_support
 from .models import resolve_model
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args, model: str) -> int:
-    from .train import run_experiment
+    from .train import train_and_evaluate
 
     steps = 1 if args.dry_run else args.steps
     precision = choose_precision()
@@ -76,14 +77,14 @@ def _check(args, model: str) -> int:
     n = steps * args.batch_size
     data = synthetic_reviews(max(n, 2 * args.batch_size), words_per_review=args.max_length)
     peaks: dict[str, float] = {}
-    for method in METHODS:
-        if method == "qlora" and not nf4_support()[0]:
+    for method, entry in METHODS.items():
+        if entry.quantized_base and not nf4_support()[0]:
             print(f"{method:6s} skipped: {nf4_support()[1]}")
             continue
         config = RunConfig(model=model, method=method, train_size=n, eval_size=2 * args.batch_size,
                            val_size=0, epochs=1, max_length=args.max_length, batch_size=args.batch_size,
                            eval_batch_size=args.batch_size)
-        row = run_experiment(config, data)
+        row = train_and_evaluate(config, data)[0]
         peaks[method] = row.peak_memory_mb
         reserved = f"{row.peak_reserved_mb:.0f}" if row.peak_reserved_mb is not None else "n/a"
         print(f"{method:6s} precision={row.precision_mode} peak_mb={row.peak_memory_mb:.0f} "

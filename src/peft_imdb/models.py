@@ -1,10 +1,11 @@
-"""Model names and loading: aliases, the offline default, pad tokens for decoder classifiers."""
+"""Models: names and aliases, loading (the offline default, pad tokens), and wrapping a model for its method."""
 
 from __future__ import annotations
 
 import functools
-from contextlib import contextmanager
 import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 import socket
 from pathlib import Path
 from urllib.parse import urlparse
@@ -124,3 +125,82 @@ def load_model(name: str, tokenizer, quantization_config=None, trust_remote_code
     # Decoder classifiers pick the last non-pad token: they must know which id is padding.
     model.config.pad_token_id = tokenizer.pad_token_id
     return model
+
+
+def nf4_config(precision, skip_modules: list[str], compute_dtype: str | None = None):
+    """4-bit NF4 with double quantization; the head stays out of 4-bit (needed on CPU, right anywhere)."""
+    from transformers import BitsAndBytesConfig
+
+    from .hardware import DTYPES
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=DTYPES[compute_dtype] if compute_dtype else precision.compute_dtype,
+        # transformers 5 matches a name from its start or as a suffix of the full module path, so a
+        # nested head ("bert.pooler.dense") needs the regex form; 4.x matches plain substrings.
+        llm_int8_skip_modules=skip_modules + [rf".*\.{name}" for name in skip_modules],
+    )
+
+
+@dataclass
+class Built:
+    """A model wrapped for its method, and what the wrapping did."""
+
+    model: object
+    base_weight_bits: int
+    target_modules: list[str] = field(default_factory=list)
+    head_modules: list[str] = field(default_factory=list)
+    gradient_checkpointing: bool = False
+
+
+def build_model(config, tokenizer, precision) -> Built:
+    """Load config.model and wrap it as its registry entry says: 4-bit base or not, peft adapter or none."""
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from .config import model_type
+    from .errors import Unsupported
+    from .hardware import nf4_support
+    from .methods import get_method
+    from .targets import head_modules
+
+    method = get_method(config.method)
+    trust = config.trust_remote_code
+    heads = head_modules(model_type(config.model, trust))
+    peft_config = config.peft_config()
+    checkpointing = config.gradient_checkpointing
+    if method.quantized_base:
+        ok, reason = nf4_support()
+        if not ok:
+            raise Unsupported(reason)
+        model = load_model(config.model, tokenizer, nf4_config(precision, heads, config.qlora_compute_dtype), trust)
+        # Casts norms to fp32 and turns gradient checkpointing on, as the QLoRA recipe does.
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpointing = True
+    else:
+        model = load_model(config.model, tokenizer, trust_remote_code=trust)
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if peft_config is not None:
+                model.enable_input_require_grads()
+    if peft_config is None:
+        return Built(model, 32, [], heads, checkpointing)
+    model = get_peft_model(model, peft_config)
+    targets = sorted(model.peft_config["default"].target_modules)
+    return Built(model, 4 if method.quantized_base else 32, targets, heads, checkpointing)
+
+
+def merge_adapter(model):
+    """Fold LoRA/IA3 weights (and the trained head) into the base model: same outputs, no adapter overhead."""
+    if not hasattr(model, "merge_and_unload"):
+        raise UserError("only a LoRA or IA3 model has an adapter to merge; full fine-tuning has none")
+    if getattr(model, "is_loaded_in_4bit", False) or getattr(model.base_model, "is_loaded_in_4bit", False):
+        raise UserError("merging into 4-bit weights re-quantizes them (lossy); keep QLoRA as an adapter")
+    if model.peft_config[model.active_adapter].peft_type.value == "IA3":
+        # peft 0.21's IA3 unload breaks on a trained pooler (modules_to_save); merging in place is the same
+        # arithmetic: the scaled weights replace the originals and the layers stop rescaling.
+        model.merge_adapter()
+        return model
+    return model.merge_and_unload()

@@ -10,8 +10,13 @@ matplotlib.use("Agg")  # files only; notebooks show the saved PNGs
 import matplotlib.pyplot as plt
 import pandas as pd
 
-# One colour per method in every figure.
-METHOD_COLORS = {"full": "#4C72B0", "lora": "#DD8452", "qlora": "#55A868", "ia3": "#C44E52"}
+from .methods import METHODS
+
+
+def colour(method: str) -> str:
+    """The method's colour from the registry (grey for a method that is not registered)."""
+    return METHODS[method].colour if method in METHODS else "grey"
+
 
 # (column, y-axis label, title, file name, log scale)
 CHARTS = [
@@ -40,14 +45,10 @@ def _legend(ax, **kwargs) -> None:
 
 
 def _bar_labels(rows: pd.DataFrame) -> list[str]:
-    """Method names, plus the model and the lr where those differ between bars."""
+    """Row labels (the method and what sets the row apart from its defaults), plus the model where several."""
     multi_model = rows["model"].nunique() > 1
-    repeated = rows.duplicated(["model", "method"], keep=False)
-    labels = []
-    for row, again in zip(rows.itertuples(), repeated):
-        parts = [row.method] + ([row.model] if multi_model else []) + ([f"lr {row.lr:g}"] if again else [])
-        labels.append("\n".join(parts))
-    return labels
+    return ["\n".join([row.label.replace(" (", "\n(")] + ([row.model] if multi_model else []))
+            for row in rows.itertuples()]
 
 
 def _subtitle(rows: pd.DataFrame, column: str) -> str:
@@ -68,7 +69,7 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
     errors = rows[f"{column}_std"].fillna(0)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2.0), 3.8))
     bars = ax.bar(_bar_labels(rows), means, yerr=errors, capsize=4,
-                  color=[METHOD_COLORS.get(m, "grey") for m in rows["method"]])
+                  color=[colour(m) for m in rows["method"]])
     for bar, value, error in zip(bars, means, errors):
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
         ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + error),  # above the error bar
@@ -117,7 +118,7 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     for i, row in rows.iterrows():
         ax.errorbar(x[i], y[i], yerr=0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"],
                     xerr=None if log or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
-                    fmt="o", ms=8, capsize=3, color=METHOD_COLORS.get(row["method"], "grey"), label=row["method"])
+                    fmt="o", ms=8, capsize=3, color=colour(row["method"]), label=row["label"])
         ax.annotate(_bar_labels(rows)[i].replace("\n", " "), (x[i], y[i]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8)
     front = pareto_front(x, y)
@@ -144,7 +145,7 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method, rows in table.groupby("method", sort=False):
         rows = rows.sort_values(column) if column != "placement" else rows
-        color = METHOD_COLORS.get(method, "grey")
+        color = colour(method)
         if column == "placement":
             for _, row in rows.iterrows():
                 position = f"{method}\n{row[column]}"

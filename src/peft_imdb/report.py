@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import METHODS
+from .ablations import ABLATIONS
+from .methods import method_names
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, load_predictions, load_results, results_dir
 from .stats import LEVEL, mean_interval, paired_difference
@@ -28,11 +29,15 @@ RULES = [
 
 
 def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Mean and std over seeds of every `ok` run, per model, method, data setting and lr (+ extra columns)."""
+    """Mean and std over seeds of every `ok` run, one row per run identity without the seed (its group).
+
+    Two runs that differ in anything but the seed are two rows; the label says how a row differs from the
+    method's defaults (`lora (r=16)`).
+    """
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame()
-    keys = ["model", "method", "train_size", "eval_size", "epochs", "max_length", "lr", *extra]
+    keys = ["model", "method", "train_size", "eval_size", "epochs", "max_length", "lr", "group", "label", *extra]
     ok = ok.assign(**{k: ok[k].fillna("full") for k in ("train_size", "eval_size")})
     aggregated = [c for c in AGGREGATED if c in ok.columns]
     ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") for c in aggregated})
@@ -44,8 +49,8 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     for column in ("memory_kind", "base_weight_bits", "device"):
         summary[column] = grouped[column].first()
     summary = summary.reset_index()
-    order = {m: i for i, m in enumerate(METHODS)}
-    return summary.sort_values(["model", "method", *extra, "lr"],
+    order = {m: i for i, m in enumerate(method_names())}
+    return summary.sort_values(["model", "method", *extra, "lr", "label"],
                                key=lambda s: s.map(order) if s.name == "method" else s).reset_index(drop=True)
 
 
@@ -60,8 +65,8 @@ def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, n
     return np.stack([(f["label"] == f["predicted"]).to_numpy() for f in frames]), ids
 
 
-def add_statistics(summary: pd.DataFrame, root: str | Path | None) -> pd.DataFrame:
-    """Add each group's seed-averaged accuracy interval and its paired comparison with Full FT."""
+def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True) -> pd.DataFrame:
+    """Add each group's seed-averaged accuracy interval and (with compare) its paired comparison with Full FT."""
     if summary.empty:
         return summary
     summary = summary.copy()
@@ -69,15 +74,15 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None) -> pd.DataFra
     for column in columns:
         summary[column] = np.nan
     for _, setting in summary.groupby(SETTING, dropna=False):
-        reference = setting[setting["method"] == REFERENCE]
-        ref = correctness(reference.iloc[0]["keys"], root) if len(reference) == 1 else None
+        reference = setting[setting["label"] == REFERENCE]  # Full FT at its defaults
+        ref = correctness(reference.iloc[0]["keys"], root) if compare and len(reference) == 1 else None
         for index, row in setting.iterrows():
             mine = correctness(row["keys"], root)
             if mine is None:
                 continue
             interval = mean_interval(mine[0].mean(axis=0))
             summary.loc[index, ["acc_low", "acc_high"]] = interval.low, interval.high
-            if ref is not None and row["method"] != REFERENCE and np.array_equal(mine[1], ref[1]):
+            if ref is not None and row["label"] != REFERENCE and np.array_equal(mine[1], ref[1]):
                 comparison = paired_difference(mine[0], ref[0])
                 summary.loc[index, columns[2:]] = (comparison.difference.value, comparison.difference.low,
                                                    comparison.difference.high, comparison.p_value)
@@ -90,8 +95,8 @@ def advice(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return lines
     for setting, rows in table.groupby(SETTING, dropna=False):
-        reference = rows[rows["method"] == REFERENCE]
-        others = rows[(rows["method"] != REFERENCE) & rows["diff"].notna()]
+        reference = rows[rows["label"] == REFERENCE]
+        others = rows[(rows["label"] != REFERENCE) & rows["diff"].notna()]
         if len(reference) != 1 or others.empty:
             continue
         ref = reference.iloc[0]
@@ -101,21 +106,21 @@ def advice(table: pd.DataFrame) -> list[str]:
         for _, row in others.iterrows():
             verdict = "matches Full FT" if row.name in matches.index else (
                 "is below Full FT" if row["diff_high"] < 0 else "is above Full FT")
-            parts.append(f"{row['method']} {verdict} ({_points(row)})")
+            parts.append(f"{row['label']} {verdict} ({_points(row)})")
         lines.append(f"- {head} " + "; ".join(parts) + ".")
         if not matches.empty:
             light = matches.loc[matches["peak_memory_mb_mean"].idxmin()]
             fast = matches.loc[matches["train_time_s_mean"].idxmin()]
-            lines.append(f"  - Least memory at Full FT's accuracy: **{light['method']}**, "
+            lines.append(f"  - Least memory at Full FT's accuracy: **{light['label']}**, "
                          f"{light['peak_memory_mb_mean']:.0f} MB peak in training vs {ref['peak_memory_mb_mean']:.0f} MB "
                          f"({light['peak_memory_mb_mean'] / ref['peak_memory_mb_mean']:.0%} of Full FT), "
                          f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable parameters.")
-            lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['method']}**, "
+            lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['label']}**, "
                          f"{fast['train_time_s_mean']:.0f} s vs {ref['train_time_s_mean']:.0f} s "
                          f"({fast['train_time_s_mean'] / ref['train_time_s_mean']:.0%} of Full FT).")
         else:
             best = others.loc[others["diff"].idxmax()]
-            lines.append(f"  - No PEFT method matches Full FT here; the closest is **{best['method']}** "
+            lines.append(f"  - No PEFT method matches Full FT here; the closest is **{best['label']}** "
                          f"({_points(best)}) at {best['peak_memory_mb_mean'] / ref['peak_memory_mb_mean']:.0%} of "
                          "Full FT's peak training memory.")
     return lines
@@ -158,7 +163,7 @@ def method_table(table: pd.DataFrame, varied: str | None = None) -> list[str]:
             f"{100 * row['diff']:+.1f} [{100 * row['diff_low']:+.1f}, {100 * row['diff_high']:+.1f}]")
         prefix = f"| {row[varied]} " if varied else ""
         lines.append(
-            f"{prefix}| {row['model']} | {row['method']} | {row['n']} | {row['lr']:.2g} "
+            f"{prefix}| {row['model']} | {row['label']} | {row['n']} | {row['lr']:.2g} "
             f"| {_mean_std(row, 'accuracy', '.4f')} | {_interval(row)} | {_mean_std(row, 'f1', '.4f')} "
             f"| {versus} | {_p(row['p_value'])} | {row['trainable_params_mean']:,.0f} "
             f"| {_mean_std(row, 'train_time_s', '.0f')} | {_mean_std(row, 'peak_memory_mb', '.0f')} "
@@ -173,7 +178,7 @@ def memory_table(table: pd.DataFrame) -> list[str]:
              "| memory kind |", "|---|---|---|---|---|---|---|---|"]
     for _, row in table.iterrows():
         weights = row["frozen_weights_mb_mean"] + row["trainable_weights_mb_mean"]
-        lines.append(f"| {row['model']} | {row['method']} | {_mean_std(row, 'load_peak_memory_mb', '.0f')} "
+        lines.append(f"| {row['model']} | {row['label']} | {_mean_std(row, 'load_peak_memory_mb', '.0f')} "
                      f"| {_mean_std(row, 'peak_memory_mb', '.0f')} | {_mean_std(row, 'eval_peak_memory_mb', '.0f')} "
                      f"| {weights:.1f} | {row['trainable_weights_mb_mean']:.1f} | {row['memory_kind']} |")
     return lines
@@ -209,7 +214,7 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
         lines += ["", "## Memory per phase", ""] + memory_table(table)
     for name, ablation in (ablations or {}).items():
         lines += ["", f"## Ablation: {name}", "", f"From `ablations/{name}/` (`python -m peft_imdb ablation {name}`).", ""]
-        lines += method_table(ablation, varied=None if name == "lr" else ABLATION_COLUMNS[name])
+        lines += method_table(ablation, varied=None if name == "lr" else ABLATIONS[name])
     if figures:
         lines += ["", "## Figures", ""] + [f"- `{Path(p).name}`" for p in figures]
     others = frame[frame["status"] != "ok"]
@@ -221,24 +226,18 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
     return "\n".join(lines) + "\n"
 
 
-ABLATION_COLUMNS = {"rank": "lora_r", "targets": "placement", "lr": "lr"}
-
-
 def ablation_table(name: str, folder: str | Path) -> pd.DataFrame:
     """The summary of one ablation folder, with its varied column and statistics."""
-    from .ablations import placement
+    from .config import model_type
+    from .targets import placement
 
     frame = load_results(folder)
     if frame.empty or (frame["status"] == "ok").sum() == 0:
         return pd.DataFrame()
     if name == "targets":
-        from .ablations import _model_type
-
-        types = {m: _model_type(m) for m in frame["model"].unique()}
-        frame = frame.assign(placement=[placement(r.method, types[r.model], r.target_modules)
-                                        for r in frame.itertuples()])
-    extra = () if name == "lr" else (ABLATION_COLUMNS[name],)
-    return add_statistics(summarize(frame, extra), folder)
+        frame = frame.assign(placement=[placement(r.target_modules, model_type(r.model)) for r in frame.itertuples()])
+    extra = () if name == "lr" else (ABLATIONS[name],)
+    return add_statistics(summarize(frame, extra), folder, compare=False)  # an ablation varies one method
 
 
 def write_ablation(name: str, folder: str | Path, figures_dir: str | Path = "figures") -> list[Path]:
@@ -255,7 +254,7 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
     frame = load_results(root)
     table = add_statistics(summarize(frame), root) if not frame.empty else pd.DataFrame()
     ablations = {}
-    for name in ABLATION_COLUMNS:
+    for name in ABLATIONS:
         folder = root / "ablations" / name
         if (folder / "runs").is_dir():
             ablations[name] = ablation_table(name, folder)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -38,6 +37,8 @@ class RunResult:
     status: str
     reason: str = ""
     config: dict[str, Any] = field(default_factory=dict)
+    group: str = ""  # hash of the identity without the seed: the runs of one summary row
+    identity: dict[str, Any] = field(default_factory=dict)  # what determines the run (RunConfig.identity)
     accuracy: float | None = None
     f1: float | None = None
     precision: float | None = None
@@ -100,41 +101,6 @@ class RunResult:
         """Inverse of to_dict; unknown keys (from newer versions) are ignored."""
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-
-def environment() -> dict[str, Any]:
-    """Versions, device and git commit of this process, for the record."""
-    import platform
-    from importlib.metadata import PackageNotFoundError, version
-
-    from .hardware import device_name
-
-    versions = {}
-    for package in ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return {
-        "device": device_name(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "git_commit": _git_commit(),
-        "hostname": platform.node(),
-    }
-
-
-def _git_commit() -> str | None:
-    try:
-        here = Path(__file__).resolve().parent
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if commit.returncode != 0:
-        return None
-    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:
@@ -294,8 +260,8 @@ def has_ok_result(key: str, root: str | os.PathLike | None = None) -> bool:
 
 
 def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The store as a DataFrame, one row per run, with the COLUMNS first."""
-    rows = []
+    """The store as a DataFrame, one row per run, with the COLUMNS first, its row label and group."""
+    rows, labels = [], {}
     for record in read_results(root):
         row = record.to_dict()
         config = row.pop("config") or {}
@@ -303,13 +269,39 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
         row["trainable_percent"] = record.trainable_percent
         row["device"] = record.env.get("device")
         row["versions"] = record.env.get("versions")
-        for name in ("train_size", "eval_size", "epochs", "max_length", "lora_r", "truncation", "group_by_length"):
+        for name in ("train_size", "eval_size", "epochs", "max_length", "truncation", "group_by_length", "precision"):
             row[name] = config.get(name)
+        row["lora_r"] = _adapter_field(record, "r")
+        if record.group not in labels:
+            labels[record.group] = _label(config, record.method)
+        row["label"] = labels[record.group]
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def _adapter_field(record: RunResult, name: str) -> Any:
+    """A peft field of a stored run: from its identity, else its peft class's default; None without one."""
+    from .methods import METHODS
+
+    adapter = record.identity.get("adapter") or {}
+    if name in adapter:
+        return adapter[name]
+    method = METHODS.get(record.method)
+    cls = method.peft_class() if method else None
+    return getattr(cls(), name, None) if cls else None
+
+
+def _label(config: dict[str, Any], method: str) -> str:
+    """RunConfig.label of a stored config; the method's name when the config no longer builds here."""
+    from .config import RunConfig
+
+    try:
+        return RunConfig.from_dict(config).label()
+    except Exception:  # e.g. a model folder of another machine: the label loses its details, not the row
+        return method
 
 
 def _finished(record: RunResult) -> datetime:

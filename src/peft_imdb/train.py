@@ -1,14 +1,11 @@
-"""One run: train a method with the HF Trainer, evaluate on the test subset once, return a RunResult."""
+"""One run: train a method with the HF Trainer, select on validation, evaluate on the test subset once."""
 
 from __future__ import annotations
 
 import gc
-import multiprocessing
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +13,14 @@ import torch
 from datasets import DatasetDict
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from .compat import length_grouping_kwargs, warmup_kwargs
 from .config import RunConfig
 from .data import load_imdb, make_splits, tokenize
-from .errors import Unsupported, UserError
+from .environment import environment
 from .hardware import choose_precision, device_kind
-from .methods import build_model, count_parameters, weights_mb
-from .models import load_tokenizer
-from .results import RunResult, checkpoint_dir, environment, read_result, save_predictions, save_result
+from .models import build_model, load_tokenizer
+from .params import count_parameters, weights_mb
+from .results import RunResult
 from .tracking import Tracker
 
 CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
@@ -60,30 +58,12 @@ def _trainer_metrics(eval_prediction) -> dict:
     return metrics
 
 
-def _warmup(arguments_class, ratio: float) -> dict:
-    """transformers 5 takes a ratio as a float `warmup_steps`; 4.x (Colab) has `warmup_ratio`."""
-    import inspect
-
-    if "warmup_ratio" in inspect.signature(arguments_class.__init__).parameters:
-        return {"warmup_ratio": ratio}
-    return {"warmup_steps": ratio}
-
-
 def world() -> tuple[int, int]:
     """(rank, world size) of this process under torchrun / accelerate launch; (0, 1) otherwise."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
-def _length_grouping(arguments_class, on: bool) -> dict:
-    """transformers 5 takes `train_sampling_strategy`; 4.x (Colab) has `group_by_length`."""
-    import inspect
-
-    if "train_sampling_strategy" in inspect.signature(arguments_class.__init__).parameters:
-        return {"train_sampling_strategy": "group_by_length" if on else "random"}
-    return {"group_by_length": on}
-
-
-def _trainer_class():
+def in_order_trainer_class():
     """The Trainer, evaluating in dataset order: eval sets come sorted by length, predictions stay aligned."""
     from torch.utils.data import SequentialSampler
     from transformers import Trainer
@@ -119,9 +99,9 @@ def _last_checkpoint(folder: Path | None) -> str | None:
     return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
 
 
-def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None,
-                   checkpoints: str | os.PathLike | None = None) -> tuple[RunResult, TestPredictions]:
-    """Train and evaluate one method, returning its row and per-review test predictions.
+def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
+                       checkpoints: str | os.PathLike | None = None) -> tuple[RunResult, TestPredictions]:
+    """Train and evaluate one run, returning its row and per-review test predictions (nothing is stored).
 
     Raises UserError/Unsupported for bad input or hardware. With `checkpoints`, a checkpoint is saved
     there each epoch and training goes on from the newest one.
@@ -134,8 +114,9 @@ def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     data = prepare_data(config, tokenizer, imdb)
     with tracker.phase("load"):
-        model, info = build_model(config, tokenizer, precision)
-    counts = count_parameters(model, info.head_modules)
+        built = build_model(config, tokenizer, precision)
+    model = built.model
+    counts = count_parameters(model, built.head_modules)
     weights = weights_mb(model)
 
     with tempfile.TemporaryDirectory(prefix="peft-imdb-") as workdir:
@@ -153,9 +134,9 @@ def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             gradient_accumulation_steps=config.gradient_accumulation_steps,
             learning_rate=config.learning_rate,
             weight_decay=config.weight_decay,
-            **_warmup(TrainingArguments, config.warmup_ratio),
+            **warmup_kwargs(config.warmup_ratio),
             lr_scheduler_type="linear",
-            **_length_grouping(TrainingArguments, config.group_by_length),
+            **length_grouping_kwargs(config.group_by_length),
             **({"optim": config.optim} if config.optim else {}),
             fp16=precision.fp16,
             bf16=precision.bf16,
@@ -175,7 +156,7 @@ def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
             **({"ddp_backend": "gloo"} if device_kind() == "cpu" and world()[1] > 1 else {}),
             **({"ddp_find_unused_parameters": False} if world()[1] > 1 else {}),
         )
-        trainer = _trainer_class()(
+        trainer = in_order_trainer_class()(
             model=model,
             args=args,
             train_dataset=data["train"],
@@ -200,13 +181,15 @@ def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         test_reviews = TestPredictions(np.asarray(list(data["test"]["review_id"])), prediction.label_ids,
                                        predictions, prob_positive)
 
-        artifact = Path(save_dir) if save_dir else Path(workdir) / "artifact"
+        artifact = Path(workdir) / "artifact"
         model.save_pretrained(artifact, safe_serialization=True)
         saved_mb = _dir_size_mb(artifact)
 
     train_stats, eval_stats, load_stats = tracker.phases["train"], tracker.phases["eval"], tracker.phases["load"]
     result = RunResult(
         key=config.key(),
+        group=config.group(),
+        identity=config.identity(),
         model=config.model,
         method=config.method,
         seed=config.seed,
@@ -235,9 +218,9 @@ def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
         trainable_weights_mb=weights["trainable"],
         memory_kind=tracker.memory_kind,
         memory_note=CUDA_MEMORY_NOTE if tracker.cuda else CPU_MEMORY_NOTE,
-        base_weight_bits=info.base_weight_bits,
-        target_modules=info.target_modules,
-        gradient_checkpointing=info.gradient_checkpointing,
+        base_weight_bits=built.base_weight_bits,
+        target_modules=built.target_modules,
+        gradient_checkpointing=built.gradient_checkpointing,
         saved_mb=saved_mb,
         precision_mode=precision.name,
         attention=getattr(model.config, "_attn_implementation", None),
@@ -252,93 +235,8 @@ def train_and_test(config: RunConfig, imdb: DatasetDict | None = None, save_dir:
     return result, test_reviews
 
 
-def run_experiment(config: RunConfig, imdb: DatasetDict | None = None, save_dir: str | None = None,
-                   checkpoints: str | os.PathLike | None = None) -> RunResult:
-    """Train and evaluate one method and return its row (train_and_test without the predictions)."""
-    return train_and_test(config, imdb, save_dir, checkpoints)[0]
-
-
 def release() -> None:
     """Collect dropped models and free cached CUDA memory so the next run starts clean."""
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-
-
-def failed_result(config: RunConfig, status: str, reason: str) -> RunResult:
-    """A record for a run that did not finish: `failed` or `skipped`, with the reason."""
-    return RunResult(
-        key=config.key(), model=config.model, method=config.method, seed=config.seed,
-        status=status, reason=reason, config=config.to_dict(), lr=config.learning_rate, env=environment(),
-    )
-
-
-def run_and_record(config: RunConfig, results_dir: str | os.PathLike | None = None,
-                   imdb: DatasetDict | None = None) -> RunResult:
-    """Run one config and store its row: ok, skipped (hardware) or failed (with the error)."""
-    checkpoints = checkpoint_dir(config.key(), results_dir) if config.resume else None
-    try:
-        result, predictions = train_and_test(config, imdb, checkpoints=checkpoints)
-        if world()[0] == 0:
-            save_predictions(result.key, predictions.review_id, predictions.label, predictions.predicted,
-                             predictions.prob_positive, results_dir)
-    except UserError:
-        raise  # bad input stops the whole command: it would fail every run the same way
-    except Unsupported as exc:
-        result = failed_result(config, "skipped", str(exc))
-    except Exception as exc:  # one run's failure must not end a matrix
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        result = failed_result(config, "failed", f"{type(exc).__name__}: {first}"[:500])
-        release()
-    if world()[0] != 0:
-        return result  # under torchrun every process trains; only rank 0 writes the row
-    save_result(result, results_dir)
-    if checkpoints is not None and result.status == "ok":
-        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run is unfinished
-    return result
-
-
-def _die_with_parent(parent: int) -> None:
-    """Linux: have the kernel kill this process when its parent dies, so no orphan trains on alone."""
-    import ctypes
-    import signal
-
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux/glibc: an orphan finishes its run and writes its row
-        return
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
-
-
-def _run_in_child(config: RunConfig, results_dir, reply, parent: int) -> None:
-    _die_with_parent(parent)
-    try:
-        run_and_record(config, results_dir)
-    except UserError as exc:
-        reply.send(str(exc))
-
-
-def _death_reason(exitcode: int | None) -> str:
-    """Why a run's process ended without a row, and what to try."""
-    if exitcode is not None and exitcode < 0:
-        return (f"the run's process was killed by signal {-exitcode} (exit code {exitcode}); "
-                "if it ran out of memory, try a smaller --batch-size or --max-length")
-    return f"the run's process died (exit code {exitcode}); its error is printed above"
-
-
-def run_isolated(config: RunConfig, results_dir: str | os.PathLike | None = None) -> RunResult:
-    """run_and_record in a fresh process: its memory figures start clean, and a crash costs one row."""
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    context = multiprocessing.get_context("spawn")
-    reader, writer = context.Pipe(duplex=False)
-    process = context.Process(target=_run_in_child, args=(config, results_dir, writer, os.getpid()))
-    process.start()
-    process.join()
-    if reader.poll():
-        raise UserError(reader.recv())
-    result = read_result(config.key(), results_dir)
-    if process.exitcode != 0 or result is None or result.finished_at < started:
-        result = failed_result(config, "failed", _death_reason(process.exitcode))
-        save_result(result, results_dir)
-    return result

@@ -1,0 +1,96 @@
+"""Running a planned run and storing its record: in this process, or in a fresh one that a crash cannot take down."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+from datetime import datetime, timezone
+
+from datasets import DatasetDict
+
+from .config import RunConfig
+from .environment import environment
+from .errors import Unsupported, UserError
+from .results import RunResult, checkpoint_dir, read_result, save_predictions, save_result
+from .train import release, train_and_evaluate, world
+
+
+def failed_result(config: RunConfig, status: str, reason: str) -> RunResult:
+    """A record for a run that did not finish: `failed` or `skipped`, with the reason."""
+    return RunResult(
+        key=config.key(), group=config.group(), identity=config.identity(), model=config.model,
+        method=config.method, seed=config.seed,
+        status=status, reason=reason, config=config.to_dict(), lr=config.learning_rate, env=environment(),
+    )
+
+
+def train_and_store(config: RunConfig, results_dir: str | os.PathLike | None = None,
+                    imdb: DatasetDict | None = None) -> RunResult:
+    """Run one config and store its row: ok, skipped (hardware) or failed (with the error)."""
+    checkpoints = checkpoint_dir(config.key(), results_dir) if config.resume else None
+    try:
+        result, predictions = train_and_evaluate(config, imdb, checkpoints=checkpoints)
+        if world()[0] == 0:
+            save_predictions(result.key, predictions.review_id, predictions.label, predictions.predicted,
+                             predictions.prob_positive, results_dir)
+    except UserError:
+        raise  # bad input stops the whole command: it would fail every run the same way
+    except Unsupported as exc:
+        result = failed_result(config, "skipped", str(exc))
+    except Exception as exc:  # one run's failure must not end a matrix
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        result = failed_result(config, "failed", f"{type(exc).__name__}: {first}"[:500])
+        release()
+    if world()[0] != 0:
+        return result  # under torchrun every process trains; only rank 0 writes the row
+    save_result(result, results_dir)
+    if checkpoints is not None and result.status == "ok":
+        shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run is unfinished
+    return result
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel kill this process when its parent dies, so no orphan trains on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux/glibc: an orphan finishes its run and writes its row
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _run_in_child(config: RunConfig, results_dir, reply, parent: int) -> None:
+    _die_with_parent(parent)
+    try:
+        train_and_store(config, results_dir)
+    except UserError as exc:
+        reply.send(str(exc))
+
+
+def _death_reason(exitcode: int | None) -> str:
+    """Why a run's process ended without a row, and what to try."""
+    if exitcode is not None and exitcode < 0:
+        return (f"the run's process was killed by signal {-exitcode} (exit code {exitcode}); "
+                "if it ran out of memory, try a smaller --batch-size or --max-length")
+    return f"the run's process died (exit code {exitcode}); its error is printed above"
+
+
+def train_and_store_in_subprocess(config: RunConfig, results_dir: str | os.PathLike | None = None) -> RunResult:
+    """train_and_store in a fresh process: its memory figures start clean, and a crash costs one row."""
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    context = multiprocessing.get_context("spawn")
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_run_in_child, args=(config, results_dir, writer, os.getpid()))
+    process.start()
+    process.join()
+    if reader.poll():
+        raise UserError(reader.recv())
+    result = read_result(config.key(), results_dir)
+    if process.exitcode != 0 or result is None or result.finished_at < started:
+        result = failed_result(config, "failed", _death_reason(process.exitcode))
+        save_result(result, results_dir)
+    return result

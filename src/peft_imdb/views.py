@@ -1,0 +1,170 @@
+"""Tables and charts the notebooks show: settings, configs, stored runs, statistics, plans."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+# Without ipywidgets, tqdm falls back to text progress bars in a notebook and says so on import;
+# text bars are what a saved notebook should hold anyway. Set before .data imports datasets (tqdm).
+warnings.filterwarnings("ignore", message="IProgress not found")
+# datasets' sort (the length-sorted evaluation set) calls a pyarrow option that pyarrow 25 deprecated:
+# the call is datasets', not ours, so only that notice is silenced.
+warnings.filterwarnings("ignore", message="Specifying null_placement in SortOptions is deprecated",
+                        category=FutureWarning)
+# peft's prepare_model_for_kbit_training (QLoRA) calls `gradient_checkpointing_enable`, which transformers 5
+# deprecated: peft's call, not ours, so only that notice is silenced.
+warnings.filterwarnings("ignore", message=r"`gradient_checkpointing_enable` is deprecated", category=FutureWarning)
+
+from .config import Profile, RunConfig  # noqa: E402
+from .folders import Folders, _shown, repository_root  # noqa: E402
+from .methods import method_names  # noqa: E402
+from .results import RunResult  # noqa: E402
+
+RUN_COLUMNS = ["status", "reason", "accuracy", "f1", "val_accuracy", "trainable_params", "adapter_params",
+               "head_params", "total_params", "trainable_percent", "train_time_s", "train_samples_per_s",
+               "eval_time_s", "peak_memory_mb", "memory_kind", "base_weight_bits", "saved_mb", "precision_mode",
+               "lr", "device", "key"]
+# What the statistics table shows (report.add_statistics): accuracy with its interval, the paired
+# comparison with Full FT, and the costs; an ablation's varied column goes first.
+STATISTICS_COLUMNS = ["model", "method", "lr", "n", "accuracy_mean", "accuracy_std", "acc_low", "acc_high", "diff",
+                      "diff_low", "diff_high", "p_value", "trainable_params_mean", "train_time_s_mean",
+                      "peak_memory_mb_mean", "memory_kind"]
+STORE_COLUMNS = ["model", "method", "seed", "status", "accuracy", "f1", "trainable_params", "train_time_s",
+                 "peak_memory_mb", "memory_kind", "saved_mb", "lr", "train_size", "eval_size", "max_length",
+                 "finished_at", "reason"]
+
+
+def describe_settings(profile: Profile, where: Folders) -> pd.DataFrame:
+    """The profile, folders, device and main versions this notebook runs with, as a small table."""
+    from .hardware import device_name
+    from .environment import environment
+
+    root = repository_root()
+    versions = environment()["versions"]
+    rows = {
+        "profile": f"{profile.name} (PEFT_IMDB_PROFILE={os.environ.get('PEFT_IMDB_PROFILE') or 'unset: detected'})",
+        "model": profile.model,
+        "data": _shown(where.data_dir, root) or "the hub (stanfordnlp/imdb)",
+        "results": _shown(where.results_dir, root),
+        "figures": _shown(where.figures_dir, root),
+        "device": device_name(),
+        "versions": ", ".join(f"{name} {version}" for name, version in versions.items()),
+    }
+    return pd.DataFrame({"value": rows}).rename_axis("setting")
+
+
+def describe_config(config: RunConfig) -> pd.DataFrame:
+    """Every field of a run config, the learning rate it resolves to, and its store key."""
+    rows = {name: str(value) for name, value in config.to_dict().items()}
+    rows["learning rate used"] = f"{config.learning_rate:g}"
+    rows["run label"] = config.label()
+    rows["key in the results store"] = config.key()
+    return pd.DataFrame({"value": rows}).rename_axis("field")
+
+
+def ablation_base(profile: Profile, methods: Iterable[str] | None = None, data_dir: str | None = None,
+                  seed: int = 0) -> dict[str, RunConfig]:
+    """Each method's default config on this profile (the method notebooks' runs), the ablations' base."""
+    return {method: RunConfig.from_profile(profile, method, data_dir=data_dir, seed=seed)
+            for method in methods or method_names(core_only=True)}
+
+
+def ablation_plan(base: dict[str, RunConfig], results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Every run of the three ablations, its varied setting, and whether it is stored already or will train."""
+    from .ablations import ABLATIONS, ablation_configs, ablation_folder
+    from .config import model_type
+    from .results import has_ok_result
+    from .targets import placement
+
+    rows = []
+    for name in ABLATIONS:
+        folder = ablation_folder(name, results_dir)
+        for config in ablation_configs(name, base):
+            key = config.key()
+            where = ("stored in the ablation folder" if has_ok_result(key, folder) else
+                     "stored in the study: copied" if has_ok_result(key, results_dir) else "trains")
+            peft_config = config.peft_config()
+            targets = sorted(peft_config.target_modules) if peft_config is not None else None
+            rows.append({"ablation": name, "run label": config.label(), "method": config.method,
+                         "placement": placement(targets, model_type(config.model)) if targets else "",
+                         "lr": f"{config.learning_rate:.3g}", "seed": config.seed, "run": where, "key": key})
+    return pd.DataFrame(rows)
+
+
+def statistics_view(table: pd.DataFrame, varied: str | None = None) -> pd.DataFrame:
+    """The columns of a statistics table (report.add_statistics) worth reading, `varied` first."""
+    if table.empty:
+        return table
+    columns = ([varied] if varied else []) + [c for c in STATISTICS_COLUMNS if c != varied and c in table.columns]
+    shown = table[columns].dropna(axis=1, how="all")  # e.g. no comparison with Full FT where it did not run
+    return shown.round({"accuracy_mean": 4, "accuracy_std": 4, "acc_low": 4, "acc_high": 4, "diff": 4,
+                        "diff_low": 4, "diff_high": 4, "p_value": 4, "trainable_params_mean": 0,
+                        "train_time_s_mean": 1, "peak_memory_mb_mean": 0})
+
+
+def rules():
+    """The rules `report.advice` applies to the measured table, as a numbered markdown list."""
+    from IPython.display import Markdown
+
+    from .report import RULES
+
+    return Markdown("\n".join(f"{number}. {rule}" for number, rule in enumerate(RULES, 1)))
+
+
+def run_summary(row: RunResult) -> pd.DataFrame:
+    """One run's record as a one-column table: status, metrics, costs."""
+    data = row.to_dict()
+    data["trainable_percent"] = row.trainable_percent
+    data["device"] = row.env.get("device")
+    values = {name: data[name] for name in RUN_COLUMNS if data.get(name) not in (None, "")}  # skipped: few
+    return pd.DataFrame({row.method: values}).rename_axis("field")
+
+
+def method_rows(frame: pd.DataFrame, methods: str | list[str] | None = None) -> pd.DataFrame:
+    """The rows of these methods (all when None) from `load_results`, with the columns worth reading."""
+    if isinstance(methods, str):
+        methods = [methods]
+    rows = frame if methods is None else frame[frame["method"].isin(methods)]
+    return rows[[c for c in STORE_COLUMNS if c in rows.columns]].reset_index(drop=True)
+
+
+def chart(written: list[Path], name: str,
+          missing: str = "the store has no finished (`ok`) runs yet. Run notebooks 01-04 first."):
+    """Show a chart that write_report or write_ablation just wrote (by file name), or say why there is none."""
+    from IPython.display import Image, Markdown
+
+    for path in written:
+        if Path(path).name == name:
+            return Image(filename=str(path))
+    return Markdown(f"*No `{name}`: {missing}*")
+
+
+def as_call(config):
+    """A peft or quantization config shown as the call that builds it: its class and the fields set away from
+    their defaults (peft: the class's defaults; transformers' quantization configs: their `to_diff_dict`)."""
+    from IPython.display import Markdown
+
+    from .methods import non_default_fields
+
+    if hasattr(config, "to_diff_dict"):
+        chosen = {k: v for k, v in sorted(config.to_diff_dict().items()) if not k.startswith("_")}
+    else:
+        chosen = non_default_fields(config)
+    lines = [f"{type(config).__name__}(", *(f"    {name}={value!r}," for name, value in chosen.items()), ")"]
+    return Markdown("```python\n" + "\n".join(lines) + "\n```")
+
+
+def adapted_layer(model):
+    """The first layer peft wrapped with an adapter (its name printed above it): what a method adds to a layer."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    for name, module in model.named_modules():
+        if isinstance(module, BaseTunerLayer):
+            print(name.removeprefix("base_model.model."))
+            return module
+    raise ValueError("no layer of this model carries a peft adapter")

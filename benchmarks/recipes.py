@@ -19,8 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 from peft_imdb.config import RunConfig  # noqa: E402
 from peft_imdb.data import load_imdb  # noqa: E402
-from peft_imdb.hardware import choose_precision, device_kind  # noqa: E402
 from peft_imdb.compat import length_grouping_kwargs, warmup_kwargs  # noqa: E402
+from peft_imdb.hardware import (choose_precision, device_kind, fused_optimizer, resolve_precision,  # noqa: E402
+                                trainer_precision_args)
 from peft_imdb.models import build_model, load_tokenizer  # noqa: E402
 from peft_imdb.train import classification_metrics, in_order_trainer_class, prepare_data  # noqa: E402
 
@@ -62,6 +63,13 @@ def padding_bound(lengths: np.ndarray, batch_size: int, max_length: int) -> floa
     return float(len(lengths) * max_length / grouped)
 
 
+def speed_settings(recipe: str) -> dict:
+    """Precision and optimizer of a recipe compared whole (mfu.py): usual fp32 + plain AdamW, ours from the hardware."""
+    if recipe == "usual":
+        return {"precision": "fp32", "optim": "adamw_torch"}
+    return {"precision": resolve_precision("auto"), "optim": fused_optimizer()}
+
+
 def recipe_data(config: RunConfig, tokenizer, recipe: str, imdb=None):
     """Train/validation/test subsets tokenized for a recipe: padded to max_length (usual) or not (ours)."""
     # The package's own preparation; with group_by_length it sorts the eval sets by length (ours).
@@ -94,6 +102,8 @@ class Outcome:
     steps: int
     correct: np.ndarray
     trainer: object = None  # the Trainer with the trained model, for inference measurements
+    precision: str = ""  # the resolved training precision (fp32, bf16, fp16)
+    optim: str = ""  # the Trainer's optimizer name
 
     @property
     def train_samples_per_s(self) -> float:
@@ -107,12 +117,15 @@ class Outcome:
 
 
 def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int = -1,
-                 eval_test_each_epoch: bool = False) -> Outcome:
-    """Train config's model with one recipe, then evaluate on the test subset once."""
+                 eval_test_each_epoch: bool = False, precision: str = "auto", optim: str | None = None) -> Outcome:
+    """Train config's model with one recipe, then evaluate on the test subset once.
+
+    precision: auto|fp32|bf16 (auto: from the hardware); optim: a Trainer optimizer name (None: its default).
+    """
     from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
     set_seed(config.seed)
-    precision = choose_precision()
+    precision = choose_precision(precision)
     model = build_model(config, tokenizer, precision).model
     ours = recipe == "ours"
     eval_set = data["test"] if eval_test_each_epoch else None
@@ -121,10 +134,11 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
         learning_rate=config.learning_rate, weight_decay=config.weight_decay,
         **warmup_kwargs(config.warmup_ratio), lr_scheduler_type="linear",
-        **length_grouping_kwargs(ours), fp16=precision.fp16, bf16=precision.bf16,
+        **length_grouping_kwargs(ours), **trainer_precision_args(precision.name, device_kind() == "cuda"),
+        **({"optim": optim} if optim else {}),
         eval_strategy="epoch" if eval_test_each_epoch else "no", save_strategy="no", report_to=[],
         seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
-        use_cpu=device_kind() == "cpu", logging_strategy="no",
+        logging_strategy="no",
     )
     trainer = in_order_trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=eval_set,
                                         data_collator=DataCollatorWithPadding(tokenizer))
@@ -140,4 +154,5 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
     steps = trainer.state.global_step
     samples = steps * config.batch_size * config.gradient_accumulation_steps
     return Outcome(recipe, train_seconds, samples, eval_seconds, len(predicted),
-                   classification_metrics(prediction.label_ids, predicted)["accuracy"], steps, correct, trainer)
+                   classification_metrics(prediction.label_ids, predicted)["accuracy"], steps, correct, trainer,
+                   precision.name, str(getattr(args.optim, "value", args.optim)))

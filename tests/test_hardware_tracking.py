@@ -11,12 +11,12 @@ from peft_imdb.tracking import Tracker
 
 @pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((7, 0), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16")])
 def test_precision_follows_compute_capability(capability, expected):
-    precision = choose_precision(capability, cuda=True)
+    precision = choose_precision(capability=capability, cuda=True)
     assert precision.name == expected and str(capability[0]) in precision.reason
 
 
-def test_cpu_trains_in_fp32():
-    precision = choose_precision(cuda=False)
+def test_cpu_without_native_bf16_trains_in_fp32():
+    precision = choose_precision(cuda=False, cpu_flags={"avx2"})
     assert precision.name == "fp32" and not precision.fp16 and not precision.bf16
 
 
@@ -52,7 +52,7 @@ def test_tracker_as_trainer_callback():
 def test_qlora_compute_dtype_follows_the_hardware_with_fp32_fallback(capability, dtype):
     from peft_imdb.models import nf4_config
 
-    precision = choose_precision(capability, cuda=True)
+    precision = choose_precision(capability=capability, cuda=True)
     assert str(nf4_config(precision, ["classifier"]).bnb_4bit_compute_dtype) == f"torch.{dtype}"
     assert str(nf4_config(precision, ["classifier"], "fp32").bnb_4bit_compute_dtype) == "torch.float32"
 
@@ -61,7 +61,7 @@ def test_is_bf16_supported_alone_is_not_trusted(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 may answer
-    assert choose_precision((7, 5), cuda=True).name == "fp16"
+    assert choose_precision(capability=(7, 5), cuda=True).name == "fp16"
 
 
 def test_cuda_peaks_are_reset_per_phase_and_cache_freed_between_runs(monkeypatch):

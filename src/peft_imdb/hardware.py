@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .errors import UserError
+
 
 @dataclass(frozen=True)
 class Precision:
@@ -45,19 +47,155 @@ def device_name() -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-def choose_precision(capability: tuple[int, int] | None = None, cuda: bool | None = None) -> Precision:
-    """Pick bf16 at compute capability >= 8.0, fp16 below it, fp32 on CPU.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# /proc/cpuinfo flags of CPUs that execute bf16 matmuls natively (AVX-512 BF16, AMX).
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+FP16_ON_CPU = ("fp16 on CPU is a silent no-op in the Trainer (no autocast, fp32 results); "
+               "use --precision bf16 or fp32 (or auto)")
 
-    `torch.cuda.is_bf16_supported()` answers True on a T4 (7.5) through emulation, so the
-    decision is made from the capability, never from that call.
+
+@functools.lru_cache(maxsize=None)
+def read_cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith(("flags", "Features")):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_description() -> dict:
+    """CPU model, its native-bf16 flags and torch's threads, for benchmark records."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    except OSError:
+        pass
+    flags = read_cpu_flags()
+    return {"cpu_model": model or platform.processor() or platform.machine(),
+            "bf16_flags": sorted(flags & NATIVE_BF16_FLAGS), "avx512f": "avx512f" in flags,
+            "torch_threads": torch.get_num_threads()}
+
+
+def choose_precision(requested: str = "auto", capability: tuple[int, int] | None = None, cuda: bool | None = None,
+                     cpu_flags: frozenset[str] | set[str] | None = None) -> Precision:
+    """Resolve a requested precision (auto, fp32, bf16, fp16) for this device, with the reason.
+
+    auto: on CUDA bf16 at compute capability >= 8.0, fp16 below (a T4); on CPU bf16 where the CPU
+    executes it natively (flags avx512_bf16 or amx_bf16), else fp32. `torch.cuda.is_bf16_supported()`
+    answers True on a T4 (7.5) through emulation, so the decision is made from the capability.
+    Raises UserError for an unknown name and for fp16 on CPU (the Trainer would silently run fp32).
     """
+    if requested not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     cuda = torch.cuda.is_available() if cuda is None else cuda
-    if not cuda:
-        return Precision("fp32", "CPU: fp16=True is a silent no-op and bf16 is emulated (slower)")
-    major, minor = capability if capability is not None else torch.cuda.get_device_capability(0)
-    if major >= 8:
-        return Precision("bf16", f"compute capability {major}.{minor} >= 8.0 has native bf16")
-    return Precision("fp16", f"compute capability {major}.{minor} < 8.0: fp16 tensor cores, no native bf16")
+    if cuda:
+        major, minor = capability if capability is not None else torch.cuda.get_device_capability(0)
+        native = major >= 8
+        where = f"compute capability {major}.{minor}"
+    else:
+        flags = read_cpu_flags() if cpu_flags is None else frozenset(cpu_flags)
+        found = sorted(flags & NATIVE_BF16_FLAGS)
+        native = bool(found)
+        where = f"CPU with {', '.join(found)}" if found else "CPU without avx512_bf16/amx_bf16"
+    if requested == "fp32":
+        return Precision("fp32", f"fp32 requested ({where})")
+    if requested == "fp16":
+        if not cuda:
+            raise UserError(FP16_ON_CPU)
+        return Precision("fp16", f"fp16 requested ({where})")
+    if requested == "bf16":
+        if native:
+            return Precision("bf16", f"bf16 requested; {where} runs bf16 natively")
+        return Precision("bf16", f"bf16 requested; {where} has no native bf16: emulated, likely slower than fp32")
+    if native:
+        return Precision("bf16", f"auto: {where} runs bf16 natively" + (" (>= 8.0)" if cuda else ""))
+    if cuda:
+        return Precision("fp16", f"auto: {where} < 8.0: fp16 tensor cores, no native bf16")
+    return Precision("fp32", f"auto: {where}: bf16 would be emulated (slower) and fp16 is a no-op on CPU")
+
+
+def resolve_precision(requested: str = "auto") -> str:
+    """The concrete precision name (fp32, bf16 or fp16) a request resolves to on this machine."""
+    return choose_precision(requested).name
+
+
+def trainer_precision_args(precision_name: str, cuda: bool) -> dict:
+    """TrainingArguments kwargs for a resolved precision: bf16/fp16 flags and use_cpu (bf16 on CPU needs it)."""
+    if precision_name not in DTYPES:
+        raise UserError(f"resolved precision must be fp32, bf16 or fp16, got {precision_name!r}")
+    if precision_name == "fp16" and not cuda:
+        raise UserError(FP16_ON_CPU)
+    return {"bf16": precision_name == "bf16", "fp16": precision_name == "fp16", "use_cpu": not cuda}
+
+
+@functools.lru_cache(maxsize=None)
+def fused_optimizer() -> str:
+    """'adamw_torch_fused' where torch's fused AdamW steps on this device, else 'adamw_torch' (never left implicit).
+
+    transformers >= 5 already defaults to the fused optimizer on torch >= 2.8 whether or not the
+    device supports it, so the fallback is named explicitly rather than left to the Trainer's default.
+    """
+    device = device_kind()
+    try:
+        weight = torch.zeros(4, device=device, requires_grad=True)
+        weight.grad = torch.ones_like(weight)
+        torch.optim.AdamW([weight], lr=0.1, fused=True).step()
+        if not bool((weight < 0).all()):
+            return "adamw_torch"
+    except (RuntimeError, TypeError, ValueError):
+        return "adamw_torch"
+    return "adamw_torch_fused"
+
+
+def qlora_compute_dtype(precision_name: str, cuda: bool) -> tuple[torch.dtype, str]:
+    """Compute dtype of QLoRA's 4-bit layers under a resolved precision, with the reason; fp32 where bf16 fails."""
+    if precision_name == "fp32":
+        return torch.float32, "fp32 run: 4-bit layers compute in fp32"
+    if cuda:
+        return DTYPES[precision_name], f"{precision_name} run on CUDA: 4-bit layers compute in {precision_name}"
+    if precision_name != "bf16":
+        raise UserError(FP16_ON_CPU)
+    ok, reason = _nf4_bf16_on_cpu()
+    return (torch.bfloat16 if ok else torch.float32), reason
+
+
+@functools.lru_cache(maxsize=None)
+def _nf4_bf16_on_cpu() -> tuple[bool, str]:
+    """Whether an NF4 layer with bf16 compute runs forward+backward on CPU and matches fp32 compute."""
+    try:
+        import bitsandbytes as bnb
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            dense = torch.nn.Linear(128, 64)
+            x = torch.randn(8, 128)
+            outputs = {}
+            for dtype in (torch.float32, torch.bfloat16):
+                layer = bnb.nn.Linear4bit(128, 64, compute_dtype=dtype, quant_type="nf4")
+                layer.load_state_dict(dense.state_dict())
+                layer = layer.to("cpu")
+                inputs = x.clone().requires_grad_(True)
+                out = layer(inputs)
+                out.float().square().mean().backward()
+                outputs[dtype] = (out.detach().float(), inputs.grad.float())
+    except Exception as exc:  # bitsandbytes missing, or a kernel that fails here
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return False, f"NF4 with bf16 compute fails on this CPU ({first}): 4-bit layers compute in fp32"
+    (ref, ref_grad), (out, grad) = outputs[torch.float32], outputs[torch.bfloat16]
+    error = max(float((out - ref).abs().max() / ref.abs().max()),
+                float((grad - ref_grad).abs().max() / ref_grad.abs().max()))
+    if error > BF16_TOLERANCE:
+        return False, f"NF4 bf16 compute differs from fp32 by {error:.2g} on this CPU: 4-bit layers compute in fp32"
+    return True, (f"bitsandbytes {bnb.__version__} NF4 with bf16 compute matches fp32 on this CPU "
+                  f"(max relative difference {error:.1g}, forward and backward)")
+
+
+BF16_TOLERANCE = 3e-2  # relative to the largest value: bf16 keeps 8 bits (~4e-3), summed over 128 products
 
 
 @functools.lru_cache(maxsize=None)

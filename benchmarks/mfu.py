@@ -1,0 +1,144 @@
+"""Model FLOPs utilisation (MFU) of each method, usual recipe vs ours, against this machine's matmul peak.
+
+In one process:
+1. the dense matmul peak in fp32 and bf16, at the model's own GEMM shapes (batch x length tokens
+   times each linear layer of a transformer layer) and at a 2048 x 2048 square;
+2. training of each method in the usual recipe (fp32, plain torch AdamW, random batches padded to the
+   maximum length) and in ours (bf16 autocast where the hardware runs bf16 natively, fused AdamW,
+   length-grouped batches), at each maximum length, on the same reviews for the same steps;
+3. a JSON record, results/benchmarks/mfu_<model>.json, with the environment.
+
+Model FLOPs are defined in `peft_imdb.flops` (real tokens only; frozen weights need no weight
+gradient). MFU is against the measured peak of the dtype the recipe trains in. Usage:
+
+    python benchmarks/mfu.py --data-dir ../shared/data/imdb --lengths 128 256 --steps 30
+
+The last line reads `speedup=<ours/usual> mfu=<ours' fraction of the bf16 peak> peak_gflops=<bf16 peak>`,
+for full fine-tuning (else the first method) at the longest length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from recipes import RECIPES, padding_bound, prepare, recipe_data, save_benchmark, speed_settings, train_recipe
+
+PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+SQUARE = 2048
+
+
+def package_methods() -> tuple[str, ...]:
+    """The package's methods (the one place that knows where they are listed)."""
+    from peft_imdb.config import METHODS
+
+    return tuple(METHODS)
+
+
+def measure_peaks(shapes: list[tuple[int, int]], tokens: list[int], min_seconds: float) -> dict:
+    """GFLOP/s per dtype and GEMM shape ('tokens x in x out', and the square), with the best as 'peak'."""
+    from peft_imdb.flops import matmul_flops_per_second
+
+    gemms = [(t, i, o) for t in tokens for i, o in shapes] + [(SQUARE, SQUARE, SQUARE)]
+    peaks = {}
+    for name, dtype in PEAK_DTYPES.items():
+        by_shape = {f"{m}x{k}x{n}": matmul_flops_per_second(m, k, n, dtype, min_seconds) / 1e9 for m, k, n in gemms}
+        peaks[name] = {"peak": max(by_shape.values()), "shapes": by_shape}
+        print(f"matmul peak {name}: {peaks[name]['peak']:.1f} GFLOP/s "
+              + " ".join(f"{s}={g:.0f}" for s, g in by_shape.items()), flush=True)
+    return peaks
+
+
+def measure_run(config, data, tokenizer, recipe: str, steps: int, lengths: list[int], peaks: dict) -> dict:
+    """Train one recipe for `steps` steps; its throughput, model FLOP/s and MFU."""
+    from peft_imdb.flops import count_matmul_weights, mfu, model_flops_per_second
+
+    outcome = train_recipe(config, data, tokenizer, recipe, max_steps=steps, **speed_settings(recipe))
+    flops_per_s = model_flops_per_second(count_matmul_weights(outcome.trainer.model), lengths, outcome.train_seconds)
+    peak_dtype = "bf16" if outcome.precision == "bf16" else "fp32"
+    return {"method": config.method, "max_length": config.max_length, "recipe": recipe,
+            "precision": outcome.precision, "optim": outcome.optim, "steps": outcome.steps,
+            "train_samples_per_s": outcome.train_samples_per_s, "train_seconds": outcome.train_seconds,
+            "model_gflops_per_s": flops_per_s / 1e9, "peak_dtype": peak_dtype,
+            "mfu": mfu(flops_per_s, peaks[peak_dtype]["peak"] * 1e9),
+            "mfu_of_bf16_peak": mfu(flops_per_s, peaks["bf16"]["peak"] * 1e9)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the matmul peaks, train every method in both recipes, print and store the MFU table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"), help="IMDb folder (default: "
+                        "PEFT_IMDB_DATA, else the hub)")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--methods", nargs="+", choices=package_methods(), default=list(package_methods()))
+    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256], help="max lengths (default 128 256)")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per recipe (default 30)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--peak-seconds", type=float, default=1.0, help="timing per GEMM shape (default 1)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: full only, length 32, 2 steps, short peaks")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.methods, args.lengths, args.steps, args.peak_seconds = ["full"], [32], 2, 0.05
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    prepared = prepare(args.data_dir, args.model, method=args.methods[0], seed=args.seed, val_size=0,
+                       train_size=args.steps * args.batch_size, eval_size=2 * args.batch_size,
+                       max_length=max(args.lengths), batch_size=args.batch_size)
+    if prepared is None:
+        return 2
+    config, imdb, tokenizer = prepared
+    from peft_imdb.flops import layer_gemm_shapes
+    from peft_imdb.hardware import choose_precision, cpu_description
+    from peft_imdb.models import load_config
+
+    ours, ours_optim = choose_precision("auto"), speed_settings("ours")["optim"]
+    print(f"ours: {ours.name} ({ours.reason}), optimizer {ours_optim}", flush=True)
+    peaks = measure_peaks(layer_gemm_shapes(load_config(args.model)), [args.batch_size * n for n in args.lengths],
+                          args.peak_seconds)
+
+    rows, bounds = [], {}
+    for max_length in args.lengths:
+        base = replace(config, max_length=max_length)
+        data = {recipe: recipe_data(base, tokenizer, recipe, imdb) for recipe in RECIPES}
+        lengths = list(data["ours"]["train"]["length"])
+        bounds[max_length] = padding_bound(lengths, args.batch_size, max_length)
+        for method in args.methods:
+            run_config = replace(base, method=method)
+            for recipe in RECIPES:  # warm-up (untimed): one-time costs of each precision and method
+                train_recipe(run_config, data[recipe], tokenizer, recipe, max_steps=2, **speed_settings(recipe))
+            pair = [measure_run(run_config, data[recipe], tokenizer, recipe, args.steps, lengths, peaks)
+                    for recipe in RECIPES]
+            pair[1]["speedup"] = pair[1]["train_samples_per_s"] / pair[0]["train_samples_per_s"]
+            rows += pair
+            for row in pair:
+                print(f"{method:>5} L={max_length:<4} {row['recipe']:>5} {row['precision']} {row['optim']:<17} "
+                      f"{row['train_samples_per_s']:7.2f} samples/s {row['model_gflops_per_s']:7.1f} GFLOP/s "
+                      f"MFU {row['mfu']:.3f} of {row['peak_dtype']} peak", flush=True)
+            print(f"{method:>5} L={max_length:<4} speed-up ours/usual {pair[1]['speedup']:.2f}x", flush=True)
+
+    headline = next(r for r in rows if r["recipe"] == "ours" and r["max_length"] == max(args.lengths)
+                    and r["method"] == ("full" if "full" in args.methods else args.methods[0]))
+    tag = Path(args.model).name if os.path.sep in args.model else args.model
+    path = save_benchmark(f"mfu_{tag}" + ("_quick" if args.quick else ""), {
+        "model": args.model, "methods": args.methods, "lengths": args.lengths, "steps": args.steps,
+        "batch_size": args.batch_size, "seed": args.seed, "quick": args.quick,
+        "ours_precision": ours.name, "ours_precision_reason": ours.reason, "ours_optim": ours_optim,
+        "peak_gflops": {name: p["peak"] for name, p in peaks.items()}, "peaks_by_shape": peaks,
+        "padding_bound": {str(k): v for k, v in bounds.items()}, "rows": rows,
+        "headline": {"method": headline["method"], "max_length": headline["max_length"],
+                     "speedup": headline["speedup"], "mfu_of_bf16_peak": headline["mfu_of_bf16_peak"]},
+        "cpu": cpu_description()}, args.out)
+    print(f"wrote {path}")
+    print(f"speedup={headline['speedup']:.3f} mfu={headline['mfu_of_bf16_peak']:.4f} "
+          f"peak_gflops={peaks['bf16']['peak']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,10 +33,10 @@ SQUARE = 2048
 
 
 def package_methods() -> tuple[str, ...]:
-    """The package's methods (the one place that knows where they are listed)."""
-    from peft_imdb.config import METHODS
+    """The registry's core methods."""
+    from peft_imdb.methods import method_names
 
-    return tuple(METHODS)
+    return tuple(method_names(core_only=True))
 
 
 def measure_peaks(shapes: list[tuple[int, int]], tokens: list[int], min_seconds: float) -> dict:

@@ -7,6 +7,7 @@ import subprocess
 from conftest import REPO
 
 from peft_imdb.gpucheck import synthetic_reviews
+from peft_imdb.hardware import resolve_precision
 
 
 def test_synthetic_reviews_are_balanced_and_long_enough():
@@ -19,9 +20,10 @@ def test_gpu_check_dry_run_on_cpu():
                            "--batch-size", "8"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    assert "precision: fp32" in out
+    expected = resolve_precision()  # what this CPU's flags pick: bf16 with native bf16, else fp32
+    assert f"precision: {expected}" in out
     for method in ("full", "lora", "qlora", "ia3"):
-        assert f"\n{method:6s} precision=fp32" in out, out
+        assert f"\n{method:6s} precision={expected}" in out, out
     layers = int(out.split("qlora base layers in Linear4bit: ")[1].split()[0])
     assert layers == 36  # MiniLM-L6: 6 layers x (q, k, v, attention out, FFN in, FFN out); head and pooler stay fp32
     assert "would check full > lora >= qlora" in out

@@ -50,6 +50,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
                         help="recompute activations in the backward pass: less memory, ~30%% slower")
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                        help="training and evaluation precision (default auto: bf16 on a GPU of compute capability "
+                        ">= 8.0 or a CPU with native bf16, fp16 on older GPUs, else fp32); stored resolved")
     parser.add_argument("--qlora-compute-dtype", help="fp32, fp16 or bf16 (default: from the hardware)")
     parser.add_argument("--optim", help="Trainer optimizer, e.g. paged_adamw_8bit for QLoRA on CUDA "
                         "(default adamw_torch)")
@@ -130,6 +133,9 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
     # Only flags given on the command line override the profile; 'full' means the whole split.
     overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name, None) is not None}
     overrides.update({k: None for k, v in overrides.items() if v == "full"})
+    from .hardware import resolve_precision
+
+    overrides["precision"] = resolve_precision(getattr(args, "precision", None) or "auto")
     items = _adapter_items(args)
     # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).
     adapters = {m: parse_adapter(m, items if len(methods) == 1 or get_method(m).config_class else [])

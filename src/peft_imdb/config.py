@@ -79,7 +79,7 @@ class RunConfig:
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
     precision: str = "fp32"  # the resolved training precision (fp32, bf16, fp16): a bf16 run stays one
-    qlora_compute_dtype: str | None = None  # None: from the hardware (bf16 >= cc 8.0, fp16, fp32 on CPU)
+    qlora_compute_dtype: str | None = None  # None: from hardware.qlora_compute_dtype (follows the precision)
     optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
     # "head_tail" keeps the first quarter and the last three quarters of max_length tokens; it beat "head"
     # on IMDb here (results/truncation/, README) as in Sun et al. 2019.

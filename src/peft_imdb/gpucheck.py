@@ -15,8 +15,8 @@ import tempfile
 from datasets import Dataset, DatasetDict
 
 from .config import RunConfig
+from .hardware import choose_precision, device_kind, device_name, nf4_support, resolve_precision
 from .methods import METHODS
-from .hardware import choose_precision, device_kind, device_name, nf4_support
 from .models import resolve_model
 
 _WORDS = {1: "great wonderful moving superb loved brilliant", 0: "awful boring dull terrible hated weak"}
@@ -38,11 +38,10 @@ def count_4bit_layers(model_name: str) -> int:
     """Number of bitsandbytes Linear4bit layers in the QLoRA model of `model_name`."""
     import bitsandbytes as bnb
 
-    from .methods import build_model
-    from .models import load_tokenizer
+    from .models import build_model, load_tokenizer
 
-    config = RunConfig(model=model_name, method="qlora")
-    model, _ = build_model(config, load_tokenizer(model_name), choose_precision())
+    config = RunConfig(model=model_name, method="qlora", precision=resolve_precision())
+    model = build_model(config, load_tokenizer(model_name), choose_precision(config.precision)).model
     return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
 
 
@@ -83,7 +82,7 @@ def _check(args, model: str) -> int:
             continue
         config = RunConfig(model=model, method=method, train_size=n, eval_size=2 * args.batch_size,
                            val_size=0, epochs=1, max_length=args.max_length, batch_size=args.batch_size,
-                           eval_batch_size=args.batch_size)
+                           eval_batch_size=args.batch_size, precision=precision.name)
         row = train_and_evaluate(config, data)[0]
         peaks[method] = row.peak_memory_mb
         reserved = f"{row.peak_reserved_mb:.0f}" if row.peak_reserved_mb is not None else "n/a"

@@ -35,6 +35,11 @@ class Precision:
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """The short name (bf16, fp16, fp32) of a torch dtype."""
+    return {v: k for k, v in DTYPES.items()}[dtype]
+
+
 def device_kind() -> str:
     """'cuda' when a CUDA GPU is visible, else 'cpu'."""
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -161,7 +161,7 @@ def build_model(config, tokenizer, precision) -> Built:
 
     from .config import model_type
     from .errors import Unsupported
-    from .hardware import nf4_support
+    from .hardware import device_kind, dtype_name, nf4_support, qlora_compute_dtype
     from .methods import get_method
     from .targets import head_modules
 
@@ -174,7 +174,8 @@ def build_model(config, tokenizer, precision) -> Built:
         ok, reason = nf4_support()
         if not ok:
             raise Unsupported(reason)
-        model = load_model(config.model, tokenizer, nf4_config(precision, heads, config.qlora_compute_dtype), trust)
+        compute = config.qlora_compute_dtype or dtype_name(qlora_compute_dtype(precision.name, device_kind() == "cuda")[0])
+        model = load_model(config.model, tokenizer, nf4_config(precision, heads, compute), trust)
         # Casts norms to fp32 and turns gradient checkpointing on, as the QLoRA recipe does.
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})

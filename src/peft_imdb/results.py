@@ -71,6 +71,8 @@ class RunResult:
     gradient_checkpointing: bool | None = None
     saved_mb: float | None = None
     precision_mode: str | None = None
+    precision_reason: str = ""  # why that precision (hardware flags, capability, or asked for)
+    optimizer: str | None = None  # the Trainer's optimizer as it ran (adamw_torch_fused where torch has it)
     attention: str | None = None  # attention kernel (sdpa where the architecture has it)
     world_size: int = 1  # processes that trained together (torchrun / accelerate launch)
     train_steps: int | None = None  # optimizer steps

@@ -17,7 +17,7 @@ from .compat import length_grouping_kwargs, warmup_kwargs
 from .config import RunConfig
 from .data import load_imdb, make_splits, tokenize
 from .environment import environment
-from .hardware import choose_precision, device_kind
+from .hardware import choose_precision, device_kind, fused_optimizer, trainer_precision_args
 from .models import build_model, load_tokenizer
 from .params import count_parameters, weights_mb
 from .results import RunResult
@@ -109,7 +109,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
     from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
     set_seed(config.seed)
-    precision = choose_precision()
+    precision = choose_precision(config.precision)
     tracker = Tracker()
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     data = prepare_data(config, tokenizer, imdb)
@@ -137,9 +137,8 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
             **warmup_kwargs(config.warmup_ratio),
             lr_scheduler_type="linear",
             **length_grouping_kwargs(config.group_by_length),
-            **({"optim": config.optim} if config.optim else {}),
-            fp16=precision.fp16,
-            bf16=precision.bf16,
+            optim=config.optim or fused_optimizer(),
+            **trainer_precision_args(precision.name, device_kind() == "cuda"),
             eval_strategy="epoch" if has_val else "no",
             save_strategy="epoch" if save else "no",
             load_best_model_at_end=select_best,
@@ -152,7 +151,6 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
             data_seed=config.seed,
             dataloader_num_workers=0,
             disable_tqdm=False,
-            use_cpu=device_kind() == "cpu",
             **({"ddp_backend": "gloo"} if device_kind() == "cpu" and world()[1] > 1 else {}),
             **({"ddp_find_unused_parameters": False} if world()[1] > 1 else {}),
         )
@@ -223,6 +221,8 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         gradient_checkpointing=built.gradient_checkpointing,
         saved_mb=saved_mb,
         precision_mode=precision.name,
+        precision_reason=precision.reason,
+        optimizer=trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim),
         attention=getattr(model.config, "_attn_implementation", None),
         world_size=world()[1],
         train_steps=trainer.state.global_step,

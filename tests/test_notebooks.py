@@ -1,38 +1,41 @@
-"""The notebooks, executed top to bottom in a real Jupyter kernel on the smoke profile, into a tmp store."""
+"""The notebooks: each .ipynb in step with its .py twin, committed with clean outputs, and each one run
+top to bottom on the smoke profile, checked by what it produces (rows, figures, outputs), not by its cells."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import json
-import os
+import re
+import subprocess
 import sys
+import types
 from pathlib import Path
 
+import jupytext
 import nbformat
 import pytest
+from jupytext.config import load_jupytext_config
 
 from peft_imdb.ablations import ABLATIONS, ablation_configs, ablation_folder
 from peft_imdb.config import PROFILES
-from peft_imdb.notebook import NOTEBOOKS, ablation_base, execute, execute_notebook, run_or_load
+from peft_imdb.execution import execute, execute_notebook, notebook_paths
+from peft_imdb.plan import load_or_train
 from peft_imdb.plots import CHARTS
 from peft_imdb.report import RULES
 from peft_imdb.results import RunResult, read_result, save_result
+from peft_imdb.views import ablation_base
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
+NOTEBOOKS = [path.stem for path in notebook_paths()]
 METHOD_NOTEBOOKS = {"01_full_finetuning": "full", "02_lora": "lora", "03_qlora": "qlora", "04_ia3": "ia3"}
-PARETO_CHARTS = ("pareto_memory.png", "pareto_params.png", "pareto_time.png")
+TRAINS = set(METHOD_NOTEBOOKS) | {"06_ablations"}  # on a new profile; 00 and 05 never train
+REPORT_CHARTS = {chart[3] for chart in CHARTS} | {"pareto_memory.png", "pareto_params.png", "pareto_time.png"}
 # The methods whose study run (seed 0, the default config: rank 8, the default placement, lr factor 1) is
 # one of each ablation's runs: copied from the study's store, not trained. Only `ok` runs are copied.
 STUDY_RUNS_IN = {"rank": {"lora"}, "targets": {"lora", "ia3"}, "lr": {"full", "lora", "qlora", "ia3"}}
-
-
-def _load_builder():
-    spec = importlib.util.spec_from_file_location("build_notebooks", REPO / "scripts" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+# What a committed output must not hold: a path of the machine it ran on, a warning, a traceback.
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|tmp|root|Users|content)/|[A-Za-z]:\\\\")
+WARNING = re.compile(r"Warning\b|warnings\.warn|deprecated|Traceback", re.IGNORECASE)
 
 
 def _path(name: str) -> Path:
@@ -43,86 +46,151 @@ def _read(name: str):
     return nbformat.read(_path(name), as_version=4)
 
 
-def _code_sources(notebook) -> list[str]:
-    return [cell["source"] for cell in notebook["cells"] if cell["cell_type"] == "code"]
+def _cells(notebook) -> list[tuple[str, str]]:
+    return [(cell["cell_type"], cell["source"]) for cell in notebook["cells"]]
 
 
-# --- structure: cheap, no kernel ---------------------------------------------------------------
+def _outputs(notebook) -> list[dict]:
+    return [output for cell in notebook["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]]
 
 
-def test_notebooks_match_their_generator():
-    builder = _load_builder()
-    assert list(builder.NOTEBOOK_CELLS) == list(NOTEBOOKS)
+def _text(notebook) -> str:
+    return json.dumps(_outputs(notebook), ensure_ascii=False)
+
+
+def _stderr(notebook) -> list[str]:
+    return ["".join(o["text"]) for o in _outputs(notebook) if o["output_type"] == "stream" and o["name"] == "stderr"]
+
+
+# --- the files: cheap, no kernel -----------------------------------------------------------------
+
+
+def test_notebooks_are_found_in_reading_order():
+    assert NOTEBOOKS == ["00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3", "05_compare",
+                         "06_ablations"]
+
+
+def test_each_notebook_is_paired_with_its_py_twin_and_in_sync():
+    """notebooks/jupytext.toml pairs every .ipynb with a percent-format .py; their cells must be the same."""
+    assert load_jupytext_config(str(NOTEBOOKS_DIR)).formats == ["ipynb,py:percent"]
+    assert sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.py")) == NOTEBOOKS
     for name in NOTEBOOKS:
-        assert builder.cell_sources(_read(name)) == builder.cell_sources(builder.build(name)), (
-            f"{name}.ipynb differs from scripts/build_notebooks.py: run that script"
-        )
+        twin = jupytext.read(NOTEBOOKS_DIR / f"{name}.py")
+        assert _cells(_read(name)) == _cells(twin), (
+            f"{name}.ipynb and {name}.py differ: run `.venv/bin/jupytext --sync notebooks/{name}.ipynb`, "
+            "then re-execute it (scripts/execute_notebooks.py)")
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_reads_like_a_lab_report(name):
+def test_committed_notebook_is_valid_with_a_python3_kernel(name):
     notebook = _read(name)
     nbformat.validate(notebook)
-    cells = notebook["cells"]
-    assert cells[0]["cell_type"] == "markdown" and cells[0]["source"].startswith("# ")
-    code = _code_sources(notebook)
-    colab = code[0]
-    assert "REPO_URL" in colab and "import google.colab" in colab
-    # pip runs only on Colab: the install line sits inside `if ON_COLAB:`.
-    install = next(line for line in colab.splitlines() if "pip" in line and "install" in line)
-    assert install.startswith("    ") and "if ON_COLAB:" in colab
-    assert any("detect_profile()" in source for source in code[:4])
-    for source in code:
-        tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
-        loops = [node for node in ast.walk(tree) if isinstance(node, (ast.For, ast.While, ast.comprehension))]
-        assert not loops, f"{name}: a loop belongs in src/peft_imdb/, not in a cell:\n{source}"
-        assert not [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))], source
-    if name in METHOD_NOTEBOOKS:
-        method = METHOD_NOTEBOOKS[name]
-        assert any(f'RunConfig.from_profile(\n    profile, "{method}"' in source for source in code)
-        # The stored run is shown, not trained again: run_or_load, never run_and_record directly.
-        assert sum("run_or_load(config, paths.results_dir)" in source for source in code) == 1
-        assert not any("run_and_record" in source for source in code)
-        assert any("load_results(" in source for source in code)
-    if name == "05_compare":
-        assert "table = add_statistics(summarize(frame), paths.results_dir)" in "\n".join(code)
-        assert any("advice(table)" in source for source in code)
-        assert not any("run_or_load" in source or "run_ablation" in source for source in code), "05 trains nothing"
-    if name == "06_ablations":
-        for ablation in ABLATIONS:
-            assert sum(f'run_ablation("{ablation}", base, paths.results_dir)' in source for source in code) == 1
-            assert any(f'ablation_table("{ablation}", folder)' in source for source in code)
-            assert any(f'write_ablation("{ablation}", folder, paths.figures_dir)' in source for source in code)
+    assert notebook["metadata"]["kernelspec"]["name"] == "python3"
+    # Colab opens the notebooks that can train on a GPU runtime (the colab-t4 profile); 00 too, to show it.
+    if name in TRAINS or name == "00_setup_and_data":
+        assert notebook["metadata"].get("accelerator") == "GPU", f"{name} would open on a CPU runtime"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_outputs_are_complete_and_clean(name):
+    """Graders read the committed outputs: every code cell ran, nothing failed, warned or names this machine."""
+    notebook = _read(name)
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert all(cell["execution_count"] for cell in code), f"{name}: run scripts/execute_notebooks.py"
+    assert not [o for o in _outputs(notebook) if o["output_type"] == "error"], name
+    assert not _stderr(notebook), f"{name} has stderr output: {_stderr(notebook)[:1]}"
+    text = _text(notebook)
+    assert not MACHINE_PATH.search(text), f"{name}: {MACHINE_PATH.search(text).group()!r} in an output"
+    assert not WARNING.search(text), f"{name}: {text[WARNING.search(text).start():][:200]!r}"
+    assert all("execution" not in cell["metadata"] for cell in code), "no timing metadata: it churns every run"
 
 
 def test_readme_lists_every_notebook_in_order_with_a_colab_badge():
     lines = [line for line in (NOTEBOOKS_DIR / "README.md").read_text().splitlines() if ".ipynb" in line
              and "colab-badge" in line]
-    assert [next(n for n in NOTEBOOKS if f"{n}.ipynb" in line) for line in lines] == list(NOTEBOOKS)
+    assert [next(n for n in NOTEBOOKS if f"{n}.ipynb" in line) for line in lines] == NOTEBOOKS
 
 
-def test_committed_notebooks_have_a_python3_kernel():
-    for name in NOTEBOOKS:
-        assert _read(name)["metadata"]["kernelspec"]["name"] == "python3"
+# --- the first cell: what it does where ----------------------------------------------------------
 
 
-def test_notebooks_that_train_open_on_a_colab_gpu():
-    for name in NOTEBOOKS:
-        trains = any("run_or_load(" in source or "run_ablation(" in source for source in _code_sources(_read(name)))
-        if trains:
-            assert _read(name)["metadata"].get("accelerator") == "GPU", f"{name} trains but opens on a CPU runtime"
+class _Installer:
+    """Stands in for subprocess.run and for the package's absence: records the commands the cell runs."""
+
+    def __init__(self, monkeypatch, importable: bool):
+        import importlib.util
+
+        self.commands: list[list[str]] = []
+        self.importable = importable
+        real_find_spec = importlib.util.find_spec
+
+        def find_spec(name, *args):
+            if name == "peft_imdb":
+                return real_find_spec(name) if self.importable else None
+            return real_find_spec(name, *args)
+
+        def run(command, **kwargs):
+            self.commands.append([str(part) for part in command])
+            if command[:2] == ["git", "clone"]:
+                (Path(command[-1]) / "src" / "peft_imdb").mkdir(parents=True)
+                (Path(command[-1]) / "notebooks").mkdir()
+            if "pip" in command:
+                self.importable = True
+            return subprocess.CompletedProcess(command, 0)
+
+        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+        monkeypatch.setattr(subprocess, "run", run)
+        monkeypatch.setattr(sys, "path", list(sys.path))
 
 
-def test_compare_explains_every_chart_of_the_report():
-    """05 shows, with a text each, the four bar charts and the three Pareto charts write_report draws."""
-    builder = _load_builder()
-    assert set(builder.CHART_TEXT) == {chart[3] for chart in CHARTS} | set(PARETO_CHARTS)
-    sources = [source for _, source in builder.cell_sources(builder.build("05_compare"))]
-    for chart in builder.CHART_TEXT:
-        assert f'chart(written, "{chart}")' in sources
-    assert any("Pareto frontier" in source for source in sources)
-    text = "\n".join(sources)
-    assert "one seed is one draw" not in text and "mean ± std" in text and "95%" in text  # seeds, intervals
+def _first_cell(name: str, repo_url: str | None = None) -> str:
+    source = next(cell for cell in _read(name)["cells"] if cell["cell_type"] == "code")["source"]
+    if repo_url:
+        source = re.sub(r'^REPO_URL = "[^"]*"', f'REPO_URL = "{repo_url}"', source, count=1, flags=re.M)
+    return source
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_first_cell_as_shipped_carries_on_where_the_package_is_installed(name, monkeypatch, tmp_path, capsys):
+    installer = _Installer(monkeypatch, importable=True)
+    monkeypatch.chdir(tmp_path)  # not a clone: as on a machine with the package installed
+    exec(_first_cell(name), {})
+    assert installer.commands == []
+    [line] = capsys.readouterr().out.splitlines()
+    assert "REPO_URL" in line and "importable" in line
+
+
+def test_first_cell_installs_the_clone_it_runs_in(monkeypatch, capsys):
+    installer = _Installer(monkeypatch, importable=False)
+    monkeypatch.chdir(NOTEBOOKS_DIR)
+    exec(_first_cell("02_lora"), {})
+    assert installer.commands == [[sys.executable, "-m", "pip", "install", "--quiet", "-e", str(REPO)]]
+    assert str(REPO / "src") in sys.path
+    [line] = capsys.readouterr().out.splitlines()
+    assert "importable" in line and str(REPO) not in line
+
+
+def test_first_cell_without_package_or_clone_says_what_to_set(monkeypatch, tmp_path, capsys):
+    installer = _Installer(monkeypatch, importable=False)
+    monkeypatch.chdir(tmp_path)
+    exec(_first_cell("02_lora"), {})  # no exception: the next cell's import says the rest
+    assert installer.commands == []
+    [line] = capsys.readouterr().out.splitlines()
+    assert "set REPO_URL" in line
+
+
+def test_first_cell_on_colab_clones_and_installs_the_repository(monkeypatch, tmp_path, capsys):
+    installer = _Installer(monkeypatch, importable=False)
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.chdir(tmp_path)  # Colab's /content
+    exec(_first_cell("02_lora", "https://github.com/someone/peft-imdb"), {})
+    clone = tmp_path / "peft-imdb"
+    assert installer.commands == [
+        ["git", "clone", "--quiet", "https://github.com/someone/peft-imdb", str(clone)],
+        [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)],
+    ]
+    assert Path.cwd() == clone / "notebooks"  # the clone's results/ and figures/ are used
+    assert capsys.readouterr().out.strip() == "peft_imdb is importable"
 
 
 # --- execution: a real kernel, the smoke profile ------------------------------------------------
@@ -145,49 +213,46 @@ def smoke_env(tmp_path_factory, data_dir):
         patch.setenv(key, value)
     # Smoke runs are tiny: one torch thread per kernel keeps them fast on a busy machine (with two
     # threads beside another job on 2 cores, a smoke notebook took 4x longer), and costs little idle.
-    if "OMP_NUM_THREADS" not in os.environ:
-        patch.setenv("OMP_NUM_THREADS", "1")
+    patch.setenv("OMP_NUM_THREADS", "1")
     yield {"root": root, "results": root / "results", "figures": root / "figures", "data": data_dir}
     patch.undo()
-
-
-@pytest.fixture(scope="module")
-def executed(smoke_env):
-    """Executes notebooks on demand, in order (05 reads what 01-04 stored), each once per module."""
-    done: dict = {}
-    before = {name: _path(name).read_bytes() for name in NOTEBOOKS}
-
-    def run(name: str):
-        for earlier in NOTEBOOKS[: NOTEBOOKS.index(name) + 1]:
-            if earlier not in done:
-                done[earlier] = execute(_path(earlier), timeout_s=300)
-        return done[name]
-
-    yield run
-    # Execution happens on in-memory copies: the committed files never get outputs from the tests.
-    assert {name: _path(name).read_bytes() for name in NOTEBOOKS} == before
-
-
-def _outputs(notebook) -> list[dict]:
-    return [output for cell in notebook["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]]
-
-
-def _text(notebook) -> str:
-    return json.dumps(_outputs(notebook))
 
 
 def _run_records(results: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted((results / "runs").glob("*.json"))]
 
 
+@pytest.fixture(scope="module")
+def executed(smoke_env):
+    """Executes notebooks on demand, in order (05 reads what 01-04 stored), each once per module.
+
+    `stores[name]` holds the run keys in the store after notebook `name` ran.
+    """
+    done: dict = {}
+    stores: dict = {}
+    before = {name: _path(name).read_bytes() for name in NOTEBOOKS}
+
+    def run(name: str):
+        for earlier in NOTEBOOKS[: NOTEBOOKS.index(name) + 1]:
+            if earlier not in done:
+                done[earlier] = execute(_path(earlier), timeout_s=300)
+                stores[earlier] = [r["key"] for r in _run_records(smoke_env["results"])]
+        return done[name]
+
+    run.stores = stores
+    yield run
+    # Execution happens on in-memory copies: the committed files never get outputs from the tests.
+    assert {name: _path(name).read_bytes() for name in NOTEBOOKS} == before
+
+
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
     notebook = executed(name)  # nbclient raises CellExecutionError on the first failing cell
     assert not [o for o in _outputs(notebook) if o["output_type"] == "error"]
-    code_cells = [c for c in notebook["cells"] if c["cell_type"] == "code"]
-    assert all(c["execution_count"] for c in code_cells), "every code cell ran"
+    assert all(c["execution_count"] for c in notebook["cells"] if c["cell_type"] == "code"), "every code cell ran"
+    assert not _stderr(notebook), f"warnings or other stderr output: {_stderr(notebook)[:2]}"
     text = _text(notebook)
-    assert "smoke" in text
+    assert "smoke" in text and not WARNING.search(text)
     if name == "00_setup_and_data":
         assert (smoke_env["figures"] / "review_lengths.png").is_file()
         assert "share truncated at 256" in text and "share truncated at 512" in text
@@ -199,12 +264,16 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
         assert records[0]["status"] in (("ok", "skipped") if method == "qlora" else ("ok",)), records[0]["reason"]
         if records[0]["status"] == "ok":
             assert records[0]["config"]["train_size"] == 64  # the smoke profile's size
-            assert f"{records[0]['trainable_params']}" in text  # the measured count is shown
+            # The count the notebook shows on the model it built (peft's print_trainable_parameters, or all
+            # parameters for full fine-tuning) is the count measured in the run.
+            assert f"{records[0]['trainable_params']:,}" in text
+            if method != "full":
+                assert f"trainable params: {records[0]['trainable_params']:,}" in text
     if name == "05_compare":
-        charts = _load_builder().CHART_TEXT
+        assert executed.stores["05_compare"] == executed.stores["04_ia3"], "05 trains nothing"
         # Every chart write_report drew is shown, once: the four bars and the three Pareto charts.
         drawn = {p.name for p in smoke_env["figures"].glob("*.png")} - {"review_lengths.png"}
-        assert drawn == set(charts) and text.count('"image/png"') == len(charts) == 7
+        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) == 7
         assert (smoke_env["results"] / "summary.md").is_file()
         assert "acc_low" in text and "p_value" in text  # the statistics table
         assert RULES[0][:40] in text  # the rules are shown ...
@@ -227,7 +296,7 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
                        for r in records.values()), ablation
             assert (smoke_env["figures"] / f"ablation_{ablation}.png").is_file()
         assert text.count('"image/png"') == len(ABLATIONS)
-        assert "stored in the study: copied" in text and "lora_r" in text and "placement" in text
+        assert "stored in the study: copied" in text and "placement" in text
 
 
 def test_rerunning_a_method_notebook_shows_its_stored_run(executed, smoke_env):
@@ -243,30 +312,30 @@ def test_rerunning_a_method_notebook_shows_its_stored_run(executed, smoke_env):
     assert "retrain=True trains it again" in text
 
 
-def test_run_or_load_trains_only_without_a_finished_stored_run(tmp_path, monkeypatch, capsys):
-    """A stored `ok` row is returned as it is; retrain=True, or a skipped/failed row, trains (run_and_record)."""
-    import peft_imdb.train
+def test_load_or_train_trains_only_without_a_finished_stored_run(tmp_path, monkeypatch, capsys):
+    """A stored `ok` row is returned as it is; retrain=True, or a skipped/failed row, trains it here."""
+    import peft_imdb.runner
 
     trained = []
 
-    def fake_run_and_record(config, results_dir=None):
+    def fake_train_and_store(config, results_dir=None, imdb=None):
         trained.append(config.key())
         result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
                            status="ok", accuracy=0.75)
         save_result(result, results_dir)
         return result
 
-    monkeypatch.setattr(peft_imdb.train, "run_and_record", fake_run_and_record)
+    monkeypatch.setattr(peft_imdb.runner, "train_and_store", fake_train_and_store)
     config = ablation_base(PROFILES["smoke"], ["lora"])["lora"]
     key = config.key()
     save_result(RunResult(key=key, model=config.model, method="lora", seed=0, status="skipped", reason="no"), tmp_path)
-    assert run_or_load(config, tmp_path).status == "ok" and trained == [key]  # a skipped row is tried again
+    assert load_or_train(config, tmp_path).status == "ok" and trained == [key]  # a skipped row is tried again
     stored = read_result(key, tmp_path)
     capsys.readouterr()
-    assert run_or_load(config, tmp_path) == stored and trained == [key]  # kept
+    assert load_or_train(config, tmp_path) == stored and trained == [key]  # kept
     assert capsys.readouterr().out.strip() == (f"stored run {key} (finished {stored.finished_at}), not trained "
                                                "again; retrain=True trains it again")
-    run_or_load(config, tmp_path, retrain=True)
+    load_or_train(config, tmp_path, retrain=True)
     assert trained == [key, key]
     assert "stored run" not in capsys.readouterr().out
 
@@ -281,15 +350,16 @@ def test_kernel_runs_this_python(tmp_path):
 
 
 def test_qlora_notebook_shows_a_skipped_row_where_nf4_cannot_run(smoke_env, tmp_path, monkeypatch):
-    """On a machine whose bitsandbytes cannot run NF4, 03 records and shows `skipped`, no error."""
+    """On a machine whose bitsandbytes cannot run NF4, 03 loads no 4-bit model, records and shows `skipped`."""
     monkeypatch.setenv("PEFT_IMDB_RESULTS", str(tmp_path / "results"))
     notebook = _read("03_qlora")
-    no_nf4 = """import peft_imdb.hardware, peft_imdb.methods
+    no_nf4 = """import peft_imdb.hardware
 def no_nf4():
     return False, "bitsandbytes cannot run NF4 on this device (simulated by the test)"
-peft_imdb.hardware.nf4_support = peft_imdb.methods.nf4_support = no_nf4"""
+peft_imdb.hardware.nf4_support = no_nf4"""
     notebook["cells"].insert(0, nbformat.v4.new_code_cell(no_nf4))
     text = _text(execute_notebook(notebook, NOTEBOOKS_DIR, timeout_s=300))
     [record] = _run_records(tmp_path / "results")
     assert record["status"] == "skipped" and "simulated by the test" in record["reason"]
-    assert "skipped" in text and "not measured: the run is skipped" in text
+    assert "not measured: the run is skipped" in text and "no 4-bit model on this machine" in text
+    assert "trainable params:" not in text

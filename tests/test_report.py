@@ -28,7 +28,7 @@ def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrid
         total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
         eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0, trainable_weights_mb=1.0, memory_kind="cpu_rss",
         base_weight_bits=4 if method == "qlora" else 32, saved_mb=1.0, lr=config.learning_rate,
-        train_samples_per_s=10.0, eval_samples_per_s=30.0, env={"device": "cpu", "versions": {"torch": "x"}},
+        train_samples_per_s=10.0, eval_samples_per_s=30.0, precision_mode=config.precision, env={"device": "cpu", "versions": {"torch": "x"}},
         finished_at=f"2026-01-01T00:00:{seed:02d}+00:00",
     )
     save_predictions(row.key, np.arange(reviews)[::-1], labels[::-1], predicted[::-1], correct[::-1] * 1.0, root)
@@ -71,7 +71,7 @@ def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
     text = (store / "summary.md").read_text()
     assert "95% CI" in text and "p = " in text and "## Ablation: rank" in text
     for method in ACCURACY:
-        assert f"| minilm | {method} | 3 |" in text
+        assert f"| minilm | {method} | 3 | {RunConfig(model='minilm', method=method).learning_rate:.2g} | fp32 |" in text
     write_report(store, figures)
     assert (store / "summary.md").read_text() == text
 

@@ -21,3 +21,13 @@ def length_grouping_kwargs(on: bool) -> dict:
     if "train_sampling_strategy" in inspect.signature(TrainingArguments.__init__).parameters:
         return {"train_sampling_strategy": "group_by_length" if on else "random"}
     return {"group_by_length": on}
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute activations in the backward pass: `activation_checkpointing_enable` (transformers 5), else
+    the 4.x name `gradient_checkpointing_enable` (which 5.x deprecated)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -155,7 +155,9 @@ class RunConfig:
 
     def label(self) -> str:
         """The method's name and what sets the run apart from the method's defaults at its data setting: `lora (r=16)`."""
-        data_setting = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir"}
+        # The data setting heads its table; precision has a column of its own (it is the machine's choice).
+        data_setting = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir",
+                                                            "precision"}
         reset = {f.name: _default(f) for f in fields(self) if f.compare and f.name not in data_setting}
         default = replace(self, adapter={}, lr=None, **reset)
         mine, base = self.identity(), default.identity()

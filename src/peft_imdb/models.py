@@ -159,6 +159,7 @@ def build_model(config, tokenizer, precision) -> Built:
     """Load config.model and wrap it as its registry entry says: 4-bit base or not, peft adapter or none."""
     from peft import get_peft_model, prepare_model_for_kbit_training
 
+    from .compat import enable_checkpointing
     from .config import model_type
     from .errors import Unsupported
     from .hardware import device_kind, dtype_name, nf4_support, qlora_compute_dtype
@@ -176,16 +177,16 @@ def build_model(config, tokenizer, precision) -> Built:
             raise Unsupported(reason)
         compute = config.qlora_compute_dtype or dtype_name(qlora_compute_dtype(precision.name, device_kind() == "cuda")[0])
         model = load_model(config.model, tokenizer, nf4_config(precision, heads, compute), trust)
-        # Casts norms to fp32 and turns gradient checkpointing on, as the QLoRA recipe does.
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False})
+        # Casts norms to fp32; gradient checkpointing, which the QLoRA recipe turns on, follows below with
+        # transformers 5's name (peft would call the deprecated one).
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         checkpointing = True
     else:
         model = load_model(config.model, tokenizer, trust_remote_code=trust)
-        if checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            if peft_config is not None:
-                model.enable_input_require_grads()
+    if checkpointing:
+        enable_checkpointing(model)
+        if peft_config is not None:
+            model.enable_input_require_grads()
     if peft_config is None:
         return Built(model, 32, [], heads, checkpointing)
     model = get_peft_model(model, peft_config)

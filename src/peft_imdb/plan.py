@@ -71,7 +71,8 @@ def train_planned(configs: list[RunConfig], root: str | os.PathLike | None = Non
     from .train import world
 
     rows = []
-    progress = tqdm(configs, desc="runs", unit="run", disable=len(configs) <= 1)
+    # `disable` only when there is one run: otherwise tqdm's own TQDM_DISABLE decides (saved notebooks set it).
+    progress = tqdm(configs, desc="runs", unit="run", **({"disable": True} if len(configs) <= 1 else {}))
     for config in progress:
         progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
         if in_process or world()[1] > 1:  # under torchrun the ranks must train together, in process

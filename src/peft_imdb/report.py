@@ -46,7 +46,7 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
     summary["n"] = grouped.size()
     summary["keys"] = grouped["key"].agg(list)
-    for column in ("memory_kind", "base_weight_bits", "device"):
+    for column in ("memory_kind", "base_weight_bits", "device", "precision_mode"):
         summary[column] = grouped[column].first()
     summary = summary.reset_index()
     order = {m: i for i, m in enumerate(method_names())}
@@ -153,17 +153,17 @@ def method_table(table: pd.DataFrame, varied: str | None = None) -> list[str]:
     """
     first = f"| {varied} " if varied else ""
     lines = [
-        f"{first}| model | method | seeds | lr | accuracy (mean ± std) | {LEVEL:.0%} CI | F1 "
+        f"{first}| model | method | seeds | lr | precision | accuracy (mean ± std) | {LEVEL:.0%} CI | F1 "
         f"| vs Full FT (points, {LEVEL:.0%} CI) | p | trainable params | train time (s) "
         "| peak memory, train (MB) | base bits | saved (MB) |",
-        "|---" * (14 + bool(varied)) + "|",
+        "|---" * (15 + bool(varied)) + "|",
     ]
     for _, row in table.iterrows():
         versus = "–" if pd.isna(row["diff"]) else (
             f"{100 * row['diff']:+.1f} [{100 * row['diff_low']:+.1f}, {100 * row['diff_high']:+.1f}]")
         prefix = f"| {row[varied]} " if varied else ""
         lines.append(
-            f"{prefix}| {row['model']} | {row['label']} | {row['n']} | {row['lr']:.2g} "
+            f"{prefix}| {row['model']} | {row['label']} | {row['n']} | {row['lr']:.2g} | {row['precision_mode']} "
             f"| {_mean_std(row, 'accuracy', '.4f')} | {_interval(row)} | {_mean_std(row, 'f1', '.4f')} "
             f"| {versus} | {_p(row['p_value'])} | {row['trainable_params_mean']:,.0f} "
             f"| {_mean_std(row, 'train_time_s', '.0f')} | {_mean_std(row, 'peak_memory_mb', '.0f')} "

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from datasets import DatasetDict
 
-from .config import RunConfig
+from .config import RunConfig, model_id
 from .environment import environment
 from .errors import Unsupported, UserError
 from .results import RunResult, checkpoint_dir, read_result, save_predictions, save_result
@@ -19,7 +19,7 @@ from .train import release, train_and_evaluate, world
 def failed_result(config: RunConfig, status: str, reason: str) -> RunResult:
     """A record for a run that did not finish: `failed` or `skipped`, with the reason."""
     return RunResult(
-        key=config.key(), group=config.group(), identity=config.identity(), model=config.model,
+        key=config.key(), group=config.group(), identity=config.identity(), model=model_id(config.model),
         method=config.method, seed=config.seed,
         status=status, reason=reason, config=config.to_dict(), lr=config.learning_rate, env=environment(),
     )

@@ -14,7 +14,7 @@ from datasets import DatasetDict
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .compat import length_grouping_kwargs, warmup_kwargs
-from .config import RunConfig
+from .config import RunConfig, model_id
 from .data import load_imdb, make_splits, tokenize
 from .environment import environment
 from .hardware import choose_precision, device_kind, fused_optimizer, trainer_precision_args
@@ -188,7 +188,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         key=config.key(),
         group=config.group(),
         identity=config.identity(),
-        model=config.model,
+        model=model_id(config.model),
         method=config.method,
         seed=config.seed,
         status="ok",

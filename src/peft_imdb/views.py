@@ -12,13 +12,6 @@ import pandas as pd
 # Without ipywidgets, tqdm falls back to text progress bars in a notebook and says so on import;
 # text bars are what a saved notebook should hold anyway. Set before .data imports datasets (tqdm).
 warnings.filterwarnings("ignore", message="IProgress not found")
-# datasets' sort (the length-sorted evaluation set) calls a pyarrow option that pyarrow 25 deprecated:
-# the call is datasets', not ours, so only that notice is silenced.
-warnings.filterwarnings("ignore", message="Specifying null_placement in SortOptions is deprecated",
-                        category=FutureWarning)
-# peft's prepare_model_for_kbit_training (QLoRA) calls `gradient_checkpointing_enable`, which transformers 5
-# deprecated: peft's call, not ours, so only that notice is silenced.
-warnings.filterwarnings("ignore", message=r"`gradient_checkpointing_enable` is deprecated", category=FutureWarning)
 
 from .config import Profile, RunConfig  # noqa: E402
 from .folders import Folders, _shown, repository_root  # noqa: E402
@@ -61,6 +54,7 @@ def describe_settings(profile: Profile, where: Folders) -> pd.DataFrame:
 def describe_config(config: RunConfig) -> pd.DataFrame:
     """Every field of a run config, the learning rate it resolves to, and its store key."""
     rows = {name: str(value) for name, value in config.to_dict().items()}
+    rows["data_dir"] = _shown(config.data_dir, repository_root()) or "the hub (stanfordnlp/imdb)"
     rows["learning rate used"] = f"{config.learning_rate:g}"
     rows["run label"] = config.label()
     rows["key in the results store"] = config.key()

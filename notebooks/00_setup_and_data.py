@@ -1,0 +1,186 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#     toc_visible: true
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 00 · Setup and data
+#
+# This study compares four ways of fine-tuning a pretrained encoder for IMDb sentiment classification
+# (positive / negative movie reviews): **full fine-tuning** (01), **LoRA** (02), **QLoRA** (03) and
+# **IA3** (04), on accuracy, trainable parameters, training time and peak memory (05), and varies LoRA's
+# rank, the adapters' placement and the learning rate (06).
+#
+# This notebook checks the machine and looks at the data before anything is trained: which device and
+# precision the runs will use and why, what the profile trains on, how the labels are balanced, and how
+# long the reviews are in tokens, which decides how much of each review a model with a given maximum
+# length sees.
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
+# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
+# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
+# visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
+# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
+# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
+# missing), run records go to `results/` and figures to `figures/` at the repository root.
+
+# %%
+# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
+# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
+# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
+# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
+DRIVE_FOLDER = None
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ON_COLAB = "google.colab" in sys.modules
+PLACEHOLDER = "/OWNER/" in REPO_URL
+clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
+if clone is None and ON_COLAB and not PLACEHOLDER:
+    clone = Path.cwd() / "peft-imdb"
+    if not clone.is_dir():
+        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
+    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
+if importlib.util.find_spec("peft_imdb") is None and clone is not None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
+    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
+    importlib.invalidate_caches()
+if ON_COLAB and DRIVE_FOLDER:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
+    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
+if importlib.util.find_spec("peft_imdb") is None:
+    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
+          "(or run `make setup` in a clone and pick the .venv kernel)")
+else:
+    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
+                                       if PLACEHOLDER and not ON_COLAB else ""))
+
+# %%
+# peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
+from peft_imdb.views import describe_settings
+from IPython.display import Image
+
+from peft_imdb.config import detect_profile
+from peft_imdb.data import load_imdb
+from peft_imdb.explore import (class_balance, cutoffs_for, default_length_sample, environment_summary,
+                               example_reviews, length_histogram, length_statistics, profile_summary,
+                               review_token_lengths, subset_overview)
+from peft_imdb.folders import folders
+
+# %%
+# The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
+# else cpu. To choose here instead: os.environ["PEFT_IMDB_PROFILE"] = "smoke" before this line.
+profile = detect_profile()
+paths = folders()  # data / results / figures: PEFT_IMDB_DATA, PEFT_IMDB_RESULTS, PEFT_IMDB_FIGURES
+describe_settings(profile, paths)
+
+# %% [markdown]
+# ## The machine
+#
+# Training precision follows the hardware (`peft_imdb.hardware.choose_precision`): **bf16** on GPUs of
+# compute capability 8.0 and above (A100, L4, H100), **fp16** below it (a Colab T4 is 7.5; there
+# `torch.cuda.is_bf16_supported()` can answer True through emulation, so the decision is made from the
+# capability), and **fp32** on CPU, where `fp16=True` would be a silent no-op and bf16 is emulated and
+# slower. QLoRA needs bitsandbytes to run 4-bit NF4 here: the table says whether it can.
+# Each run record stores the same environment, so results can be traced to the versions they came from.
+
+# %%
+environment_summary()
+
+# %% [markdown]
+# ## What the profile runs
+#
+# The profile's model, data sizes and schedule, and the default learning rate of each method (the method
+# registry, `peft_imdb/methods.py`, with the evidence for each value). One shared learning rate does not
+# fit all four methods: on a small budget LoRA stays near chance at full fine-tuning's learning rate, and
+# IA3's rescaling vectors need larger steps still (the measured sweep behind the CPU values).
+
+# %%
+profile_summary(profile)
+
+# %% [markdown]
+# ## The data
+#
+# The IMDb Large Movie Review Dataset (Maas et al., 2011): 25,000 train and 25,000 test reviews. From
+# `PEFT_IMDB_DATA` (a folder with `train.jsonl` and `test.jsonl`), else from the hub
+# (`stanfordnlp/imdb`).
+
+# %%
+imdb = load_imdb(paths.data_dir)
+imdb
+
+# %% [markdown]
+# ### Labels
+#
+# Both splits are balanced, so accuracy is a fair single number and chance is 50%. The subsets the runs
+# use are drawn balanced as well (last section).
+
+# %%
+class_balance(imdb)
+
+# %% [markdown]
+# ### A few reviews
+#
+# Random reviews of each label, cut at 400 characters. The text is left as the dataset has it, `<br />`
+# tags included: the tokenizer sees them too.
+
+# %%
+example_reviews(imdb, n=4, seed=0)
+
+# %% [markdown]
+# ### Review lengths in tokens
+#
+# A model reads at most `max_length` tokens of each review; the rest is cut. The counts below use the
+# profile model's own tokenizer (special tokens included) on the train split (a sample of 1,000 reviews on
+# the `smoke` profile, all 25,000 otherwise). The share cut at the profile's max length says how much of
+# the signal a run can see; 256 and 512 are the lengths most studies use.
+
+# %%
+lengths = review_token_lengths(imdb, profile.model, sample_size=default_length_sample(profile))
+length_statistics(lengths, cutoffs_for(profile))
+
+# %% [markdown]
+# The same lengths as a histogram, saved to the figures folder as `review_lengths.png`. The long
+# tail matters twice: truncation drops the end of long reviews (where the verdict often is), and padding
+# every review to the max length wastes compute on short ones; the runs pad per batch instead.
+
+# %%
+histogram = length_histogram(lengths, paths.figures_dir / "review_lengths.png", cutoffs_for(profile),
+                             model=profile.model)
+Image(filename=str(histogram))
+
+# %% [markdown]
+# ## The subsets every method trains and tests on
+#
+# Label-balanced and seeded (`data_seed` 42): every method and every seed sees the same reviews. The
+# validation reviews come from the train split, outside the training subset, and are only reported; the
+# test subset is evaluated once, after training, and never picks a checkpoint.
+
+# %%
+subset_overview(imdb, profile)
+
+# %% [markdown]
+# ## Next
+#
+# Notebooks 01-04 train one method each on this profile and store one run record each; 05 compares them
+# from the store alone; 06 runs the ablations. On the `smoke` profile (64 reviews, 64 tokens) the numbers
+# only show that the pipeline works: they say nothing about the methods.

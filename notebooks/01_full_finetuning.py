@@ -1,0 +1,200 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#     toc_visible: true
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · Full fine-tuning
+#
+# Full fine-tuning updates **every weight** of the pretrained encoder together with a new classification
+# head. It is the reference the parameter-efficient methods are measured against: the most parameters
+# trained, the largest optimizer state, and a complete copy of the model saved for every task.
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
+# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
+# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
+# visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
+# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
+# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
+# missing), run records go to `results/` and figures to `figures/` at the repository root.
+
+# %%
+# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
+# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
+# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
+# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
+DRIVE_FOLDER = None
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ON_COLAB = "google.colab" in sys.modules
+PLACEHOLDER = "/OWNER/" in REPO_URL
+clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
+if clone is None and ON_COLAB and not PLACEHOLDER:
+    clone = Path.cwd() / "peft-imdb"
+    if not clone.is_dir():
+        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
+    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
+if importlib.util.find_spec("peft_imdb") is None and clone is not None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
+    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
+    importlib.invalidate_caches()
+if ON_COLAB and DRIVE_FOLDER:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
+    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
+if importlib.util.find_spec("peft_imdb") is None:
+    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
+          "(or run `make setup` in a clone and pick the .venv kernel)")
+else:
+    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
+                                       if PLACEHOLDER and not ON_COLAB else ""))
+
+# %%
+# peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
+from peft_imdb.views import describe_config, describe_settings, method_rows, run_summary
+
+from peft_imdb.config import RunConfig, detect_profile
+from peft_imdb.folders import folders
+from peft_imdb.models import load_model, load_tokenizer
+from peft_imdb.params import compare_parameters, expected_parameters
+from peft_imdb.plan import load_or_train
+from peft_imdb.results import load_results
+
+# %%
+# The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
+# else cpu. To choose here instead: os.environ["PEFT_IMDB_PROFILE"] = "smoke" before this line.
+profile = detect_profile()
+paths = folders()  # data / results / figures: PEFT_IMDB_DATA, PEFT_IMDB_RESULTS, PEFT_IMDB_FIGURES
+describe_settings(profile, paths)
+
+# %% [markdown]
+# ## The run
+#
+# One `RunConfig`: the profile's defaults for this method. Edit this cell to change the run (any
+# `RunConfig` field: `seed`, `lr`, `epochs`, `max_length`, `train_size`, ..., and `adapter`, the method's
+# settings in peft's own names). The config decides the run's key in the results store (the last line of
+# the table): the same config is the same run and has one row; a changed config is another run, with a
+# row of its own.
+
+# %%
+config = RunConfig.from_profile(
+    profile, "full",
+    data_dir=paths.data_dir,
+    # e.g. seed=1, lr=3e-5, epochs=2, max_length=256, gradient_checkpointing=True
+)
+describe_config(config)
+
+# %% [markdown]
+# ## The model: a plain `AutoModelForSequenceClassification`
+#
+# Full fine-tuning has no peft config (`config.peft_config()` is `None`): the run trains the model as
+# `transformers` loads it, the pretrained encoder with a new, randomly initialized 2-label head
+# (`load_model` is `AutoModelForSequenceClassification.from_pretrained` with the labels named). Every
+# parameter has `requires_grad=True`.
+
+# %%
+tokenizer = load_tokenizer(config.model)
+model = load_model(config.model, tokenizer)  # AutoModelForSequenceClassification, new 2-label head
+total = sum(p.numel() for p in model.parameters())
+trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+print(f"{type(model).__name__}: {total:,} parameters, {trainable:,} of them trainable ({trainable / total:.0%})")
+
+# %% [markdown]
+# The new head, the only part not pretrained: BERT's classifier reads the pooler's output (the pooler
+# is pretrained), RoBERTa's head has a dense layer of its own.
+
+# %%
+model.classifier
+
+# %% [markdown]
+# ## What full fine-tuning trains, and how many parameters that is
+#
+# All of it. For a BERT-style encoder with `L` layers, hidden size `h`, feed-forward size `I`, vocabulary
+# `V` and `P` positions:
+#
+# - embeddings: `(V + P + 2)·h + 2h` (word, position and token-type tables, one LayerNorm);
+# - each encoder layer: `4(h² + h)` (query, key, value, attention output) `+ (hI + I) + (Ih + h)`
+#   (feed-forward) `+ 4h` (two LayerNorms);
+# - the head: BERT's pooler `h² + h` and classifier `2h + 2`; RoBERTa's dense `h² + h` and output `2h + 2`.
+#
+# all-MiniLM-L6-v2 (`L` = 6, `h` = 384, `I` = 1536) has 22.7 M parameters, roberta-base 125 M. Training
+# them with AdamW in fp32 holds about 16 bytes per parameter before any activation: the weight, its
+# gradient and the optimizer's two moment estimates. The table computes the count for this profile's
+# model from its architecture; its total is the count printed above.
+
+# %%
+expected = expected_parameters(config)  # from the architecture alone, before training
+expected
+
+# %% [markdown]
+# ## Training, or the stored run
+#
+# `load_or_train` looks in the results store first, by the config's key. The committed store holds the
+# CPU study's runs (the four methods with 3 seeds each, made with `make study`), so on the `cpu` profile
+# with the config above unchanged this cell shows the stored seed-0 row at once and says so in one line;
+# `retrain=True` trains it again and replaces that row. A changed config (another profile, e.g. Colab's
+# `colab-t4`, or any edited field) has no stored run and trains here: the run loads its own copy of the
+# model, wraps it exactly as above, trains it with the Hugging Face `Trainer` (its progress bar shows the
+# steps and the validation metrics after each epoch), evaluates once on the test subset, and stores the
+# run record (metrics, parameter counts, wall time, peak memory, environment) and the per-review
+# predictions under the key. A run that cannot happen on this machine is stored as `skipped` with the
+# reason, one that breaks as `failed` with the error: the cell shows the row either way, and only a
+# finished (`ok`) run is reused.
+
+# %%
+model = None  # the run loads its own copy; this one would add to its peak memory
+row = load_or_train(config, paths.results_dir)  # retrain=True trains it again
+run_summary(row)
+
+# %% [markdown]
+# ## The formula against the run
+#
+# The trainable count measured on the model that was trained (peft's own count for adapters, correct
+# for 4-bit weights) next to the formula above.
+
+# %%
+compare_parameters(expected, row)
+
+# %% [markdown]
+# ## This method's rows in the results store
+#
+# Everything stored for `full`: one row per configuration and seed (the study's seeds; other profiles
+# or settings appear as separate rows). Re-running this notebook adds no row: the same config is the same
+# run, shown from the store (with `retrain=True` its row is rewritten, not added).
+
+# %%
+method_rows(load_results(paths.results_dir), "full")
+
+# %% [markdown]
+# ## Reading the numbers
+#
+# The row above is one run, one seed: on the profile's test subset the 95% interval of an accuracy `p` is
+# about `±2·sqrt(p(1-p)/n)`: ±2.5 points at n = 1,000 test reviews, ±1.8 at 2,000, and ±10 at the `smoke`
+# profile's 64, where the run only shows that the pipeline works. Seeds vary the initialization and the
+# order of the batches on top of that. `peak_memory_mb` is the CUDA allocator's peak during training on a
+# GPU, and the whole process's peak resident memory on CPU (`memory_kind`). 05_compare puts the four
+# methods side by side over all stored seeds: mean ± std, a 95% bootstrap interval over the test reviews,
+# and the paired difference to full fine-tuning on the same reviews.
+#
+# What to compare in 05: the accuracy the adapters reach against this run, and what they save in trainable
+# parameters, saved size (`saved_mb`: the whole model here, only adapter and head for the others), time
+# and memory.

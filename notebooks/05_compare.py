@@ -1,0 +1,234 @@
+# ---
+# jupyter:
+#   colab:
+#     provenance: []
+#     toc_visible: true
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Compare
+#
+# This notebook **trains nothing**: it reads the results store (one JSON record and one file of per-review
+# predictions per run, in `results/runs/` and `results/predictions/`), written by notebooks 01-04 or by
+# `make study` (`python -m peft_imdb matrix`: the four methods with 3 seeds each), and compares the methods
+# from those records alone: the summary over seeds with its statistics, which method to use when (derived
+# from the measured table by stated rules), and the report's charts: four bar charts and three Pareto
+# charts of accuracy against a cost (`python -m peft_imdb report` writes the same files). The ablations
+# (LoRA rank, adapter placement, learning rate) are in 06.
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
+# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
+# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
+# visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
+# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
+# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
+# missing), run records go to `results/` and figures to `figures/` at the repository root.
+
+# %%
+# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
+# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
+# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
+# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
+DRIVE_FOLDER = None
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ON_COLAB = "google.colab" in sys.modules
+PLACEHOLDER = "/OWNER/" in REPO_URL
+clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
+if clone is None and ON_COLAB and not PLACEHOLDER:
+    clone = Path.cwd() / "peft-imdb"
+    if not clone.is_dir():
+        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
+    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
+if importlib.util.find_spec("peft_imdb") is None and clone is not None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
+    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
+    importlib.invalidate_caches()
+if ON_COLAB and DRIVE_FOLDER:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
+    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
+if importlib.util.find_spec("peft_imdb") is None:
+    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
+          "(or run `make setup` in a clone and pick the .venv kernel)")
+else:
+    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
+                                       if PLACEHOLDER and not ON_COLAB else ""))
+
+# %%
+# peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
+from peft_imdb.views import chart, describe_settings, method_rows, rules, statistics_view
+from IPython.display import Markdown
+
+from peft_imdb.config import detect_profile
+from peft_imdb.folders import folders
+from peft_imdb.report import add_statistics, advice, summarize, write_report
+from peft_imdb.results import load_results
+
+# %%
+# The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
+# else cpu. To choose here instead: os.environ["PEFT_IMDB_PROFILE"] = "smoke" before this line.
+profile = detect_profile()
+paths = folders()  # data / results / figures: PEFT_IMDB_DATA, PEFT_IMDB_RESULTS, PEFT_IMDB_FIGURES
+describe_settings(profile, paths)
+
+# %% [markdown]
+# ## Every run in the store
+#
+# All models, methods, seeds and settings, including runs that were `skipped` (e.g. QLoRA where NF4
+# cannot run) or `failed`, with the reason.
+
+# %%
+frame = load_results(paths.results_dir)
+method_rows(frame)
+
+# %% [markdown]
+# ## The summary, with its statistics
+#
+# `summarize` takes the `ok` runs and groups them by model, method, data setting (sizes, epochs, max length)
+# and learning rate: `accuracy_mean` ± `accuracy_std` over the seeds, `n` the number of seeds.
+# `add_statistics` adds what the per-review predictions allow:
+#
+# - `acc_low`, `acc_high`: the 95% bootstrap interval (over test reviews) of the seed-averaged accuracy;
+# - `diff`, `diff_low`, `diff_high`: the paired difference to full fine-tuning on the same test reviews,
+#   in accuracy (0.01 = 1 point), with its 95% bootstrap interval;
+# - `p_value`: the test of "no difference" (a paired sign-flip permutation test over reviews, McNemar's
+#   exact test when each side has one seed).
+#
+# A difference whose interval contains 0 is not a measured difference at this test size.
+
+# %%
+table = add_statistics(summarize(frame), paths.results_dir)
+statistics_view(table)
+
+# %% [markdown]
+# ## Which method when
+#
+# The advice is not written by hand: `advice` applies these rules to the table above, so it changes when
+# the runs do.
+
+# %%
+rules()
+
+# %%
+Markdown("\n".join(advice(table) or ["*Not enough runs with predictions to compare with Full FT.*"]))
+
+# %% [markdown]
+# ## The report
+#
+# `write_report` writes `summary.md` next to the run records (shown below: the same table as markdown with
+# the rules and the advice, memory per phase, the ablations once 06 or `make ablations` has run them, and
+# the runs that did not finish) and the charts into the figures folder; the cells after it show the saved
+# PNGs.
+
+# %%
+written = write_report(paths.results_dir, paths.figures_dir)  # [summary.md, *charts]
+Markdown(filename=str(written[0]))
+
+# %% [markdown]
+# ## The charts
+
+# %% [markdown]
+# ### Test accuracy
+#
+# Mean over seeds with the standard deviation as error bar (none with one seed). The y axis starts near
+# the lowest bar, not at zero: read the values, and read differences against the 95% intervals in the
+# table above (`acc_low`, `acc_high`) and the paired comparison with full fine-tuning (`diff_low`,
+# `diff_high`), not against the bar heights alone.
+
+# %%
+chart(written, "accuracy.png")
+
+# %% [markdown]
+# ### Trainable parameters
+#
+# Log scale: full fine-tuning trains every weight, LoRA and QLoRA the same adapters (the same count), IA3
+# one vector per adapted layer. On a small model the trained head (with BERT's pooler) is a large part of
+# the PEFT counts.
+
+# %%
+chart(written, "trainable_params.png")
+
+# %% [markdown]
+# ### Training wall time
+#
+# The training phase (with its per-epoch validation), not model loading and not the test evaluation, on
+# the device in the subtitle; mean ± std over seeds.
+# QLoRA is usually slower than LoRA: its 4-bit layers are dequantized at every multiply and gradient
+# checkpointing recomputes activations.
+
+# %%
+chart(written, "train_time.png")
+
+# %% [markdown]
+# ### Peak memory during training
+#
+# Read the memory kind in the subtitle. On a GPU: the CUDA allocator's peak during training (weights,
+# gradients, optimizer state, activations). On CPU: the peak resident memory of the whole process,
+# Python, torch and libraries included, so the differences between methods are a small part of each bar.
+
+# %%
+chart(written, "peak_memory.png")
+
+# %% [markdown]
+# ## Accuracy against cost: the Pareto charts
+#
+# Each point is one method (mean accuracy over seeds, the standard deviation as error bar) placed at one
+# cost. The dashed line is the **Pareto frontier**: the runs that no other run beats on both accuracy and
+# that cost, i.e. none is at least as accurate for less. A point below and to the right of the line is
+# dominated: another method gives as much accuracy for less of that cost. Points on the line are the real
+# choices; which one depends on the cost that binds (memory, storage per task, or time), and a gap
+# between two frontier points smaller than their intervals is no gap.
+
+# %% [markdown]
+# ### Accuracy against peak training memory
+#
+# For when memory is what limits: the largest model or batch a device can train. On CPU the peak is the
+# whole process's resident memory: part of every point is the process itself (Python, torch, libraries),
+# the same for every method.
+
+# %%
+chart(written, "pareto_memory.png")
+
+# %% [markdown]
+# ### Accuracy against trainable parameters
+#
+# Log scale. For when storage per task matters (one adapter and head per task on one shared base model)
+# and as a measure of how much the method changes the model.
+
+# %%
+chart(written, "pareto_params.png")
+
+# %% [markdown]
+# ### Accuracy against training time
+#
+# For when compute time is the budget. The same data and epochs for every method: a method to the left
+# finishes the same schedule sooner.
+
+# %%
+chart(written, "pareto_time.png")
+
+# %% [markdown]
+# ## How to read them together
+#
+# Each PEFT method trades trainable parameters (and the size of what is saved per task) against accuracy,
+# time and memory, on the profile and device in the chart subtitles. The summary is the mean ± std over
+# the stored seeds, with 95% intervals over the test reviews: differences inside those intervals are not
+# findings. Conclusions hold for that setting only: the model size, sequence length and hardware decide
+# where memory and time go.

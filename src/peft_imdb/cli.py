@@ -152,8 +152,9 @@ def _print_row(result) -> None:
 def _matrix(args, configs: list[RunConfig]) -> int:
     from tqdm.auto import tqdm
 
+    from .claims import Holder, acquire, as_store_error
     from .data import load_imdb
-    from .results import has_ok_result
+    from .results import has_ok_result, read_result
     from .train import run_and_record, run_isolated, world
 
     if getattr(args, "shard", None):
@@ -170,16 +171,67 @@ def _matrix(args, configs: list[RunConfig]) -> int:
     imdb = load_imdb(todo[0].data_dir)
     rank, world_size = world()
     failures = 0
+
+    # --- reliability: workers sharing a results folder claim each run (claims.py) -------------------
+    # Under torchrun the ranks train every run together, so no claims there.
+    claiming = world_size == 1
+
+    def snapshot(key: str):
+        record = read_result(key, args.results_dir)
+        return record.to_dict() if record is not None else None
+
+    seen = {c.key(): snapshot(c.key()) for c in todo} if claiming else {}  # a change = another worker's row
+    elsewhere: dict[str, tuple[RunConfig, Holder]] = {}  # runs skipped because another worker holds them
+
+    def attempt(config: RunConfig, again: bool = False):
+        """Train one run unless another worker holds its claim or finished it since this command began."""
+        key = config.key()
+        claim = acquire(key, args.results_dir) if claiming else None
+        if isinstance(claim, Holder):
+            elsewhere[key] = (config, claim)
+            print(f"{key}: {claim.describe()}; " + ("not trained here, re-run when it is free" if again
+                                                     else "skipped for now, checked again at the end"))
+            return None
+        try:
+            now = snapshot(key) if claiming else None
+            if now is not None and (now != seen[key] or (now["status"] == "ok" and not args.force)):
+                print(f"{key}: finished by another worker ({now['status']}), not trained here")
+                return None
+            if args.in_process or world_size > 1:  # under torchrun the ranks must train together, in process
+                result = run_and_record(config, args.results_dir, imdb)
+            else:
+                try:
+                    result = run_isolated(config, args.results_dir)
+                except UserError as exc:  # a StoreWriteError's text comes back through the pipe
+                    raise as_store_error(exc) from None
+            if rank == 0:
+                print(f"trained {key}")
+            return result
+        finally:
+            if claim is not None:
+                claim.release()
+
     progress = tqdm(todo, desc="runs", unit="run", disable=len(todo) == 1)
     for config in progress:
         progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
-        if args.in_process or world_size > 1:  # under torchrun the ranks must train together, in process
-            result = run_and_record(config, args.results_dir, imdb)
-        else:
-            result = run_isolated(config, args.results_dir)
+        result = attempt(config)
+        if result is None:
+            continue
         failures += result.status == "failed"
         if rank == 0:
             _print_row(result)
+    if elsewhere:  # the end: pick up runs whose worker has gone since (a finished one is left alone)
+        waiting = list(elsewhere.values())
+        elsewhere.clear()
+        for config, _ in waiting:
+            result = attempt(config, again=True)
+            if result is not None:
+                failures += result.status == "failed"
+                _print_row(result)
+        if elsewhere:
+            print(f"{len(elsewhere)} run(s) still being trained by other workers: "
+                  + ", ".join(f"{key} ({holder.owner})" for key, (_, holder) in elsewhere.items()))
+    # --- end reliability ---
     return 1 if failures else 0
 
 
@@ -204,10 +256,18 @@ def _ablation(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, 1 when a run failed)."""
+    """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        # --- reliability: a folder that cannot hold the store stops every writing command before training ---
+        from .claims import check_writable
+        from .results import results_dir
+
+        check_writable(results_dir(args.results_dir) / ("ablations/" + args.name if args.command == "ablation" else ""))
+        if getattr(args, "figures_dir", None):
+            check_writable(args.figures_dir, "figures folder", "--figures-dir")
+        # --- end reliability ---
         if args.command == "report":
             from .report import write_report
 
@@ -226,9 +286,23 @@ def main(argv: list[str] | None = None) -> int:
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))
         return _matrix(args, _configs(args, args.models, args.methods, args.seeds))
+    # --- reliability: a refused write is one line and exit code 3 (claims.STORE_ERROR_EXIT) ---
     except UserError as exc:
+        from .claims import STORE_ERROR_EXIT, StoreWriteError
+
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return STORE_ERROR_EXIT if isinstance(exc, StoreWriteError) else 2
+    except OSError as exc:
+        from .claims import STORE_ERROR_EXIT, is_store_error
+
+        if not is_store_error(exc):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: could not write{where} ({exc.strerror}); free some space or choose another --results-dir "
+              "/ --figures-dir, then re-run (finished runs are stored)", file=sys.stderr)
+        return STORE_ERROR_EXIT
+    # --- end reliability ---
     except KeyboardInterrupt:
         print("interrupted: finished runs are stored; re-run the same command to go on", file=sys.stderr)
         return 130
+

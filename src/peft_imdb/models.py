@@ -205,4 +205,6 @@ def merge_adapter(model):
         # arithmetic: the scaled weights replace the originals and the layers stop rescaling.
         model.merge_adapter()
         return model
-    return model.merge_and_unload()
+    from .compat import drop_peft_config
+
+    return drop_peft_config(model.merge_and_unload())

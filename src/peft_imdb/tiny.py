@@ -28,7 +28,10 @@ def _tokenizer(texts: list[str], vocab_size: int, decoder: bool):
         tok.post_processor = processors.TemplateProcessing(
             single="<s> $A </s>", special_tokens=[("<s>", tok.token_to_id("<s>")), ("</s>", tok.token_to_id("</s>"))]
         )
-    kwargs = dict(unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    # No token_type_ids: transformers 4.x's PreTrainedTokenizerFast emits them by default (5.x does
+    # not), and DistilBERT's forward does not take them. Every family here works with one segment.
+    kwargs = dict(unk_token="<unk>", bos_token="<s>", eos_token="</s>",
+                  model_input_names=["input_ids", "attention_mask"])
     if not decoder:
         kwargs.update(pad_token="<pad>", mask_token="<mask>", cls_token="<s>", sep_token="</s>")
     return PreTrainedTokenizerFast(tokenizer_object=tok, **kwargs)

@@ -13,7 +13,6 @@ from .errors import UserError
 HUB_DATASET = "stanfordnlp/imdb"
 DATA_ENV = "PEFT_IMDB_DATA"
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
-FULL = None  # a size of None means the whole split
 
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path | None:

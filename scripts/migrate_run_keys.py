@@ -28,15 +28,21 @@ OLD_ADAPTER_FIELDS = {"lora_r": ("r", 8), "lora_alpha": ("lora_alpha", 16), "lor
 LORA_ONLY = {"lora_r", "lora_alpha", "lora_dropout"}
 
 
-def migrated_config(old: dict) -> RunConfig:
-    """The old config as a RunConfig of the registry: adapter fields that differ from the old defaults."""
+def migrated_config(old: dict, row: dict | None = None) -> RunConfig:
+    """The old config as a RunConfig of the registry: adapter fields that differ from the old defaults.
+
+    Before the registry, QLoRA's recipe turned gradient checkpointing on whatever the config said; the row
+    recorded what ran (`gradient_checkpointing`), and the migrated config says the same.
+    """
     config = dict(old)
+    if row is not None and row.get("gradient_checkpointing"):
+        config["gradient_checkpointing"] = True
     adapter = {}
     for name, (peft_name, default) in OLD_ADAPTER_FIELDS.items():
         value = config.pop(name, default)
         if value != default and (name not in LORA_ONLY or "lora" in config["method"]) and config["method"] != "full":
             adapter[peft_name] = value
-    config["adapter"] = adapter
+    config["adapter"] = {**adapter, **config.get("adapter", {})}
     return RunConfig.from_dict(config)
 
 
@@ -45,9 +51,9 @@ def migrate_folder(folder: Path, dry_run: bool) -> list[str]:
     lines = []
     for path in sorted((folder / "runs").glob("*.json")):
         data = json.loads(path.read_text())
-        if "adapter" in data.get("config", {}):
+        config = migrated_config(data["config"], data)
+        if "adapter" in data["config"] and data["key"] == config.key():
             continue
-        config = migrated_config(data["config"])
         old_key, new_key = data["key"], config.key()
         lines.append(f"{folder}: {old_key} -> {new_key}")
         if dry_run:

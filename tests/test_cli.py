@@ -57,16 +57,16 @@ def test_matrix_skips_finished_runs_and_report_draws(tmp_path, data_dir, tiny_mo
     figures = tmp_path / "figures"
     assert main(["report", "--results-dir", str(tmp_path), "--figures-dir", str(figures)]) == 0
     assert sorted(p.name for p in figures.glob("*.png")) == [
-        "accuracy.png", "pareto_memory.png", "pareto_params.png", "pareto_time.png", "peak_memory.png",
-        "train_time.png", "trainable_params.png"]
+        "accuracy.png", "model_state_memory.png", "pareto_memory.png", "pareto_params.png", "pareto_time.png",
+        "train_time.png", "trainable_params.png", "working_memory.png"]
     summary = (tmp_path / "summary.md").read_text()
     assert "| full |" in summary and "| lora |" in summary and "± " in summary
 
 
 def test_qlora_without_nf4_is_skipped_not_crashed(tmp_path, data_dir, tiny_models, monkeypatch):
-    import peft_imdb.methods as methods
+    import peft_imdb.hardware as hardware
 
-    monkeypatch.setattr(methods, "nf4_support", lambda: (False, "bitsandbytes cannot run NF4 on cpu: test"))
+    monkeypatch.setattr(hardware, "nf4_support", lambda: (False, "bitsandbytes cannot run NF4 on cpu: test"))
     args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "qlora", "full", "--seeds", "0", "--data-dir", str(data_dir),
             "--results-dir", str(tmp_path), "--profile", "smoke", "--train-size", "16", "--eval-size", "16",
             "--in-process"]  # the patch above lives in this process

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 
 from conftest import REPO
 
@@ -17,7 +19,8 @@ def test_synthetic_reviews_are_balanced_and_long_enough():
 
 def test_gpu_check_dry_run_on_cpu():
     proc = subprocess.run(["bash", str(REPO / "scripts" / "gpu_check.sh"), "--dry-run", "--max-length", "64",
-                           "--batch-size", "8"], capture_output=True, text=True, timeout=600, cwd=REPO)
+                           "--batch-size", "8"], capture_output=True, text=True, timeout=600, cwd=REPO,
+                          env={**os.environ, "PY": sys.executable})  # this Python's stack, not .venv's
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
     expected = resolve_precision()  # what this CPU's flags pick: bf16 with native bf16, else fp32

@@ -10,6 +10,7 @@ from peft_imdb.report import add_statistics, advice, summarize, write_ablation, 
 from peft_imdb.results import RunResult, load_results, save_predictions, save_result
 
 ACCURACY = {"full": 0.86, "lora": 0.85, "qlora": 0.80, "ia3": 0.78}
+ACCURACY_TWIN_LR = 1.234e-3  # a LoRA row whose runs are stored at Full FT's accuracy
 MEMORY = {"full": 1400.0, "lora": 1200.0, "qlora": 1000.0, "ia3": 1150.0}
 PARAMS = {"full": 22_000_000, "lora": 220_000, "qlora": 220_000, "ia3": 160_000}
 
@@ -19,14 +20,16 @@ def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrid
     config = RunConfig(model="minilm", method=method, seed=seed, train_size=100, eval_size=reviews, **config_overrides)
     rng = np.random.default_rng(hash((method, seed, str(config_overrides))) % 2**32)
     labels = np.tile([0, 1], reviews // 2)
-    accuracy = ACCURACY[method] + 0.01 * config_overrides.get("adapter", {}).get("r", 0) / 32
+    accuracy = ACCURACY["full" if config_overrides.get("lr") == ACCURACY_TWIN_LR else method]
+    accuracy += 0.01 * config_overrides.get("adapter", {}).get("r", 0) / 32
     correct = rng.permutation(np.arange(reviews) < round(accuracy * reviews))
     predicted = np.where(correct, labels, 1 - labels)
     row = RunResult(
         key=config.key(), group=config.group(), identity=config.identity(), model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
         accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS[method], adapter_params=0, head_params=0,
         total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
-        eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0, trainable_weights_mb=1.0, memory_kind="cpu_rss",
+        eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0,
+        trainable_weights_mb=80.0 if method == "full" else 1.0, memory_kind="cpu_rss",
         base_weight_bits=4 if method == "qlora" else 32, saved_mb=1.0, lr=config.learning_rate,
         train_samples_per_s=10.0, eval_samples_per_s=30.0, precision_mode=config.precision, env={"device": "cpu", "versions": {"torch": "x"}},
         finished_at=f"2026-01-01T00:00:{seed:02d}+00:00",
@@ -51,12 +54,31 @@ def test_statistics_and_advice_follow_the_numbers(store):
     assert table["n"].tolist() == [3, 3, 3, 3]
     assert (table["acc_low"] < table["accuracy_mean"]).all() and (table["accuracy_mean"] < table["acc_high"]).all()
     by_method = table.set_index("method")
-    assert np.isnan(by_method.loc["full", "p_value"])
-    assert by_method.loc["lora", "diff_low"] < 0 < by_method.loc["lora", "diff_high"]  # 1 point: noise here
-    assert by_method.loc["qlora", "diff_high"] < 0 and by_method.loc["qlora", "p_value"] < 0.001
+    assert np.isnan(by_method.loc["full", "p_value"]) and by_method.loc["full", "verdict"] == ""
+    # 1 point down on 3 x 1000 reviews: the interval holds 0 and reaches past the margin, so no verdict.
+    assert by_method.loc["lora", "diff_low"] < 0 < by_method.loc["lora", "diff_high"]
+    assert by_method.loc["lora", "verdict"] == "inconclusive"
+    assert by_method.loc["qlora", "diff_high"] < 0 and by_method.loc["qlora", "p_holm"] < 0.01
+    assert set(by_method.loc[["qlora", "ia3"], "verdict"]) == {"worse"}
+    assert (by_method.loc[["lora", "qlora", "ia3"], "detectable"] > 0).all()
     text = "\n".join(advice(table))
-    assert "lora matches Full FT" in text and "qlora is below Full FT" in text
-    assert "Least memory at Full FT's accuracy: **lora**" in text
+    assert "lora is *inconclusive*" in text and "qlora is *worse*" in text
+    assert "No method is shown equivalent" in text
+
+
+def test_equivalence_needs_the_interval_inside_the_margin(tmp_path):
+    root = tmp_path / "results"
+    for seed in range(3):
+        fake_run(root, "full", seed, reviews=8000)
+        fake_run(root, "lora", seed, reviews=8000, lr=ACCURACY_TWIN_LR)  # a second Full-FT-accurate row
+    table = add_statistics(summarize(load_results(root)), root).set_index("label")
+    twin = table.loc[f"lora (lr={ACCURACY_TWIN_LR:g})"]
+    assert twin["verdict"] == "equivalent" and -0.01 < twin["diff90_low"] < twin["diff90_high"] < 0.01
+    text = "\n".join(advice(table.reset_index()))
+    assert f"Least model-state memory at Full FT's accuracy: **lora (lr={ACCURACY_TWIN_LR:g})**" in text
+    # The same data judged by a margin narrower than its interval is no longer equivalent.
+    strict = add_statistics(summarize(load_results(root)), root, margin=0.002).set_index("label")
+    assert strict.loc[f"lora (lr={ACCURACY_TWIN_LR:g})", "verdict"] == "inconclusive"
 
 
 def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
@@ -66,10 +88,11 @@ def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
     first = write_report(store, figures)
     names = {p.name for p in first}
     assert {"summary.md", "accuracy.png", "pareto_memory.png", "pareto_params.png", "pareto_time.png",
-            "ablation_rank.png", "peak_memory.png"} <= names
+            "ablation_rank.png", "model_state_memory.png", "trainable_params.png", "train_time.png"} <= names
+    assert "working_memory.png" not in names  # the fake runs predate the working-memory measurement
     assert all(p.stat().st_size > 5000 for p in first if p.suffix == ".png")
     text = (store / "summary.md").read_text()
-    assert "95% CI" in text and "p = " in text and "## Ablation: rank" in text
+    assert "95% CI" in text and "Holm p = " in text and "*worse*" in text and "## Ablation: rank" in text
     for method in ACCURACY:
         assert f"| minilm | {method} | 3 | {RunConfig(model='minilm', method=method).learning_rate:.2g} | fp32 |" in text
     write_report(store, figures)

@@ -101,9 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
     ablation.add_argument("--figures-dir", default="figures")
     _common(ablation)
 
+    sweep = commands.add_parser("sweep", help="the learning-rate sweep on validation (tuning: no test review is "
+                                "drawn or scored) into results/sweeps/lr_<table>_validation/, with its picks")
+    sweep.add_argument("--model")
+    sweep.add_argument("--methods", nargs="+", default=None, help="default: the four core methods")
+    sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    sweep.add_argument("--in-process", action="store_true", help="run every run in this process")
+    _common(sweep)
+
     report = commands.add_parser("report", help="summary table and charts from the results store")
     report.add_argument("--results-dir")
     report.add_argument("--figures-dir", default="figures")
+    report.add_argument("--margin", type=float, default=0.01,
+                        help="equivalence margin in accuracy (default 0.01 = one point), declared before the data")
 
     merge = commands.add_parser("merge", help="fold several results folders into one (per run key the newer row wins)")
     merge.add_argument("dirs", nargs="+", metavar="DIR", help="results folders (each holding runs/)")
@@ -147,12 +157,13 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
 
 
 def _print_row(result) -> None:
-    if result.status == "ok":
-        print(f"{result.key}: ok  accuracy={result.accuracy:.4f} f1={result.f1:.4f} "
-              f"trainable={result.trainable_params:,} train={result.train_time_s:.0f}s "
-              f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
-    else:
+    if result.status != "ok":
         print(f"{result.key}: {result.status}  {result.reason}")
+        return
+    scored = (f"accuracy={result.accuracy:.4f} f1={result.f1:.4f}" if result.accuracy is not None
+              else f"val_accuracy={result.val_accuracy:.4f} (tuning: no test review scored)")
+    print(f"{result.key}: ok  {scored} trainable={result.trainable_params:,} train={result.train_time_s:.0f}s "
+          f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
 
 
 def _matrix(args, configs: list[RunConfig], reuse_from: str | None = None) -> int:
@@ -196,6 +207,21 @@ def _ablation(args) -> int:
     return code
 
 
+def _sweep(args) -> int:
+    """Train the validation sweep's runs not stored yet, then write its table and picks."""
+    from .sweep import TUNING_VAL_SIZE, sweep_configs, sweep_folder, write_sweep_summary
+
+    profile = PROFILES[args.profile] if args.profile else detect_profile()
+    bases = _configs(args, [args.model] if args.model else [], args.methods or method_names(True), [0])
+    configs = sweep_configs(bases, tuple(args.seeds), args.val_size or TUNING_VAL_SIZE)
+    folder = sweep_folder(profile, args.results_dir)
+    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None, "force": False}),
+                   configs)
+    for path in write_sweep_summary(folder):
+        print(f"wrote {path}")
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
     from .claims import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error
@@ -211,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from .report import write_report
 
-            for path in write_report(args.results_dir, args.figures_dir):
+            if not 0 < args.margin < 0.5:
+                raise UserError(f"--margin is an accuracy difference between 0 and 0.5, got {args.margin}")
+            for path in write_report(args.results_dir, args.figures_dir, args.margin):
                 print(f"wrote {path}")
             return 0
         if args.command == "merge":
@@ -222,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "ablation":
             return _ablation(args)
+        if args.command == "sweep":
+            return _sweep(args)
         if args.command == "run":
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))

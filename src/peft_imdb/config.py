@@ -85,6 +85,8 @@ class RunConfig:
     # on IMDb here (results/truncation/, README) as in Sun et al. 2019.
     truncation: str = "head_tail"
     group_by_length: bool = True  # batches of similar length in training, length-sorted evaluation
+    # False for tuning (sweep.py): the run never draws, sees or scores a test review; eval_size is then 0.
+    evaluate_test: bool = True
     trust_remote_code: bool = False
     data_dir: str | None = field(default=None, compare=False)  # where, not what: not in the key
     resume: bool = field(default=False, compare=False)  # checkpoint each epoch, go on from the last one
@@ -96,8 +98,10 @@ class RunConfig:
             raise UserError(f"--max-length must be positive, got {self.max_length}")
         for name in ("train_size", "eval_size"):
             value = getattr(self, name)
-            if value is not None and value < 2:
+            if value is not None and value < 2 and not (name == "eval_size" and value == 0 and not self.evaluate_test):
                 raise UserError(f"--{name.replace('_', '-')} must be at least 2 (one per label), got {value}")
+        if not self.evaluate_test and (self.eval_size != 0 or self.val_size < 2):
+            raise UserError("a tuning run (no test evaluation) takes --eval-size 0 and a validation set of 2 or more")
         if self.val_size < 0:
             raise UserError(f"--val-size must be 0 or more, got {self.val_size}")
         if self.epochs <= 0 or self.batch_size <= 0:

@@ -118,19 +118,34 @@ def make_splits(
     val_size: int = 500,
     seed: int = 42,
 ) -> DatasetDict:
-    """Balanced train / validation / test subsets; validation comes from train reviews outside train."""
+    """Balanced train / validation / test subsets; validation comes from train reviews outside train.
+
+    With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split.
+    """
     train_labels = np.asarray(imdb["train"]["label"])
-    test_labels = np.asarray(imdb["test"]["label"])
     # Validation is drawn first so that "full" training (size None) still leaves it out.
     val_idx = balanced_indices(train_labels, val_size, seed + 1) if val_size else np.array([], dtype=int)
     train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx)
-    test_idx = balanced_indices(test_labels, eval_size, seed + 2)
     # review_id: the row of the review in its split, so predictions can be paired across runs.
-    return DatasetDict(
+    splits = DatasetDict(
         train=imdb["train"].select(train_idx).add_column("review_id", train_idx.tolist()),
         validation=imdb["train"].select(val_idx).add_column("review_id", val_idx.tolist()),
-        test=imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist()),
     )
+    if eval_size != 0:
+        test_idx = balanced_indices(np.asarray(imdb["test"]["label"]), eval_size, seed + 2)
+        splits["test"] = imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist())
+    return splits
+
+
+def without_test_texts(imdb: DatasetDict) -> DatasetDict:
+    """The train split less every review whose text also occurs in the test split, and no test split.
+
+    What tuning sees: IMDb repeats 123 test texts in train, so a tuning set drawn from train alone could
+    still hold reviews of the study's test subset.
+    """
+    test_texts = set(imdb["test"]["text"])
+    keep = [i for i, text in enumerate(imdb["train"]["text"]) if text not in test_texts]
+    return DatasetDict(train=imdb["train"].select(keep))
 
 
 TRUNCATIONS = ("head", "head_tail")

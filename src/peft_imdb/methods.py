@@ -66,11 +66,15 @@ class Method:
     colour: str  # one colour per method in every figure
     description: str
     learning_rates: Mapping[str, float]  # per profile lr table ("cpu", "gpu")
+    lr_grid: Mapping[str, tuple[float, ...]] = field(default_factory=dict)  # the validation sweep's grid, per table
     config_class: str | None = None  # peft config class that builds the adapter; None: no adapter
     defaults: Mapping[str, Any] = field(default_factory=dict)  # adapter hyperparameters, peft's names
     targets: Callable[[str], dict[str, Any]] | None = None  # model_type -> placement fields
     layer_count: Callable[[Any, str, Any], LayerCount] | None = None  # trainable params per adapted layer
     quantized_base: bool = False  # the frozen base loads in 4-bit NF4
+    # The method that is this one without the 4-bit base: the study adds it as a control arm with exactly
+    # this method's settings (learning rate included), so the 4-bit effect stands alone.
+    unquantized_twin: str | None = None
     core: bool = True  # one of the study's four methods (highlighted in charts)
 
     def peft_class(self):
@@ -214,25 +218,25 @@ def _typed(name: str, text: str, annotation: str, default: Any, where: str) -> A
 register(Method(
     name="full", label="Full FT", colour="#4C72B0",
     description="every weight trained (the reference)",
-    learning_rates={"gpu": 2e-5, "cpu": 1e-4},
+    learning_rates={"gpu": 2e-5, "cpu": 1e-4}, lr_grid={"cpu": (3e-5, 6e-5, 1e-4, 2e-4, 4e-4)},
 ))
 register(Method(
     name="lora", label="LoRA", colour="#DD8452",
     description="rank-r updates of the attention query and value projections, head trained",
-    learning_rates={"gpu": 4e-4, "cpu": 2e-3},
+    learning_rates={"gpu": 4e-4, "cpu": 2e-3}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=lora_layer,
 ))
 register(Method(
     name="qlora", label="QLoRA", colour="#55A868",
     description="LoRA on a base model frozen in 4-bit NF4 (double quantization), head kept out of 4-bit",
-    learning_rates={"gpu": 2e-4, "cpu": 2e-3},
+    learning_rates={"gpu": 2e-4, "cpu": 2e-3}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
-    targets=lora_targets, layer_count=lora_layer, quantized_base=True,
+    targets=lora_targets, layer_count=lora_layer, quantized_base=True, unquantized_twin="lora",
 ))
 register(Method(
     name="ia3", label="IA3", colour="#C44E52",
     description="learned scaling vectors on keys, values and the output projections, head trained",
-    learning_rates={"gpu": 3e-3, "cpu": 3e-2},
+    learning_rates={"gpu": 3e-3, "cpu": 3e-2}, lr_grid={"cpu": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
     config_class="IA3Config", targets=ia3_targets, layer_count=ia3_layer,
 ))

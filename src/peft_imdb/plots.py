@@ -18,12 +18,13 @@ def colour(method: str) -> str:
     return METHODS[method].colour if method in METHODS else "grey"
 
 
-# (column, y-axis label, title, file name, log scale)
+# Bar charts of costs: (column, y-axis label, title, file name)
 CHARTS = [
-    ("accuracy", "test accuracy", "Test accuracy", "accuracy.png", False),
-    ("trainable_params", "trainable parameters (log scale)", "Trainable parameters", "trainable_params.png", True),
-    ("train_time_s", "training time (s)", "Training wall time", "train_time.png", False),
-    ("peak_memory_mb", "peak memory in training (MB)", "Peak memory during training", "peak_memory.png", False),
+    ("train_time_s", "training time (s)", "Training wall time", "train_time.png"),
+    ("model_state_mb", "model state (MB): weights + gradients + AdamW moments", "Model-state memory",
+     "model_state_memory.png"),
+    ("working_memory_mb", "working memory in training (MB), above the start", "Working memory in training",
+     "working_memory.png"),
 ]
 MEMORY_KINDS = {"cuda_allocated": "CUDA allocator peak", "cpu_rss": "peak RSS of the process, CPU"}
 
@@ -61,46 +62,98 @@ def _bar_labels(rows: pd.DataFrame) -> list[str]:
 def _subtitle(rows: pd.DataFrame, column: str) -> str:
     first = rows.iloc[0]
     low, high = rows["n"].min(), rows["n"].max()
-    seeds = f"{low} seed" if low == high == 1 else f"mean ± std of {low if low == high else f'{low}-{high}'} seeds"
+    seeds = f"{low} seed" if low == high == 1 else f"mean of {low if low == high else f'{low}-{high}'} seeds"
     setting = (f"{', '.join(rows['model'].unique())}: {first['train_size']} train / {first['eval_size']} test "
                f"reviews, {first['epochs']:g} epoch(s), max length {first['max_length']}\n{seeds}")
-    if column == "peak_memory_mb":
+    if column == "working_memory_mb":
         setting += "\n" + ", ".join(MEMORY_KINDS.get(k, k) for k in sorted(set(rows["memory_kind"].dropna())))
     return setting
 
 
-def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, log: bool = False) -> Path:
-    """One bar per summary row (mean over seeds, std as error bar), coloured by method."""
-    rows = summary.reset_index(drop=True)
-    means = rows[f"{column}_mean"]
-    errors = rows[f"{column}_std"].fillna(0)
+def _errors(rows: pd.DataFrame, column: str):
+    """Std over seeds as error bars, or None where a row has one seed (a single run shows none)."""
+    errors = rows[f"{column}_std"].where(rows["n"] > 1)
+    return None if errors.isna().all() else errors.fillna(0)
+
+
+def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path: Path) -> Path | None:
+    """One bar per summary row (mean over seeds, std over seeds as error bar), coloured by method, from zero."""
+    rows = summary[summary[f"{column}_mean"].notna()].reset_index(drop=True)
+    if rows.empty:
+        return None
+    means, errors = rows[f"{column}_mean"], _errors(rows, column)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2.0), 3.8))
-    bars = ax.bar(_bar_labels(rows), means, yerr=errors, capsize=4,
-                  color=[colour(m) for m in rows["method"]])
-    for bar, value, error in zip(bars, means, errors):
+    bars = ax.bar(_bar_labels(rows), means, yerr=errors, capsize=4, color=[colour(m) for m in rows["method"]])
+    for bar, value, error in zip(bars, means, errors if errors is not None else [0] * len(rows)):
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
         ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + error),  # above the error bar
                     ha="center", va="bottom", fontsize=8, xytext=(0, 3), textcoords="offset points")
-    if log:
-        ax.set_yscale("log")
-        ax.set_ylim(float(means.min()) / 4, float(means.max()) * 3)
-    if column == "accuracy":
-        ax.set_ylim(max(0.0, float((means - errors).min()) - 0.05), 1.0)
+    ax.set_ylim(bottom=0)
     ax.set_ylabel(ylabel)
     ax.set_xlabel("method")
-    ax.set_title(f"{title}\n{_subtitle(rows, column)}", fontsize=9)
+    bars_say = "error bars: std over seeds" if errors is not None else "one seed: no error bars"
+    ax.set_title(f"{title}\n{_subtitle(rows, column)}; {bars_say}", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def accuracy_chart(summary: pd.DataFrame, path: Path) -> Path:
+    """Accuracy per row as a point (mean over seeds) with its 95% interval over seeds and reviews."""
+    rows = summary.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2.0), 3.8))
+    labels = _bar_labels(rows)
+    for i, row in rows.iterrows():
+        low, high = row["acc_low"], row["acc_high"]
+        yerr = None if pd.isna(low) else [[row["accuracy_mean"] - low], [high - row["accuracy_mean"]]]
+        ax.errorbar([labels[i]], [row["accuracy_mean"]], yerr=yerr, fmt="o", ms=8, capsize=5,
+                    color=colour(row["method"]))
+        ax.annotate(f"{row['accuracy_mean']:.3f}", (i, row["accuracy_mean"]), xytext=(10, -3),
+                    textcoords="offset points", fontsize=8)
+    ax.set_ylabel("test accuracy")
+    ax.set_xlabel("method")
+    ax.set_title(f"Test accuracy\n{_subtitle(rows, 'accuracy')}\npoints: mean over seeds; "
+                 "bars: 95% CI (two-level bootstrap over seeds and reviews)", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)
+
+
+def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
+    """Trainable parameters per row, split into the adapter and the classification head (log scale)."""
+    rows = summary.reset_index(drop=True)
+    labels = _bar_labels(rows)
+    adapter = rows["adapter_params_mean"].fillna(0)
+    every = rows["trainable_params_mean"].where(adapter == 0, 0)  # full FT: every weight, the head among them
+    head = rows["head_params_mean"].fillna(0).where(adapter > 0, 0)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(rows) + 2.0), 3.8))
+    width, x = 0.38, range(len(rows))
+    ax.bar([i - width / 2 for i in x], adapter + every, width, color=[colour(m) for m in rows["method"]],
+           label="adapter (every weight for Full FT)")
+    ax.bar([i + width / 2 for i in x], head, width, color="lightgrey", edgecolor="grey", label="head (trained in full)")
+    for i in x:
+        ax.annotate(f"{rows['trainable_params_mean'][i]:,.0f} in all", (i, max(adapter[i] + every[i], head[i])),
+                    ha="center", va="bottom", fontsize=7, xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(list(x), labels)
+    ax.set_yscale("log")
+    heights = pd.concat([adapter + every, head])
+    ax.set_ylim(float(heights[heights > 0].min()) / 3, float(heights.max()) * 8)
+    ax.set_ylabel("trainable parameters (log scale)")
+    ax.set_xlabel("method")
+    ax.set_title(f"Trainable parameters: adapter and head\n{_subtitle(rows, 'trainable_params')}", fontsize=9)
+    _legend(ax, loc="upper right", ncols=2)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
 
 def summary_charts(summary: pd.DataFrame, figures_dir: str | Path = "figures") -> list[Path]:
-    """Write the four bar charts to figures_dir; return their paths."""
+    """Write the accuracy, parameter and cost charts to figures_dir; return their paths."""
     folder = Path(figures_dir)
-    return [bar_chart(summary, col, label, title, folder / name, log) for col, label, title, name, log in CHARTS]
+    paths = [accuracy_chart(summary, folder / "accuracy.png"), parameters_chart(summary, folder / "trainable_params.png")]
+    paths += [bar_chart(summary, col, label, title, folder / name) for col, label, title, name in CHARTS]
+    return [p for p in paths if p is not None]
 
 
 PARETO_AXES = {
-    "peak_memory_mb": "peak memory in training (MB)",
+    "model_state_mb": "model-state memory (MB)",
     "trainable_params": "trainable parameters (log scale)",
     "train_time_s": "training wall time (s)",
 }
@@ -123,8 +176,9 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     x, y = rows[f"{column}_mean"], rows["accuracy_mean"]
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for i, row in rows.iterrows():
-        ax.errorbar(x[i], y[i], yerr=0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"],
-                    xerr=None if log or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
+        yerr = None if pd.isna(row["acc_low"]) else [[y[i] - row["acc_low"]], [row["acc_high"] - y[i]]]
+        ax.errorbar(x[i], y[i], yerr=yerr,
+                    xerr=None if log or row["n"] < 2 or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
                     fmt="o", ms=8, capsize=3, color=colour(row["method"]), label=row["label"])
         ax.annotate(_bar_labels(rows)[i].replace("\n", " "), (x[i], y[i]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8)
@@ -132,8 +186,10 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     ax.step(x[front], y[front], where="post", color="black", alpha=0.5, linestyle="--", label="Pareto frontier")
     if log:
         ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)  # a cost axis starts at zero
     ax.set_xlabel(PARETO_AXES.get(column, column))
-    ax.set_ylabel("test accuracy (mean ± std over seeds)")
+    ax.set_ylabel("test accuracy (mean, 95% CI over seeds and reviews)")
     ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}",
                  fontsize=9)
     _legend(ax, loc="lower right")
@@ -156,17 +212,20 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
         if column == "placement":
             for _, row in rows.iterrows():
                 position = f"{method}\n{row[column]}"
-                ax.bar(position, row["accuracy_mean"], yerr=0 if pd.isna(row["accuracy_std"]) else row["accuracy_std"],
+                ax.bar(position, row["accuracy_mean"], yerr=None if row["n"] < 2 else row["accuracy_std"],
                        capsize=4, color=color, hatch="//" if row[column] == "attention" else None,
                        edgecolor="white", label=method)
                 ax.annotate(f"{row['accuracy_mean']:.3f}\n{row['trainable_params_mean']:,.0f} params",
                             (position, row["accuracy_mean"]), ha="center", va="bottom", fontsize=7,
                             xytext=(0, 4), textcoords="offset points")
         else:
-            ax.errorbar(rows[column], rows["accuracy_mean"], yerr=rows["accuracy_std"].fillna(0), marker="o",
+            ax.errorbar(rows[column], rows["accuracy_mean"], yerr=_errors(rows, "accuracy"), marker="o",
                         capsize=3, color=color, label=method)
             if rows["acc_low"].notna().all():
                 ax.fill_between(rows[column], rows["acc_low"], rows["acc_high"], color=color, alpha=0.15)
+            if name == "lr":  # the method's default learning rate (its row carries no lr in its label)
+                for lr in rows.loc[rows["label"] == method, column]:
+                    ax.axvline(lr, color=color, linestyle=":", alpha=0.8)
             if name == "rank":
                 for _, row in rows.iterrows():
                     ax.annotate(f"{row['trainable_params_mean']:,.0f}", (row[column], row["accuracy_mean"]),
@@ -182,7 +241,9 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     first = table.iloc[0]
     ax.set_title(f"Ablation: {name}\n{first['model']}: {first['train_size']} train / {first['eval_size']} test "
                  f"reviews, max length {first['max_length']}\n{seeds} seed(s); "
-                 + ("error bars: std over seeds" if column == "placement" else "shaded: 95% CI over test reviews"),
+                 + ("error bars: std over seeds" if column == "placement" and table["n"].max() > 1 else
+                    "one seed: no error bars" if column == "placement" else "shaded: 95% CI (seeds + reviews)")
+                 + ("; dotted: each method's default" if name == "lr" else ""),
                  fontsize=9)
     ax.set_xlabel(xlabel + (" (numbers: trainable parameters)" if name == "rank" else ""))
     ax.set_ylabel("test accuracy")

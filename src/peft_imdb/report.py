@@ -1,4 +1,4 @@
-"""The report: results/summary.md (means, intervals, paired tests, derived advice) and the figures."""
+"""The report: results/summary.md (two-level intervals, verdicts against Full FT by a stated margin) and the figures."""
 
 from __future__ import annotations
 
@@ -11,21 +11,37 @@ from .ablations import ABLATIONS
 from .methods import method_names
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, load_predictions, load_results, results_dir
-from .stats import LEVEL, mean_interval, paired_difference
+from .stats import (LEVEL, TOST_LEVEL, detectable_difference_from, holm, two_level_difference, two_level_interval,
+                    variance_components, verdict)
 
-AGGREGATED = ["accuracy", "f1", "trainable_params", "train_time_s", "eval_time_s", "peak_memory_mb",
+AGGREGATED = ["accuracy", "f1", "precision", "recall", "trainable_params", "adapter_params", "head_params",
+              "model_state_mb", "working_memory_mb", "train_time_s", "eval_time_s", "peak_memory_mb",
               "eval_peak_memory_mb", "load_peak_memory_mb", "frozen_weights_mb", "trainable_weights_mb", "saved_mb",
               "train_samples_per_s", "eval_samples_per_s"]
 SETTING = ["model", "train_size", "eval_size", "epochs", "max_length"]
 REFERENCE = "full"
-# The advice rules, stated once and applied to the measured table.
-RULES = [
-    f"A method *matches* Full FT when the {LEVEL:.0%} interval of its accuracy difference to Full FT "
-    "(paired over the same test reviews, seed-averaged) contains 0.",
-    "Among the methods that match, the advice names the one with the lowest peak training memory and the "
-    "one with the shortest training time; when none matches, it names the most accurate alternative and "
-    "what it loses.",
-]
+MARGIN = 0.01  # the equivalence margin, declared before the data: one accuracy point
+ALPHA = 0.05
+POWER = 0.8
+
+
+def rules(margin: float = MARGIN) -> list[str]:
+    """The verdict and advice rules, stated once (with the margin) and applied to the measured table."""
+    return [
+        f"Intervals include both sources of variance: a two-level bootstrap resamples seeds within a method, then "
+        f"test reviews (paired between methods). The margin δ = {100 * margin:g} accuracy point(s) is declared "
+        "before the data (`report --margin`).",
+        f"*equivalent* to Full FT: the {TOST_LEVEL:.0%} interval of the difference lies within ±δ (two one-sided "
+        f"tests at {ALPHA:g}); *worse* / *better*: the {LEVEL:.0%} interval excludes 0 and the Holm-adjusted p "
+        f"(across the methods compared with Full FT) is below {ALPHA:g}; *inconclusive* otherwise. No "
+        "significant difference is not equivalence.",
+        "Which method when: among the methods *equivalent* to Full FT, the one with the least model-state memory "
+        "and the one with the shortest training time; with none equivalent, the verdicts and the smallest "
+        f"difference the design detects at {POWER:.0%} power are all the advice there is.",
+    ]
+
+
+RULES = rules()
 
 
 def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -48,10 +64,18 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     summary["keys"] = grouped["key"].agg(list)
     for column in ("memory_kind", "base_weight_bits", "device", "precision_mode"):
         summary[column] = grouped[column].first()
+    if "confusion_matrix" in ok:
+        summary["confusion"] = grouped["confusion_matrix"].agg(_mean_confusion)
     summary = summary.reset_index()
     order = {m: i for i, m in enumerate(method_names())}
     return summary.sort_values(["model", "method", *extra, "lr", "label"],
                                key=lambda s: s.map(order) if s.name == "method" else s).reset_index(drop=True)
+
+
+def _mean_confusion(matrices: pd.Series) -> str:
+    """The seeds' confusion matrices, averaged and rounded, as text ('–' when none was stored)."""
+    stored = [np.asarray(m) for m in matrices if m is not None]
+    return str(np.rint(np.mean(stored, axis=0)).astype(int).tolist()) if stored else "–"
 
 
 def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -65,70 +89,88 @@ def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, n
     return np.stack([(f["label"] == f["predicted"]).to_numpy() for f in frames]), ids
 
 
-def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True) -> pd.DataFrame:
-    """Add each group's seed-averaged accuracy interval and (with compare) its paired comparison with Full FT."""
+def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True,
+                   margin: float = MARGIN) -> pd.DataFrame:
+    """Add each row's two-level accuracy interval and variance components, and (with compare) its verdict
+    against Full FT: the paired two-level difference, its 95% and 90% intervals, Holm's p, and the smallest
+    difference the design detects at 80% power."""
     if summary.empty:
         return summary
     summary = summary.copy()
-    columns = ["acc_low", "acc_high", "diff", "diff_low", "diff_high", "p_value"]
+    columns = ["acc_low", "acc_high", "seed_sd", "review_sd", "diff", "diff_low", "diff_high", "diff90_low",
+               "diff90_high", "p_value", "p_holm", "detectable"]
     for column in columns:
         summary[column] = np.nan
+    summary["verdict"] = ""
     for _, setting in summary.groupby(SETTING, dropna=False):
         reference = setting[setting["label"] == REFERENCE]  # Full FT at its defaults
         ref = correctness(reference.iloc[0]["keys"], root) if compare and len(reference) == 1 else None
+        differences = {}
         for index, row in setting.iterrows():
             mine = correctness(row["keys"], root)
             if mine is None:
                 continue
-            interval = mean_interval(mine[0].mean(axis=0))
+            interval = two_level_interval(mine[0])
             summary.loc[index, ["acc_low", "acc_high"]] = interval.low, interval.high
+            if len(mine[0]) > 1:
+                parts, reviews = variance_components(mine[0]), mine[0].shape[1]
+                # On one run's accuracy: the spread from the seed, and the sampling spread from the reviews.
+                summary.loc[index, ["seed_sd", "review_sd"]] = (np.sqrt(parts.seed_var),
+                                                               np.sqrt((parts.review_var + parts.residual_var) / reviews))
             if ref is not None and row["label"] != REFERENCE and np.array_equal(mine[1], ref[1]):
-                comparison = paired_difference(mine[0], ref[0])
-                summary.loc[index, columns[2:]] = (comparison.difference.value, comparison.difference.low,
-                                                   comparison.difference.high, comparison.p_value)
+                difference = two_level_difference(mine[0], ref[0])
+                differences[index] = difference
+                summary.loc[index, columns[4:10]] = (difference.value, difference.ci95.low, difference.ci95.high,
+                                                     difference.ci90.low, difference.ci90.high, difference.p_value)
+                if len(mine[0]) > 1 and len(ref[0]) > 1:
+                    summary.loc[index, "detectable"] = detectable_difference_from(mine[0], ref[0], ALPHA, POWER)
+        for (index, difference), adjusted in zip(differences.items(), holm([d.p_value for d in differences.values()])):
+            summary.loc[index, "p_holm"] = adjusted
+            summary.loc[index, "verdict"] = verdict(difference, margin, adjusted, ALPHA)
     return summary
 
 
 def advice(table: pd.DataFrame) -> list[str]:
-    """Which method when, derived from the measured table by RULES."""
+    """Which method when, derived from the verdicts alone (RULES)."""
     lines: list[str] = []
     if table.empty:
         return lines
     for setting, rows in table.groupby(SETTING, dropna=False):
         reference = rows[rows["label"] == REFERENCE]
-        others = rows[(rows["label"] != REFERENCE) & rows["diff"].notna()]
+        others = rows[(rows["label"] != REFERENCE) & (rows["verdict"] != "")]
         if len(reference) != 1 or others.empty:
             continue
         ref = reference.iloc[0]
         head = f"**{setting[0]}, {setting[1]} train / {setting[2]} test reviews, max length {setting[4]}:**"
-        matches = others[(others["diff_low"] <= 0) & (others["diff_high"] >= 0)]
-        parts = []
-        for _, row in others.iterrows():
-            verdict = "matches Full FT" if row.name in matches.index else (
-                "is below Full FT" if row["diff_high"] < 0 else "is above Full FT")
-            parts.append(f"{row['label']} {verdict} ({_points(row)})")
-        lines.append(f"- {head} " + "; ".join(parts) + ".")
-        if not matches.empty:
-            light = matches.loc[matches["peak_memory_mb_mean"].idxmin()]
-            fast = matches.loc[matches["train_time_s_mean"].idxmin()]
-            lines.append(f"  - Least memory at Full FT's accuracy: **{light['label']}**, "
-                         f"{light['peak_memory_mb_mean']:.0f} MB peak in training vs {ref['peak_memory_mb_mean']:.0f} MB "
-                         f"({light['peak_memory_mb_mean'] / ref['peak_memory_mb_mean']:.0%} of Full FT), "
-                         f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable parameters.")
+        lines.append(f"- {head} " + "; ".join(f"{row['label']} is *{row['verdict']}* ({_points(row)})"
+                                             for _, row in others.iterrows()) + ".")
+        equivalent = others[others["verdict"] == "equivalent"]
+        if not equivalent.empty:
+            light = equivalent.loc[equivalent["model_state_mb_mean"].idxmin()]
+            fast = equivalent.loc[equivalent["train_time_s_mean"].idxmin()]
+            lines.append(f"  - Least model-state memory at Full FT's accuracy: **{light['label']}**, "
+                         f"{light['model_state_mb_mean']:.0f} MB vs {ref['model_state_mb_mean']:.0f} MB, "
+                         f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable "
+                         "parameters.")
             lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['label']}**, "
                          f"{fast['train_time_s_mean']:.0f} s vs {ref['train_time_s_mean']:.0f} s "
                          f"({fast['train_time_s_mean'] / ref['train_time_s_mean']:.0%} of Full FT).")
         else:
-            best = others.loc[others["diff"].idxmax()]
-            lines.append(f"  - No PEFT method matches Full FT here; the closest is **{best['label']}** "
-                         f"({_points(best)}) at {best['peak_memory_mb_mean'] / ref['peak_memory_mb_mean']:.0%} of "
-                         "Full FT's peak training memory.")
+            lines.append("  - No method is shown equivalent to Full FT at this margin; a verdict of *inconclusive* "
+                         "needs more seeds or reviews, not a conclusion.")
+        detectable = others["detectable"].dropna()
+        if not detectable.empty:
+            lines.append(f"  - This design (seeds × {int(ref['eval_size']) if str(ref['eval_size']).isdigit() else ref['eval_size']} "
+                         f"test reviews) detects a difference to Full FT of {100 * detectable.min():.1f}–"
+                         f"{100 * detectable.max():.1f} points at {POWER:.0%} power (two-sided, α = {ALPHA:g}).")
     return lines
 
 
 def _points(row) -> str:
+    p = _p(row["p_holm"])
     return (f"{100 * row['diff']:+.1f} points, {LEVEL:.0%} CI [{100 * row['diff_low']:+.1f}, "
-            f"{100 * row['diff_high']:+.1f}], p {'' if _p(row['p_value']).startswith('<') else '= '}{_p(row['p_value'])}")
+            f"{100 * row['diff_high']:+.1f}], {TOST_LEVEL:.0%} CI [{100 * row['diff90_low']:+.1f}, "
+            f"{100 * row['diff90_high']:+.1f}], Holm p {'' if p.startswith('<') else '= '}{p}")
 
 
 def _p(value: float) -> str:
@@ -147,28 +189,47 @@ def _interval(row) -> str:
 
 
 def method_table(table: pd.DataFrame, varied: str | None = None) -> list[str]:
-    """Markdown rows: accuracy mean ± std, its interval, the paired comparison with Full FT, and the costs.
+    """Markdown rows: accuracy with its two-level interval and variance components, and the verdict against
+    Full FT with the paired difference's 95% and 90% intervals, Holm's p and the detectable difference.
 
     `varied` names a column shown first (an ablation's varied setting).
     """
     first = f"| {varied} " if varied else ""
     lines = [
-        f"{first}| model | method | seeds | lr | precision | accuracy (mean ± std) | {LEVEL:.0%} CI | F1 "
-        f"| vs Full FT (points, {LEVEL:.0%} CI) | p | trainable params | train time (s) "
-        "| peak memory, train (MB) | base bits | saved (MB) |",
-        "|---" * (15 + bool(varied)) + "|",
+        f"{first}| model | method | seeds | lr | precision | accuracy (mean ± std) | {LEVEL:.0%} CI (seeds + reviews) "
+        f"| seed sd / review sd (points) | vs Full FT (points, {LEVEL:.0%} CI) | {TOST_LEVEL:.0%} CI | Holm p "
+        f"| verdict | detectable at {POWER:.0%} power (points) |",
+        "|---" * (13 + bool(varied)) + "|",
     ]
     for _, row in table.iterrows():
         versus = "–" if pd.isna(row["diff"]) else (
             f"{100 * row['diff']:+.1f} [{100 * row['diff_low']:+.1f}, {100 * row['diff_high']:+.1f}]")
+        tost = "–" if pd.isna(row["diff90_low"]) else f"[{100 * row['diff90_low']:+.1f}, {100 * row['diff90_high']:+.1f}]"
+        parts = "–" if pd.isna(row["seed_sd"]) else f"{100 * row['seed_sd']:.2f} / {100 * row['review_sd']:.2f}"
+        detectable = "–" if pd.isna(row["detectable"]) else f"{100 * row['detectable']:.1f}"
         prefix = f"| {row[varied]} " if varied else ""
         lines.append(
             f"{prefix}| {row['model']} | {row['label']} | {row['n']} | {row['lr']:.2g} | {row['precision_mode']} "
-            f"| {_mean_std(row, 'accuracy', '.4f')} | {_interval(row)} | {_mean_std(row, 'f1', '.4f')} "
-            f"| {versus} | {_p(row['p_value'])} | {row['trainable_params_mean']:,.0f} "
-            f"| {_mean_std(row, 'train_time_s', '.0f')} | {_mean_std(row, 'peak_memory_mb', '.0f')} "
-            f"| {row['base_weight_bits']:.0f} | {row['saved_mb_mean']:.2f} |"
+            f"| {_mean_std(row, 'accuracy', '.4f')} | {_interval(row)} | {parts} | {versus} | {tost} "
+            f"| {_p(row['p_holm'])} | {row['verdict'] or '–'} | {detectable} |"
         )
+    return lines
+
+
+def cost_table(table: pd.DataFrame) -> list[str]:
+    """Markdown rows: trainable parameters (adapter + head), training time, memory and the other metrics."""
+    lines = ["| model | method | trainable params (adapter + head) | train time (s) | model state (MB) "
+             "| working memory in training (MB) | base bits | F1 | precision | recall "
+             "| confusion [[TN, FP], [FN, TP]] (mean over seeds) |", "|---" * 11 + "|"]
+    for _, row in table.iterrows():
+        params = f"{row['trainable_params_mean']:,.0f}"
+        if row.get("adapter_params_mean", 0) and not pd.isna(row.get("adapter_params_mean")):
+            params += f" ({row['adapter_params_mean']:,.0f} + {row['head_params_mean']:,.0f})"
+        lines.append(
+            f"| {row['model']} | {row['label']} | {params} | {_mean_std(row, 'train_time_s', '.0f')} "
+            f"| {_mean_std(row, 'model_state_mb', '.1f')} | {_mean_std(row, 'working_memory_mb', '.0f')} "
+            f"| {row['base_weight_bits']:.0f} | {_mean_std(row, 'f1', '.4f')} | {_mean_std(row, 'precision', '.4f')} "
+            f"| {_mean_std(row, 'recall', '.4f')} | {row.get('confusion', '–')} |")
     return lines
 
 
@@ -194,7 +255,7 @@ def _settings_line(frame: pd.DataFrame) -> str:
 
 
 def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[str, pd.DataFrame] | None = None,
-                     figures: list[Path] | None = None) -> str:
+                     figures: list[Path] | None = None, margin: float = MARGIN) -> str:
     """The summary as a markdown document, generated only from stored runs and their predictions."""
     lines = ["# Summary", "",
              "Generated by `python -m peft_imdb report` from the run records in `runs/` and the per-review "
@@ -202,15 +263,23 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
     if table.empty:
         lines.append("No finished (`ok`) runs yet.")
     else:
-        lines += [_settings_line(frame), "",
-                  f"Accuracy is the mean ± std over seeds; the {LEVEL:.0%} CI is a bootstrap over test reviews of "
-                  "the seed-averaged accuracy; *vs Full FT* is the paired difference on the same reviews with its "
-                  "bootstrap CI, and p tests \"no difference\" (paired sign-flip permutation test over reviews; "
-                  "McNemar's exact test when each side has one seed). Memory: "
-                  f"{', '.join(sorted(set(table['memory_kind'].dropna())))} (see the README).", ""]
+        lines += [_settings_line(frame), "", "## How the comparison is kept honest", ""]
+        lines += [f"{i}. {r}" for i, r in enumerate(rules(margin), 1)]
+        lines += ["", "## Accuracy and verdicts against Full FT", "",
+                  "Accuracy is the mean ± std over seeds; its interval and every difference resample seeds and "
+                  "reviews (two-level bootstrap); seed sd / review sd split one run's accuracy spread into the part "
+                  "from the training seed and the sampling part from the finite test reviews (a two-way "
+                  "random-effects decomposition). *Detectable* is the smallest true difference "
+                  f"to Full FT this design finds at {POWER:.0%} power.", ""]
         lines += method_table(table)
-        lines += ["", "## Which method when", "", "Rules:", ""] + [f"{i}. {r}" for i, r in enumerate(RULES, 1)]
-        lines += [""] + (advice(table) or ["Not enough runs with predictions to compare with Full FT."])
+        lines += ["", "## Which method when", ""] + (advice(table) or ["Not enough runs with predictions to compare "
+                                                                    "with Full FT."])
+        lines += ["", "## Costs and other metrics", "",
+                  "Model state: weights (4-bit packed for QLoRA) + gradients + AdamW's two moments of the trainable "
+                  "weights, computed from the model. Working memory: the training peak above the memory held when "
+                  f"training began ({', '.join(sorted(set(table['memory_kind'].dropna())))}; README, \"How to read the "
+                  "memory figures\"); – where the run predates that measurement.", ""]
+        lines += cost_table(table)
         lines += ["", "## Memory per phase", ""] + memory_table(table)
     for name, ablation in (ablations or {}).items():
         lines += ["", f"## Ablation: {name}", "", f"From `ablations/{name}/` (`python -m peft_imdb ablation {name}`).", ""]
@@ -228,14 +297,13 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
 
 def ablation_table(name: str, folder: str | Path) -> pd.DataFrame:
     """The summary of one ablation folder, with its varied column and statistics."""
-    from .config import model_type
     from .targets import placement
 
     frame = load_results(folder)
     if frame.empty or (frame["status"] == "ok").sum() == 0:
         return pd.DataFrame()
     if name == "targets":
-        frame = frame.assign(placement=[placement(r.target_modules, model_type(r.model)) for r in frame.itertuples()])
+        frame = frame.assign(placement=[placement(r.target_modules, r.model_type) for r in frame.itertuples()])
     extra = () if name == "lr" else (ABLATIONS[name],)
     return add_statistics(summarize(frame, extra), folder, compare=False)  # an ablation varies one method
 
@@ -248,11 +316,12 @@ def write_ablation(name: str, folder: str | Path, figures_dir: str | Path = "fig
     return [ablation_chart(name, table, Path(figures_dir) / f"ablation_{name}.png")]
 
 
-def write_report(results: str | Path | None = None, figures_dir: str | Path = "figures") -> list[Path]:
+def write_report(results: str | Path | None = None, figures_dir: str | Path = "figures",
+                 margin: float = MARGIN) -> list[Path]:
     """Write results/summary.md, the bar charts, the Pareto plots and the ablation figures; return the paths."""
     root = results_dir(results)
     frame = load_results(root)
-    table = add_statistics(summarize(frame), root) if not frame.empty else pd.DataFrame()
+    table = add_statistics(summarize(frame), root, margin=margin) if not frame.empty else pd.DataFrame()
     ablations = {}
     for name in ABLATIONS:
         folder = root / "ablations" / name
@@ -263,10 +332,10 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
     if not table.empty:
         figures += summary_charts(table, figures_dir)
         figures += [pareto_chart(table, x, Path(figures_dir) / f"pareto_{x_name}.png", log)
-                    for x, x_name, log in (("peak_memory_mb", "memory", False),
+                    for x, x_name, log in (("model_state_mb", "memory", False),
                                            ("trainable_params", "params", True),
                                            ("train_time_s", "time", False))]
     figures += [ablation_chart(name, t, Path(figures_dir) / f"ablation_{name}.png") for name, t in ablations.items()]
     path = Path(root) / "summary.md"
-    atomic_write_text(path, summary_markdown(table, frame, ablations, figures))
+    atomic_write_text(path, summary_markdown(table, frame, ablations, figures, margin))
     return [path, *figures]

@@ -57,6 +57,7 @@ class RunResult:
     train_samples_per_s: float | None = None
     eval_samples_per_s: float | None = None
     peak_memory_mb: float | None = None  # training phase
+    train_start_memory_mb: float | None = None  # held when training began (model, data, runtime): its baseline
     peak_reserved_mb: float | None = None  # CUDA only
     eval_peak_memory_mb: float | None = None
     eval_peak_reserved_mb: float | None = None
@@ -68,6 +69,7 @@ class RunResult:
     memory_note: str = ""
     base_weight_bits: int | None = None
     target_modules: list[str] | None = None
+    model_type: str | None = None  # the architecture (config.model_type), e.g. bert
     gradient_checkpointing: bool | None = None
     saved_mb: float | None = None
     precision_mode: str | None = None
@@ -271,9 +273,11 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
         row["trainable_percent"] = record.trainable_percent
         row["device"] = record.env.get("device")
         row["versions"] = record.env.get("versions")
-        for name in ("train_size", "eval_size", "epochs", "max_length", "truncation", "group_by_length", "precision"):
+        for name in ("train_size", "eval_size", "epochs", "max_length", "truncation", "group_by_length"):
             row[name] = config.get(name)
         row["lora_r"] = _adapter_field(record, "r")
+        row["model_type"] = record.model_type or _model_type_of(config)
+        row.update(memory_split(record))
         if record.group not in labels:
             labels[record.group] = _label(config, record.method)
         row["label"] = labels[record.group]
@@ -282,6 +286,23 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
     if frame.empty:
         return pd.DataFrame(columns=COLUMNS)
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
+
+
+def memory_split(record: RunResult) -> dict[str, float | None]:
+    """Model-state memory computed from the model, and the working memory measured above the baseline (MB).
+
+    Model state: frozen weights (4-bit packed for QLoRA) + trainable weights + their gradients + AdamW's two
+    moments, all fp32 master copies (so 4x the trainable weights). Working memory: the training peak minus
+    the memory held when training began (activations, temporaries, the allocator's slack); the runtime and
+    the data loaded before training are in neither.
+    """
+    state = None
+    if record.frozen_weights_mb is not None and record.trainable_weights_mb is not None:
+        state = record.frozen_weights_mb + 4 * record.trainable_weights_mb
+    working = None
+    if record.peak_memory_mb is not None and record.train_start_memory_mb is not None:
+        working = record.peak_memory_mb - record.train_start_memory_mb
+    return {"model_state_mb": state, "working_memory_mb": working}
 
 
 def _adapter_field(record: RunResult, name: str) -> Any:
@@ -294,6 +315,16 @@ def _adapter_field(record: RunResult, name: str) -> Any:
     method = METHODS.get(record.method)
     cls = method.peft_class() if method else None
     return getattr(cls(), name, None) if cls else None
+
+
+def _model_type_of(config: dict[str, Any]) -> str | None:
+    """The architecture of a stored config's model (records made before it was stored); None if not loadable."""
+    from .config import model_type
+
+    try:
+        return model_type(config["model"], config.get("trust_remote_code", False))
+    except Exception:  # a model folder of another machine
+        return None
 
 
 def _label(config: dict[str, Any], method: str) -> str:

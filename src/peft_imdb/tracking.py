@@ -17,13 +17,19 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 _STATUS = Path("/proc/self/status")
 
 
-def _rss_peak_mb() -> float:
-    """Peak resident set size since the last reset (VmHWM), in MB."""
+def _status_mb(field_name: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM: peak since the last reset, VmRSS: now), in MB."""
     if _STATUS.exists():
         for line in _STATUS.read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field_name}:"):
                 return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
+    return None
+
+
+def _rss_peak_mb() -> float:
+    """Peak resident set size since the last reset (VmHWM), in MB."""
+    peak = _status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB on Linux
 
 
 def _trim_heap() -> None:
@@ -52,6 +58,7 @@ class PhaseStats:
     seconds: float = 0.0
     peak_mb: float = 0.0
     peak_reserved_mb: float | None = None
+    start_mb: float | None = None  # memory held when the phase began (the model, data, runtime): the baseline
 
 
 @dataclass
@@ -61,6 +68,7 @@ class Tracker:
     cuda: bool = field(default_factory=torch.cuda.is_available)
     phases: dict[str, PhaseStats] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict, repr=False)
+    _baseline: dict[str, float | None] = field(default_factory=dict, repr=False)
 
     @property
     def memory_kind(self) -> str:
@@ -74,6 +82,7 @@ class Tracker:
             torch.cuda.reset_peak_memory_stats()
         else:
             _reset_rss_peak()
+        self._baseline[name] = torch.cuda.memory_allocated() / 2**20 if self.cuda else _status_mb("VmRSS")
         self._started[name] = time.perf_counter()
 
     def stop(self, name: str) -> PhaseStats:
@@ -86,9 +95,10 @@ class Tracker:
                 seconds,
                 torch.cuda.max_memory_allocated() / 2**20,
                 torch.cuda.max_memory_reserved() / 2**20,
+                self._baseline.pop(name, None),
             )
         else:
-            stats = PhaseStats(seconds, _rss_peak_mb())
+            stats = PhaseStats(seconds, _rss_peak_mb(), start_mb=self._baseline.pop(name, None))
         self.phases[name] = stats
         return stats
 

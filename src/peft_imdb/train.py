@@ -14,14 +14,14 @@ from datasets import DatasetDict
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .compat import length_grouping_kwargs, warmup_kwargs
-from .config import RunConfig, model_id
-from .data import load_imdb, make_splits, tokenize
+from .config import RunConfig, model_id, model_type
+from .data import load_imdb, make_splits, tokenize, without_test_texts
 from .environment import environment
 from .hardware import choose_precision, device_kind, fused_optimizer, trainer_precision_args
 from .models import build_model, load_tokenizer
 from .params import count_parameters, weights_mb
 from .results import RunResult
-from .tracking import Tracker
+from .tracking import PhaseStats, Tracker
 
 CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
 CPU_MEMORY_NOTE = "peak resident memory of the process during training (Linux VmHWM reset before it)"
@@ -84,11 +84,14 @@ def _dir_size_mb(path: Path) -> float:
 def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) -> DatasetDict:
     """Balanced train/validation/test subsets of IMDb, tokenized; with group_by_length, eval sets longest first."""
     imdb = imdb if imdb is not None else load_imdb(config.data_dir)
+    if not config.evaluate_test:  # tuning: the test split is dropped before anything is drawn
+        imdb = without_test_texts(imdb)
     splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed)
     data = tokenize(splits, tokenizer, config.max_length, config.truncation)
     if config.group_by_length:  # each eval batch then pads to a length close to its own reviews
         for split in ("validation", "test"):
-            data[split] = data[split].sort("length", reverse=True)
+            if split in data:
+                data[split] = data[split].sort("length", reverse=True)
     return data
 
 
@@ -101,7 +104,7 @@ def _last_checkpoint(folder: Path | None) -> str | None:
 
 def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
                        checkpoints: str | os.PathLike | None = None) -> tuple[RunResult, TestPredictions]:
-    """Train and evaluate one run, returning its row and per-review test predictions (nothing is stored).
+    """Train and evaluate one run, returning its row and per-review test predictions (None for a tuning run).
 
     Raises UserError/Unsupported for bad input or hardware. With `checkpoints`, a checkpoint is saved
     there each epoch and training goes on from the newest one.
@@ -169,21 +172,25 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         # With selection, the model now holds the best epoch's weights: report that epoch's score.
         val_accuracy = trainer.state.best_metric if select_best else (val_history[-1] if val_history else None)
 
-        # The test subset is evaluated once, after training: it never picks a checkpoint.
-        with tracker.phase("eval"):
-            prediction = trainer.predict(data["test"])
-        logits = prediction.predictions
-        predictions = np.argmax(logits, axis=-1)
-        metrics = classification_metrics(prediction.label_ids, predictions)
-        prob_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)[:, 1].numpy()
-        test_reviews = TestPredictions(np.asarray(list(data["test"]["review_id"])), prediction.label_ids,
-                                       predictions, prob_positive)
+        # The test subset is evaluated once, after training: it never picks a checkpoint. A tuning run
+        # (evaluate_test False) has no test subset at all: it is chosen on validation alone.
+        metrics, test_reviews = {}, None
+        if config.evaluate_test:
+            with tracker.phase("eval"):
+                prediction = trainer.predict(data["test"])
+            logits = prediction.predictions
+            predictions = np.argmax(logits, axis=-1)
+            metrics = classification_metrics(prediction.label_ids, predictions)
+            prob_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)[:, 1].numpy()
+            test_reviews = TestPredictions(np.asarray(list(data["test"]["review_id"])), prediction.label_ids,
+                                           predictions, prob_positive)
 
         artifact = Path(workdir) / "artifact"
         model.save_pretrained(artifact, safe_serialization=True)
         saved_mb = _dir_size_mb(artifact)
 
-    train_stats, eval_stats, load_stats = tracker.phases["train"], tracker.phases["eval"], tracker.phases["load"]
+    train_stats, load_stats = tracker.phases["train"], tracker.phases["load"]
+    eval_stats = tracker.phases.get("eval", PhaseStats(seconds=float("nan"), peak_mb=None))
     result = RunResult(
         key=config.key(),
         group=config.group(),
@@ -202,11 +209,12 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         head_params=counts.head,
         total_params=counts.total,
         train_time_s=train_stats.seconds,
-        eval_time_s=eval_stats.seconds,
+        eval_time_s=eval_stats.seconds if "test" in data else None,
         load_time_s=tracker.phases["load"].seconds,
         train_samples_per_s=len(data["train"]) * config.epochs / train_stats.seconds,
-        eval_samples_per_s=len(data["test"]) / eval_stats.seconds,
+        eval_samples_per_s=len(data["test"]) / eval_stats.seconds if "test" in data else None,
         peak_memory_mb=train_stats.peak_mb,
+        train_start_memory_mb=train_stats.start_mb,
         peak_reserved_mb=train_stats.peak_reserved_mb,
         eval_peak_memory_mb=eval_stats.peak_mb,
         eval_peak_reserved_mb=eval_stats.peak_reserved_mb,
@@ -218,6 +226,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         memory_note=CUDA_MEMORY_NOTE if tracker.cuda else CPU_MEMORY_NOTE,
         base_weight_bits=built.base_weight_bits,
         target_modules=built.target_modules,
+        model_type=model_type(config.model, config.trust_remote_code),
         gradient_checkpointing=built.gradient_checkpointing,
         saved_mb=saved_mb,
         precision_mode=precision.name,

@@ -168,3 +168,15 @@ def test_a_cli_run_stores_an_ok_row(method, tiny_models, data_dir, tmp_path):
     assert row.trainable_params == int(expected_parameters(
         tiny_config(tiny_models["bert"], method, train_size=16, eval_size=16, val_size=0, max_length=32,
                     lr=None)).loc["trainable (total)", "params"])
+
+
+def test_bitfit_artifact_holds_only_what_it_trains(tiny_models, tmp_path):
+    from safetensors.torch import load_file
+
+    from peft_imdb.models import save_artifact
+
+    config = tiny_config(tiny_models["bert"], "bitfit")
+    built = build_model(config, load_tokenizer(config.model), choose_precision())
+    save_artifact(built.model, tmp_path / "artifact", "bitfit")
+    saved = load_file(str(tmp_path / "artifact" / "trained_parameters.safetensors"))
+    assert sum(t.numel() for t in saved.values()) == count_parameters(built.model, built.head_modules).trainable

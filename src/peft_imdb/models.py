@@ -229,3 +229,20 @@ def merge_adapter(model):
     from .compat import drop_peft_config
 
     return drop_peft_config(model.merge_and_unload())
+
+
+def save_artifact(model, folder, method: str) -> None:
+    """Save what a run keeps: the peft adapter and head, the full model, or, for a method that marks its own
+    trainable parameters (BitFit), only those parameters and the model's config (the rest is the pretrained model)."""
+    from .methods import get_method
+
+    if get_method(method).prepare is None:
+        model.save_pretrained(folder, safe_serialization=True)
+        return
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    trained = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+    save_file(trained, str(folder / "trained_parameters.safetensors"))
+    model.config.save_pretrained(folder)

@@ -138,7 +138,8 @@ class RunConfig:
 
     def peft_config(self):
         """The method's peft config on this model's architecture (None for full fine-tuning)."""
-        return get_method(self.method).peft_config(model_type(self.model, self.trust_remote_code), self.adapter)
+        architecture = model_type(self.model, self.trust_remote_code)
+        return get_method(self.method).peft_config(architecture, self.adapter, run=self)
 
     def identity(self) -> dict[str, Any]:
         """What determines the run: model, method, lr, the settings away from their defaults, the peft config.

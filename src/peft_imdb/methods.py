@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from .errors import UserError
-from .targets import IA3_TARGETS, LORA_TARGETS, head_modules, preset
+from .targets import IA3_TARGETS, LAST_TOKEN_CLASSIFIERS, LORA_TARGETS, head_modules, preset
 
 # Fields of a peft config that describe where or how it is used, not what is trained.
 RUNTIME_FIELDS = {"base_model_name_or_path", "revision", "inference_mode", "peft_version"}
@@ -28,12 +29,53 @@ class LayerCount:
 
     params: int
     formula: str
+    frozen: int = 0  # parameters the adapter adds but does not train (AdaLoRA's rank counter)
+
+
+@dataclass(frozen=True)
+class PartCount:
+    """Trainable parameters of a part that is not an adapted linear layer (a soft prompt, biases, the head)."""
+
+    # As the formula table names its rows: "adapter on ..." (parameters added to the model, e.g. a soft prompt),
+    # "head: ..." (trained in full), or anything else for pretrained parameters that are trained (BitFit's biases).
+    part: str
+    layers: int | str
+    formula: str
+    params: int
+
+
+def _dims(module) -> tuple[int, int]:
+    """(d_in, d_out) of a linear layer; transformers' Conv1D (GPT-2) stores its weight as (d_in, d_out)."""
+    if hasattr(module, "in_features"):
+        return module.in_features, module.out_features
+    return tuple(module.weight.shape)
 
 
 def lora_layer(module, name: str, config) -> LayerCount:
-    """LoRA: two rank-r factors, r * (d_in + d_out) per adapted weight matrix."""
-    r, d_in, d_out = config.r, module.in_features, module.out_features
+    """LoRA: two rank-r factors, r * (d_in + d_out) per adapted weight matrix; DoRA adds a magnitude of d_out."""
+    r, (d_in, d_out) = config.r, _dims(module)
+    if getattr(config, "use_dora", False):
+        return LayerCount(r * (d_in + d_out) + d_out,
+                          f"r·(d_in + d_out) + d_out = {r}·({d_in} + {d_out}) + {d_out}")
     return LayerCount(r * (d_in + d_out), f"r·(d_in + d_out) = {r}·({d_in} + {d_out})")
+
+
+def adalora_layer(module, name: str, config) -> LayerCount:
+    """AdaLoRA: P (r×d_in), Q (d_out×r) and the singular values Λ (r) at the initial rank; pruned ranks stay as zeros."""
+    r, (d_in, d_out) = config.init_r, _dims(module)
+    return LayerCount(r * (d_in + d_out + 1), f"init_r·(d_in + d_out + 1) = {r}·({d_in} + {d_out} + 1)", frozen=1)
+
+
+def vera_layer(module, name: str, config) -> LayerCount:
+    """VeRA: the shared random A, B are frozen buffers; each layer trains λ_d (r) and λ_b (d_out)."""
+    r, (_, d_out) = config.r, _dims(module)
+    return LayerCount(r + d_out, f"r + d_out = {r} + {d_out}")
+
+
+def loha_layer(module, name: str, config) -> LayerCount:
+    """LoHa: the Hadamard product of two rank-r products, 2·r·(d_in + d_out) per adapted weight matrix."""
+    r, (d_in, d_out) = config.r, _dims(module)
+    return LayerCount(2 * r * (d_in + d_out), f"2·r·(d_in + d_out) = 2·{r}·({d_in} + {d_out})")
 
 
 def ia3_layer(module, name: str, config) -> LayerCount:
@@ -42,7 +84,8 @@ def ia3_layer(module, name: str, config) -> LayerCount:
 
     feedforward = config.feedforward_modules and check_target_module_exists(
         dataclasses.replace(config, target_modules=config.feedforward_modules), name)
-    size = module.in_features if feedforward else module.out_features
+    d_in, d_out = _dims(module)
+    size = d_in if feedforward else d_out
     return LayerCount(size, f"d_in = {size} (feed-forward)" if feedforward else f"d_out = {size}")
 
 
@@ -76,6 +119,13 @@ class Method:
     # this method's settings (learning rate included), so the 4-bit effect stands alone.
     unquantized_twin: str | None = None
     core: bool = True  # one of the study's four methods (highlighted in charts)
+    # Hooks for methods that need more than a peft config, each a function of the run (or model), not a branch:
+    run_fields: Callable[[Any], dict[str, Any]] | None = None  # RunConfig -> peft fields it determines
+    callbacks: Callable[[Any], list] | None = None  # RunConfig -> Trainer callbacks the method needs
+    prepare: Callable[[Any, str], None] | None = None  # (model, model_type): marks trainable parameters, no peft
+    part_count: Callable[[Any, str], list[PartCount]] | None = None  # (model, model_type): formula rows
+    # beyond adapted linear layers; the model is the one params.meta_model builds (peft-wrapped where peft is used)
+    unsupported: Callable[[Any, Any], str | None] | None = None  # (RunConfig, model config): why it cannot run
 
     def peft_class(self):
         """The peft config class, or None for a method without an adapter."""
@@ -85,13 +135,14 @@ class Method:
 
         return getattr(peft, self.config_class)
 
-    def peft_config(self, model_type: str, adapter: Mapping[str, Any] | None = None):
-        """The peft config this method trains on an architecture: defaults, preset targets, head, overrides."""
+    def peft_config(self, model_type: str, adapter: Mapping[str, Any] | None = None, run=None):
+        """The peft config this method trains on an architecture: defaults, preset targets, fields the run
+        determines (`run_fields`, given the RunConfig), head, overrides."""
         adapter = dict(adapter or {})
         cls = self.peft_class()
         if cls is None:
             if adapter:
-                raise UserError(f"{self.name} trains every weight and has no adapter settings; "
+                raise UserError(f"{self.name} has no adapter settings; "
                                 f"drop --adapter {' '.join(f'{k}={v}' for k, v in adapter.items())}")
             return None
         from peft import TaskType
@@ -103,6 +154,8 @@ class Method:
             # Chosen targets: the feed-forward ones among them keep being treated as feed-forward.
             feedforward = set(IA3_TARGETS.get(model_type, ([], []))[1])
             adapter["feedforward_modules"] = [t for t in adapter["target_modules"] if t in feedforward]
+        if self.run_fields is not None and run is not None:
+            fields_.update(self.run_fields(run))
         fields_.update(adapter)
         fields_.setdefault("modules_to_save", head_modules(model_type))
         try:
@@ -114,6 +167,16 @@ class Method:
 
 def _field_names(cls) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)}
+
+
+# peft config classes that refuse to be built from their defaults alone, and the value that lets them:
+# AdaLoRA needs its schedule's length (any value gives the same defaults for every other field).
+CLASS_DEFAULTS_NEED = {"AdaLoraConfig": {"total_step": 1}}
+
+
+def class_defaults(cls):
+    """An instance of a peft config class at its defaults (what identities and --adapter compare against)."""
+    return cls(**CLASS_DEFAULTS_NEED.get(cls.__name__, {}))
 
 
 def _plain(value: Any) -> Any:
@@ -140,7 +203,7 @@ def non_default_fields(peft_config) -> dict[str, Any]:
     """The fields of a peft config that differ from its class's defaults, as plain data (the run identity)."""
     if peft_config is None:
         return {}
-    default = plain_fields(type(peft_config)())
+    default = plain_fields(class_defaults(type(peft_config)))
     return {k: v for k, v in plain_fields(peft_config).items()
             if k not in default or json.dumps(v) != json.dumps(default[k])}
 
@@ -176,7 +239,7 @@ def parse_adapter(method: str, items: list[str]) -> dict[str, Any]:
             raise UserError(f"{method} has no adapter settings; drop --adapter {' '.join(items)}")
         return {}
     known = {f.name: f for f in dataclasses.fields(cls)}
-    example = cls()
+    example = class_defaults(cls)
     adapter: dict[str, Any] = {}
     for item in items:
         name, sep, text = item.partition("=")
@@ -239,4 +302,158 @@ register(Method(
     description="learned scaling vectors on keys, values and the output projections, head trained",
     learning_rates={"gpu": 3e-3, "cpu": 3e-2}, lr_grid={"cpu": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
     config_class="IA3Config", targets=ia3_targets, layer_count=ia3_layer,
+))
+
+
+# --- More methods, outside the study's four (core=False): one entry each, built with peft's own classes ---
+
+# Reviews in the IMDb train split: a run with train_size None trains on all of them but its validation subset.
+IMDB_TRAIN_REVIEWS = 25_000
+
+
+def optimizer_steps(run) -> int:
+    """The optimizer steps the Trainer will take for a run on one process (its rule: batches per epoch,
+    rounded up, over gradient accumulation, rounded up, at least 1; times the epochs, rounded up)."""
+    reviews = run.train_size if run.train_size is not None else IMDB_TRAIN_REVIEWS - run.val_size
+    batches = math.ceil(reviews / run.batch_size)
+    per_epoch = max(math.ceil(batches / run.gradient_accumulation_steps), 1)
+    return math.ceil(run.epochs * per_epoch)
+
+
+def adalora_schedule(run) -> dict[str, Any]:
+    """AdaLoRA's budget schedule, from the run's optimizer steps: `tinit` steps at the initial rank, then the
+    budget shrinks to target_r, then `tfinal` steps at the final ranks. The AdaLoRA paper gives both phases as
+    step counts per task; 10% and 20% of the run here are this repository's choice, not tuned values."""
+    total = optimizer_steps(run)
+    return {"total_step": total, "tinit": total // 10, "tfinal": total // 5}
+
+
+def adalora_callbacks(run) -> list:
+    """The Trainer callback that reallocates AdaLoRA's ranks after every optimizer step."""
+    from .callbacks import AdaLoraBudget
+
+    return [AdaLoraBudget(adalora_schedule(run)["total_step"])]
+
+
+def _in_head(name: str, heads: list[str]) -> bool:
+    """Whether a parameter belongs to the classification head (the rule params.count_parameters counts by)."""
+    return bool(set(name.split(".")[:-1]) & set(heads))
+
+
+def bitfit_trains(name: str, heads: list[str]) -> bool:
+    """BitFit trains every bias term (attention, feed-forward, LayerNorm, embeddings) and the head."""
+    return name.endswith("bias") or _in_head(name, heads)
+
+
+def bitfit_prepare(model, model_type: str) -> None:
+    """Freeze every weight but the biases and the classification head (BitFit: Ben Zaken et al., 2022)."""
+    heads = head_modules(model_type)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = bitfit_trains(name, heads)
+
+
+def bitfit_parts(model, model_type: str) -> list[PartCount]:
+    """BitFit's formula: one bias vector per layer that has one (d_out of a linear layer, the width of a
+    LayerNorm), grouped over the blocks; the head's modules are trained in full."""
+    import re
+    from collections import defaultdict
+
+    heads = head_modules(model_type)
+    modules = dict(model.named_modules())
+    groups: dict[tuple[str, str, int], int] = defaultdict(int)
+    head_counts: dict[str, int] = defaultdict(int)
+    for name, parameter in model.named_parameters():
+        if _in_head(name, heads):
+            parts = name.split(".")
+            top = ".".join(parts[: max(i for i, p in enumerate(parts) if p in heads) + 1])
+            head_counts[top] += parameter.numel()
+        elif name.endswith("bias"):
+            owner = modules[name.rsplit(".", 1)[0]]
+            kind = "d_out" if hasattr(owner, "out_features") or type(owner).__name__ == "Conv1D" else "width"
+            groups[(re.sub(r"\.\d+\.", ".*.", name.removesuffix(".bias")), f"{type(owner).__name__} {kind}",
+                    parameter.numel())] += 1
+    rows = [PartCount(f"bias of {pattern}", layers, f"{layers} × {what} = {size}", layers * size)
+            for (pattern, what, size), layers in groups.items()]
+    rows += [PartCount(f"head: {head}", "", "trained in full", count) for head, count in head_counts.items()]
+    return rows
+
+
+def prompt_parts(model, model_type: str) -> list[PartCount]:
+    """Prompt tuning: one trained embedding per virtual token, as wide as the model's token embeddings."""
+    config = model.peft_config["default"]
+    tokens = config.num_virtual_tokens * config.num_transformer_submodules
+    return [PartCount(f"adapter on the input: {tokens} virtual tokens", tokens,
+                      f"num_virtual_tokens × hidden = {tokens} × {config.token_dim}", tokens * config.token_dim)]
+
+
+def prompt_unsupported(run, model_config) -> str | None:
+    """Why prompt tuning cannot run this model at this length (None when it can)."""
+    tokens = {**get_method(run.method).defaults, **run.adapter}.get("num_virtual_tokens", 0)
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if positions is not None and run.max_length + tokens > positions:
+        return (f"prompt tuning adds {tokens} virtual tokens to reviews of up to {run.max_length} tokens, beyond the "
+                f"model's {positions} positions; use --max-length {positions - tokens} or fewer")
+    if model_config.model_type in LAST_TOKEN_CLASSIFIERS:
+        return (f"{model_config.model_type} classifies from the last non-padding token, which it finds in the input "
+                "ids; with a soft prompt peft passes embeddings instead, so the label would be read from padding")
+    return None
+
+
+# Learning rates of the entries below, per profile lr table:
+# - "gpu" (roberta-base class): from each method's paper or peft's docs, as noted per entry. They were not
+#   measured here.
+# - "cpu" (all-MiniLM-L6-v2): provisional, carried over from the measured CPU values of the closest core
+#   method (LoRA 2e-3, IA3 3e-2; results/sweeps/lr_cpu/). The study protocol's validation-only sweep
+#   picks the CPU value of each method before any of them enters the study; no sweep has been run for them.
+register(Method(
+    name="dora", label="DoRA", colour="#8172B3",
+    description="LoRA on the direction of each weight plus a trained magnitude per output (weight-decomposed)",
+    # gpu: LoRA's 4e-4; DoRA (Liu et al., 2024) trains with LoRA's hyperparameters. cpu: LoRA's 2e-3.
+    learning_rates={"gpu": 4e-4, "cpu": 2e-3},
+    config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "use_dora": True},
+    targets=lora_targets, layer_count=lora_layer, core=False,
+))
+register(Method(
+    name="vera", label="VeRA", colour="#937860",
+    description="one pair of frozen random matrices shared by all layers, trained scaling vectors per layer",
+    # gpu: 4e-3, the order of the VeRA paper's roberta-base GLUE rates (Kopiczko et al., 2024: about ten
+    # times LoRA's, as vectors need larger steps). cpu: IA3's 3e-2 (the other scaling-vector method).
+    learning_rates={"gpu": 4e-3, "cpu": 3e-2},
+    config_class="VeraConfig",  # peft's defaults: r 256, projection_prng_key 0, d_initial 0.1
+    targets=lora_targets, layer_count=vera_layer, core=False,
+))
+register(Method(
+    name="adalora", label="AdaLoRA", colour="#DA8BC3",
+    description="SVD-form LoRA whose rank budget is reallocated across layers during training (12 -> 8 on average)",
+    # gpu: 5e-4 (AdaLoRA paper, Zhang et al., 2023, DeBERTaV3-base GLUE: 5e-4..1e-3). cpu: LoRA's 2e-3.
+    learning_rates={"gpu": 5e-4, "cpu": 2e-3},
+    config_class="AdaLoraConfig", defaults={"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
+    targets=lora_targets, layer_count=adalora_layer, run_fields=adalora_schedule, callbacks=adalora_callbacks,
+    core=False,
+))
+register(Method(
+    name="loha", label="LoHa", colour="#8C8C8C",
+    description="the Hadamard product of two low-rank products per adapted matrix (LyCORIS), head trained",
+    # gpu: LoRA's 4e-4 (no roberta-base value published that we know of; LyCORIS uses LoRA-like rates).
+    # cpu: LoRA's 2e-3.
+    learning_rates={"gpu": 4e-4, "cpu": 2e-3},
+    config_class="LoHaConfig", defaults={"r": 8, "alpha": 16},
+    targets=lora_targets, layer_count=loha_layer, core=False,
+))
+register(Method(
+    name="bitfit", label="BitFit", colour="#CCB974",
+    description="only the bias terms (and the head) trained, every weight matrix frozen; no peft adapter",
+    # gpu: 1e-3, the top of the BitFit paper's grid (Ben Zaken et al., 2022: 1e-4..1e-3 on BERT GLUE).
+    # cpu: 1e-2 (a bias vector, like IA3's vectors, moves slowly at LoRA's rate).
+    learning_rates={"gpu": 1e-3, "cpu": 1e-2},
+    prepare=bitfit_prepare, part_count=bitfit_parts, core=False,
+))
+register(Method(
+    name="prompt_tuning", label="Prompt tuning", colour="#64B5CD",
+    description="20 trained soft-prompt embeddings before every review, the whole model frozen, head trained",
+    # gpu: 3e-2, the rate of peft's prompt-tuning examples (Lester et al., 2021 used 0.3 with Adafactor).
+    # cpu: the same 3e-2.
+    learning_rates={"gpu": 3e-2, "cpu": 3e-2},
+    config_class="PromptTuningConfig", defaults={"num_virtual_tokens": 20},
+    part_count=prompt_parts, unsupported=prompt_unsupported, core=False,
 ))

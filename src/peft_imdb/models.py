@@ -168,9 +168,14 @@ def build_model(config, tokenizer, precision) -> Built:
 
     method = get_method(config.method)
     trust = config.trust_remote_code
-    heads = head_modules(model_type(config.model, trust))
+    architecture = model_type(config.model, trust)
+    heads = head_modules(architecture)
     peft_config = config.peft_config()
     checkpointing = config.gradient_checkpointing
+    if method.unsupported is not None:
+        reason = method.unsupported(config, load_config(config.model, trust))
+        if reason:
+            raise Unsupported(reason)
     if method.quantized_base:
         ok, reason = nf4_support()
         if not ok:
@@ -183,15 +188,31 @@ def build_model(config, tokenizer, precision) -> Built:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         model = load_model(config.model, tokenizer, trust_remote_code=trust)
+    if method.prepare is not None:  # the method marks what it trains itself (BitFit: biases and head)
+        method.prepare(model, architecture)
     if checkpointing:
         enable_checkpointing(model)
-        if peft_config is not None:
+        if peft_config is not None or method.prepare is not None:
             model.enable_input_require_grads()
     if peft_config is None:
         return Built(model, 32, [], heads, checkpointing)
-    model = get_peft_model(model, peft_config)
-    targets = sorted(model.peft_config["default"].target_modules)
+    try:
+        model = get_peft_model(model, peft_config)
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        # peft refuses the combination (no such target layers, a layer type the method has no adapter for,
+        # a config it cannot complete): the run is recorded as skipped, with peft's reason.
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise Unsupported(f"peft cannot apply {method.name} to {architecture}: {detail[:300]}") from None
+    targets = sorted(getattr(model.peft_config["default"], "target_modules", None) or [])
     return Built(model, 4 if method.quantized_base else 32, targets, heads, checkpointing)
+
+
+def method_callbacks(config) -> list:
+    """The Trainer callbacks the run's method needs (AdaLoRA's rank reallocation); none for most methods."""
+    from .methods import get_method
+
+    method = get_method(config.method)
+    return method.callbacks(config) if method.callbacks is not None else []
 
 
 def merge_adapter(model):
@@ -208,3 +229,20 @@ def merge_adapter(model):
     from .compat import drop_peft_config
 
     return drop_peft_config(model.merge_and_unload())
+
+
+def save_artifact(model, folder, method: str) -> None:
+    """Save what a run keeps: the peft adapter and head, the full model, or, for a method that marks its own
+    trainable parameters (BitFit), only those parameters and the model's config (the rest is the pretrained model)."""
+    from .methods import get_method
+
+    if get_method(method).prepare is None:
+        model.save_pretrained(folder, safe_serialization=True)
+        return
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    trained = {name: p.detach().contiguous() for name, p in model.named_parameters() if p.requires_grad}
+    save_file(trained, str(folder / "trained_parameters.safetensors"))
+    model.config.save_pretrained(folder)

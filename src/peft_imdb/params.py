@@ -108,7 +108,8 @@ def expected_parameters(config: RunConfig) -> pd.DataFrame:
     method = get_method(config.method)
     model = meta_model(config)
     rows = []
-    if method.layer_count is None:
+    frozen_added = 0  # parameters adapters add but do not train (AdaLoRA's rank counters)
+    if method.layer_count is None and method.part_count is None:
         parts: dict[str, list] = defaultdict(lambda: [set(), 0])
         for name, parameter in model.named_parameters():
             part, layer = _part_of(name, model.base_model_prefix)
@@ -120,21 +121,26 @@ def expected_parameters(config: RunConfig) -> pd.DataFrame:
             rows.append({"part": part, "layers": len(layers) or "", "formula": formula, "params": count})
         base_params = sum(p.numel() for p in model.parameters())
     else:
-        peft_config = model.peft_config["default"]
+        peft_config = model.peft_config["default"] if hasattr(model, "peft_config") else None
         groups: dict[tuple, int] = defaultdict(int)
-        for name, layer in adapted_layers(model).items():
+        for name, layer in adapted_layers(model).items() if method.layer_count is not None else ():
             count = method.layer_count(layer, name, peft_config)
-            groups[(re.sub(r"\.\d+\.", ".*.", name), count.formula, count.params)] += 1
-        for (pattern, formula, size), layers in groups.items():
+            groups[(re.sub(r"\.\d+\.", ".*.", name), count.formula, count.params, count.frozen)] += 1
+        for (pattern, formula, size, frozen), layers in groups.items():
             rows.append({"part": f"adapter on {pattern}", "layers": layers, "formula": f"{layers} × {formula}",
                          "params": layers * size})
+            frozen_added += layers * frozen
+        # What the method trains outside adapted linear layers (a soft prompt; BitFit's biases and head).
+        architecture = model_type(config.model, config.trust_remote_code)
+        for part in method.part_count(model, architecture) if method.part_count else ():
+            rows.append({"part": part.part, "layers": part.layers, "formula": part.formula, "params": part.params})
         for head, count in head_parameters(model).items():
             rows.append({"part": f"head: {head}", "layers": "", "formula": "trained in full", "params": count})
         base_params = sum(p.numel() for p in meta_model(config, wrapped=False).parameters())
     total = sum(row["params"] for row in rows)
     rows.append({"part": "trainable (total)", "layers": "", "formula": "", "params": total})
     adapters = sum(row["params"] for row in rows if row["part"].startswith("adapter on"))
-    all_params = base_params + adapters
+    all_params = base_params + adapters + frozen_added
     rows.append({"part": ALL_PARAMETERS, "layers": "", "params": all_params,
                  "formula": "the pretrained model and the head" + (" + the adapters" if adapters else "")})
     frame = pd.DataFrame(rows).set_index("part")

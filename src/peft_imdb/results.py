@@ -307,14 +307,14 @@ def memory_split(record: RunResult) -> dict[str, float | None]:
 
 def _adapter_field(record: RunResult, name: str) -> Any:
     """A peft field of a stored run: from its identity, else its peft class's default; None without one."""
-    from .methods import METHODS
+    from .methods import METHODS, class_defaults
 
     adapter = record.identity.get("adapter") or {}
     if name in adapter:
         return adapter[name]
     method = METHODS.get(record.method)
     cls = method.peft_class() if method else None
-    return getattr(cls(), name, None) if cls else None
+    return getattr(class_defaults(cls), name, None) if cls else None
 
 
 def _model_type_of(config: dict[str, Any]) -> str | None:

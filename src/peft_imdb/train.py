@@ -18,7 +18,7 @@ from .config import RunConfig, model_id, model_type
 from .data import load_imdb, make_splits, tokenize, without_test_texts
 from .environment import environment
 from .hardware import choose_precision, device_kind, fused_optimizer, trainer_precision_args
-from .models import build_model, load_tokenizer
+from .models import build_model, load_tokenizer, method_callbacks
 from .params import count_parameters, weights_mb
 from .results import RunResult
 from .tracking import PhaseStats, Tracker
@@ -164,7 +164,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
             eval_dataset=data["validation"] if has_val else None,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_trainer_metrics,
-            callbacks=[tracker.callback()],
+            callbacks=[tracker.callback(), *method_callbacks(config)],
         )
         resume_from = _last_checkpoint(checkpoint_folder)
         train_output = trainer.train(resume_from_checkpoint=resume_from)

@@ -1,0 +1,288 @@
+# ---
+# jupyter:
+#   accelerator: GPU
+#   colab:
+#     provenance: []
+#     toc_visible: true
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 07 · More methods: DoRA, VeRA, AdaLoRA, LoHa, BitFit, prompt tuning
+#
+# Six more ways to fine-tune, each one entry of the method registry (`peft_imdb/methods.py`), built with
+# peft's own classes where peft has one, and run through the same pipeline as the study's four:
+#
+# | method | what it trains | built with |
+# |---|---|---|
+# | DoRA | LoRA on the *direction* of each adapted weight plus a trained *magnitude* per output | `LoraConfig(use_dora=True)` |
+# | VeRA | one pair of frozen random matrices shared by every layer; two scaling vectors per layer | `VeraConfig` |
+# | AdaLoRA | LoRA in SVD form (`P·Λ·Q`) whose rank budget moves between layers while training | `AdaLoraConfig` + a Trainer callback |
+# | LoHa | the Hadamard (element-wise) product of two low-rank products per adapted matrix | `LoHaConfig` |
+# | BitFit | only the bias terms (and the head); every weight matrix frozen | no peft: `requires_grad` on biases |
+# | prompt tuning | 20 trained "virtual token" embeddings put before every review; the model frozen | `PromptTuningConfig` |
+#
+# None of them is in the study yet (`core=False`): their CPU learning rates are provisional until the
+# study's validation sweep picks them, so read their rows here as a working pipeline, not a verdict.
+
+# %% [markdown]
+# ## Setup
+#
+# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
+# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
+# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
+# visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
+# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
+# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
+# missing), run records go to `results/` and figures to `figures/` at the repository root.
+
+# %%
+# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
+# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
+# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
+# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
+DRIVE_FOLDER = None
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ON_COLAB = "google.colab" in sys.modules
+PLACEHOLDER = "/OWNER/" in REPO_URL
+clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
+if clone is None and ON_COLAB and not PLACEHOLDER:
+    clone = Path.cwd() / "peft-imdb"
+    if not clone.is_dir():
+        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
+    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
+if importlib.util.find_spec("peft_imdb") is None and clone is not None:
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
+    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
+    importlib.invalidate_caches()
+if ON_COLAB and DRIVE_FOLDER:
+    from google.colab import drive
+
+    drive.mount("/content/drive")
+    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
+    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
+if importlib.util.find_spec("peft_imdb") is None:
+    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
+          "(or run `make setup` in a clone and pick the .venv kernel)")
+else:
+    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
+                                       if PLACEHOLDER and not ON_COLAB else ""))
+# %%
+# peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
+from peft_imdb.views import (adapted_layer, as_call, describe_config, describe_settings, method_rows,
+                             run_summary)
+from peft import get_peft_model
+
+from peft_imdb.config import RunConfig, detect_profile
+from peft_imdb.folders import folders
+# %%
+# peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
+from peft_imdb.views import as_call, describe_settings, method_rows, statistics_view
+import pandas as pd
+from peft import get_peft_model
+
+from peft_imdb.config import RunConfig, detect_profile, model_type
+from peft_imdb.folders import folders
+from peft_imdb.methods import get_method, method_names
+from peft_imdb.models import load_model, load_tokenizer
+from peft_imdb.params import expected_parameters
+from peft_imdb.plan import load_or_train
+from peft_imdb.report import add_statistics, summarize
+from peft_imdb.results import load_results
+# %%
+# The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
+# else cpu. To choose here instead: os.environ["PEFT_IMDB_PROFILE"] = "smoke" before this line.
+profile = detect_profile()
+paths = folders()  # data / results / figures: PEFT_IMDB_DATA, PEFT_IMDB_RESULTS, PEFT_IMDB_FIGURES
+describe_settings(profile, paths)
+
+# %% [markdown]
+# ## The runs
+#
+# One `RunConfig` per method: the profile's defaults for it (on the `cpu` and `smoke` profiles the model is
+# the offline all-MiniLM-L6-v2). Edit the `adapter` of one to change its run (peft's own field names).
+
+# %%
+MORE = [name for name in method_names() if not get_method(name).core]
+configs = {name: RunConfig.from_profile(profile, name, data_dir=paths.data_dir) for name in MORE}
+architecture = model_type(profile.model)
+tokenizer = load_tokenizer(profile.model)
+pd.DataFrame({name: {"label": get_method(name).label, "learning rate": f"{config.learning_rate:g}",
+                     "what it trains": get_method(name).description, "key": config.key()}
+              for name, config in configs.items()}).T
+
+
+# %%
+def wrapped(name):
+    """The profile's pretrained model with a new head, wrapped by peft as the registry entry says."""
+    model = load_model(profile.model, tokenizer)  # AutoModelForSequenceClassification, 2 labels
+    return get_peft_model(model, configs[name].peft_config())
+
+
+# %% [markdown]
+# ## DoRA: `LoraConfig(use_dora=True)`
+#
+# DoRA (Liu et al., 2024) writes each adapted weight as a magnitude times a direction,
+# `W' = m · (W + B·A) / ‖W + B·A‖` (the norm taken per output), trains LoRA's `A`, `B` on the direction and
+# the magnitude `m` directly. Per adapted matrix: LoRA's `r·(d_in + d_out)` plus `d_out` for `m`. Same
+# rank, targets and learning rate as LoRA: the difference between the two rows is DoRA's alone.
+
+# %%
+as_call(configs["dora"].peft_config())
+
+# %%
+peft_model = wrapped("dora")
+peft_model.print_trainable_parameters()
+
+# %% [markdown]
+# ## VeRA: `VeraConfig`
+#
+# VeRA (Kopiczko et al., 2024) keeps **one** pair of random matrices `A` (`r × d_in`) and `B` (`d_out × r`),
+# drawn from a fixed seed (`projection_prng_key`), frozen and shared by all adapted layers; each layer
+# trains two vectors, `ΔW = Λ_b · B · Λ_d · A` with `Λ_d` of size `r` and `Λ_b` of size `d_out`. So the
+# rank can be large (peft's default 256) at `r + d_out` parameters per layer. `A` and `B` are buffers, not
+# parameters: saved with the adapter, never trained.
+
+# %%
+as_call(configs["vera"].peft_config())
+
+# %%
+peft_model = wrapped("vera")
+peft_model.print_trainable_parameters()
+
+# %% [markdown]
+# ## AdaLoRA: `AdaLoraConfig` and a callback
+#
+# AdaLoRA (Zhang et al., 2023) parametrizes each update as `P · Λ · Q`, an SVD whose singular values `Λ`
+# it prunes while training: every layer starts at `init_r = 12`, and after `tinit` steps the total budget
+# shrinks until the layers average `target_r = 8`, the importance of each singular value read from its
+# gradient. That schedule needs the run's length: `total_step` is the run's number of optimizer steps
+# (train reviews, batch size, gradient accumulation, epochs), set by the registry entry from the
+# `RunConfig`, and a Trainer callback calls `model.base_model.update_and_allocate(global_step)` after every
+# optimizer step, before the gradients are zeroed (peft's contract). Pruned ranks are masked to zero, not
+# removed: the parameter count is the one at `init_r`, `init_r·(d_in + d_out + 1)` per matrix. The
+# training loss AdaLoRA reports includes its orthogonality penalty on `P` and `Q`.
+
+# %%
+as_call(configs["adalora"].peft_config())
+
+# %%
+peft_model = wrapped("adalora")
+peft_model.print_trainable_parameters()
+get_method("adalora").callbacks(configs["adalora"])
+
+# %% [markdown]
+# ## LoHa: `LoHaConfig`
+#
+# LoHa (from FedPara, Hyeon-Woo et al., 2022, as packaged by LyCORIS) writes the update as the element-wise
+# product of two rank-`r` products, `ΔW = (B₁·A₁) ⊙ (B₂·A₂)`: twice LoRA's parameters at the same `r`,
+# `2·r·(d_in + d_out)`, but an update whose rank can reach `r²`. GPT-2's fused projections are not
+# `Linear` layers, and peft's LoHa has no adapter for them: there the run is stored as `skipped`.
+
+# %%
+as_call(configs["loha"].peft_config())
+
+# %%
+peft_model = wrapped("loha")
+peft_model.print_trainable_parameters()
+
+# %% [markdown]
+# ## BitFit: biases only, no peft
+#
+# BitFit (Ben Zaken et al., 2022) trains every bias term (queries, keys, values, attention output,
+# feed-forward, LayerNorms, embeddings' LayerNorm) and freezes every weight matrix. peft has no config for
+# it: the registry entry's `prepare` sets `requires_grad` itself, on the bias terms and the head.
+
+# %%
+model = load_model(profile.model, tokenizer)
+get_method("bitfit").prepare(model, architecture)
+trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+total = sum(p.numel() for p in model.parameters())
+print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: {100 * trainable / total:.4f}")
+
+# %% [markdown]
+# ## Prompt tuning: `PromptTuningConfig`
+#
+# Prompt tuning (Lester et al., 2021) trains `num_virtual_tokens` embeddings that peft puts before every
+# review's token embeddings; nothing inside the model changes: `num_virtual_tokens × hidden` parameters
+# plus the head. A BERT classifier reads position 0, which is now the first virtual token (it attends to
+# the whole review). Decoder classifiers (GPT-2, GPT-Neo) read the last non-padding token, which they find
+# from the input ids that peft no longer passes: there the run is stored as `skipped`, as it is when the
+# virtual tokens and the review together exceed the model's positions.
+
+# %%
+as_call(configs["prompt_tuning"].peft_config())
+
+# %%
+peft_model = wrapped("prompt_tuning")
+peft_model.print_trainable_parameters()
+model = peft_model = None  # every run below loads its own copy
+
+# %% [markdown]
+# ## The parameters by formula
+#
+# `expected_parameters` counts, from the architecture alone (a weightless copy of the model), what each
+# method trains: per adapted layer by the registry entry's formula, plus the parts that are not adapted
+# layers (the soft prompt, BitFit's biases) and the head. The tests check each formula against the count on
+# a built model, on six architectures. The study's four methods are in the table for scale.
+
+# %%
+expected = {name: expected_parameters(RunConfig.from_profile(profile, name)) for name in method_names()}
+pd.DataFrame({name: {"trainable (formula)": int(table.loc["trainable (total)", "params"]),
+                     "share of the model": table.loc["trainable (total)", "share of the model"],
+                     "of which the head": int(table.loc[[p for p in table.index if p.startswith("head:")], "params"].sum())}
+              for name, table in expected.items()}).T
+
+# %% [markdown]
+# The full formula tables of two methods whose counts are not LoRA-like: VeRA's vectors and BitFit's biases.
+
+# %%
+expected["vera"]
+
+# %%
+expected["bitfit"]
+
+# %% [markdown]
+# ## Training, or the stored runs
+#
+# `load_or_train` looks in the results store first, by each config's key, and trains what is missing:
+# the six methods, and the study's four at seed 0 when the store does not have them (on the `cpu` profile
+# the committed store does, so only the six train). A combination that cannot run here is stored as
+# `skipped` with the reason; one that breaks as `failed` with the error.
+
+# %%
+rows = {name: load_or_train(RunConfig.from_profile(profile, name, data_dir=paths.data_dir), paths.results_dir)
+        for name in method_names()}
+pd.DataFrame({name: {"status": row.status, "accuracy": row.accuracy, "trainable_params": row.trainable_params,
+                     "train_time_s": row.train_time_s, "reason": row.reason} for name, row in rows.items()}).T
+
+# %% [markdown]
+# ## Against the study's four methods
+#
+# The report's own helpers over the whole store: `summarize` groups the `ok` runs over seeds, and
+# `add_statistics` adds the 95% bootstrap interval of each accuracy and the paired difference to full
+# fine-tuning on the same test reviews (`diff`, with its interval and `p_value`). The new methods have one
+# seed; a difference whose interval contains 0 is not a measured difference at this test size, and their
+# CPU learning rates are not tuned yet.
+
+# %%
+frame = load_results(paths.results_dir)
+table = add_statistics(summarize(frame[frame["model"] == configs["dora"].identity()["model"]]), paths.results_dir)
+statistics_view(table)
+
+# %% [markdown]
+# ## The six methods' rows in the results store
+
+# %%
+method_rows(frame, MORE)

@@ -170,26 +170,29 @@ chart(written, "trainable_params.png")
 #
 # The training phase (with its per-epoch validation), not model loading and not the test evaluation, on
 # the device in the subtitle; mean ± std over seeds.
-# QLoRA is usually slower than LoRA: its 4-bit layers are dequantized at every multiply and gradient
-# checkpointing recomputes activations.
+# QLoRA is usually slower than LoRA: its 4-bit layers are dequantized at every multiply (gradient
+# checkpointing, which would add recomputation, is one study-wide setting, off on the CPU profile).
 
 # %%
 chart(written, "train_time.png")
 
 # %% [markdown]
-# ### Peak memory during training
+# ### Memory: the model's state, and the working memory above it
 #
-# Read the memory kind in the subtitle. On a GPU: the CUDA allocator's peak during training (weights,
-# gradients, optimizer state, activations). On CPU: the peak resident memory of the whole process,
-# Python, torch and libraries included, so the differences between methods are a small part of each bar.
+# Model state is computed from the model: its weights (4-bit packed for QLoRA), and the gradients and
+# AdamW's two moments of the trainable weights. Working memory is measured: the training peak above the
+# memory held when training began (activations and temporaries), on the device in the subtitle.
 
 # %%
-chart(written, "peak_memory.png")
+chart(written, "model_state_memory.png")
+
+# %%
+chart(written, "working_memory.png", "the stored runs predate the working-memory measurement")
 
 # %% [markdown]
 # ## Accuracy against cost: the Pareto charts
 #
-# Each point is one method (mean accuracy over seeds, the standard deviation as error bar) placed at one
+# Each point is one method (mean accuracy over seeds, its 95% interval over seeds and reviews) placed at one
 # cost. The dashed line is the **Pareto frontier**: the runs that no other run beats on both accuracy and
 # that cost, i.e. none is at least as accurate for less. A point below and to the right of the line is
 # dominated: another method gives as much accuracy for less of that cost. Points on the line are the real
@@ -197,7 +200,7 @@ chart(written, "peak_memory.png")
 # between two frontier points smaller than their intervals is no gap.
 
 # %% [markdown]
-# ### Accuracy against peak training memory
+# ### Accuracy against model-state memory
 #
 # For when memory is what limits: the largest model or batch a device can train. On CPU the peak is the
 # whole process's resident memory: part of every point is the process itself (Python, torch, libraries),

@@ -20,7 +20,7 @@ def _batch(tokenizer, texts=("a great film", "an awful movie , really bad and lo
     return batch
 
 
-@pytest.mark.parametrize("method", method_names())
+@pytest.mark.parametrize("method", method_names(core_only=True))  # the others: tests/test_more_methods.py
 @pytest.mark.parametrize("family", FAMILIES)
 def test_build_and_train_one_step(tiny_models, family, method):
     config = tiny_config(tiny_models[family], method)

@@ -145,7 +145,7 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
     overrides.update({k: None for k, v in overrides.items() if v == "full"})
     from .hardware import resolve_precision
 
-    overrides["precision"] = resolve_precision(getattr(args, "precision", None) or "auto")
+    overrides["precision"] = resolve_precision(getattr(args, "precision", None) or "auto")  # UserError if impossible
     items = _adapter_items(args)
     # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).
     adapters = {m: parse_adapter(m, items if len(methods) == 1 or get_method(m).config_class else [])
@@ -255,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))
-        return _matrix(args, _configs(args, args.models, args.methods or method_names(True), args.seeds))
+        from .plan import with_control_arms
+
+        return _matrix(args, with_control_arms(_configs(args, args.models, args.methods or method_names(True),
+                                                        args.seeds)))
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return STORE_ERROR_EXIT if isinstance(exc, StoreWriteError) else 2

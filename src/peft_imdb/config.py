@@ -122,7 +122,9 @@ class RunConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, **overrides: Any) -> "RunConfig":
-        """Build a config from a profile's defaults, with explicit overrides."""
+        """Build a config from a profile's defaults, with explicit overrides; precision resolved from the hardware."""
+        from .hardware import resolve_precision
+
         base = dict(
             model=profile.model, method=method, train_size=profile.train_size,
             eval_size=profile.eval_size, val_size=profile.val_size, epochs=profile.epochs,
@@ -130,6 +132,8 @@ class RunConfig:
             eval_batch_size=profile.eval_batch_size, lr_table=profile.lr_table,
         )
         base.update(overrides)
+        if base.get("precision") in (None, "auto"):
+            base["precision"] = resolve_precision("auto")
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:

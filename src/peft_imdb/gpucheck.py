@@ -16,7 +16,7 @@ from datasets import Dataset, DatasetDict
 
 from .config import RunConfig
 from .hardware import choose_precision, device_kind, device_name, nf4_support, resolve_precision
-from .methods import METHODS
+from .methods import METHODS, method_names
 from .models import resolve_model
 
 _WORDS = {1: "great wonderful moving superb loved brilliant", 0: "awful boring dull terrible hated weak"}
@@ -76,7 +76,7 @@ def _check(args, model: str) -> int:
     n = steps * args.batch_size
     data = synthetic_reviews(max(n, 2 * args.batch_size), words_per_review=args.max_length)
     peaks: dict[str, float] = {}
-    for method, entry in METHODS.items():
+    for method, entry in ((m, METHODS[m]) for m in method_names(core_only=True)):
         if entry.quantized_base and not nf4_support()[0]:
             print(f"{method:6s} skipped: {nf4_support()[1]}")
             continue

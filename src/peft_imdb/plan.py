@@ -44,6 +44,20 @@ def plan_runs(configs: list[RunConfig], root: str | os.PathLike | None = None, f
     return plan
 
 
+def with_control_arms(configs: list[RunConfig]) -> list[RunConfig]:
+    """The configs plus, for each method on a 4-bit base, its unquantized twin with exactly its settings.
+
+    QLoRA's twin is LoRA at QLoRA's learning rate and settings: the two differ by the 4-bit base alone. When
+    that is LoRA's own default config the arm is the same run (same key) and the planner trains it once.
+    """
+    from dataclasses import replace
+
+    from .methods import get_method
+
+    arms = [replace(c, method=twin) for c in configs if (twin := get_method(c.method).unquantized_twin)]
+    return configs + arms
+
+
 def parse_shard(text: str) -> tuple[int, int]:
     """'K/N' -> (K, N) with 1 <= K <= N; UserError otherwise."""
     try:

@@ -18,7 +18,7 @@ from .config import RunConfig, model_id, model_type
 from .data import load_imdb, make_splits, tokenize, without_test_texts
 from .environment import environment
 from .hardware import choose_precision, device_kind, fused_optimizer, trainer_precision_args
-from .models import build_model, load_tokenizer, method_callbacks
+from .models import build_model, load_tokenizer, method_callbacks, save_artifact
 from .params import count_parameters, weights_mb
 from .results import RunResult
 from .tracking import PhaseStats, Tracker
@@ -186,7 +186,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
                                            predictions, prob_positive)
 
         artifact = Path(workdir) / "artifact"
-        model.save_pretrained(artifact, safe_serialization=True)
+        save_artifact(model, artifact, config.method)
         saved_mb = _dir_size_mb(artifact)
 
     train_stats, load_stats = tracker.phases["train"], tracker.phases["load"]

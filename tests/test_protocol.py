@@ -1,0 +1,106 @@
+"""The study's protocol: tuning never sees the test set, and the QLoRA/LoRA comparison differs by the 4-bit base alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from peft_imdb.config import PROFILES, RunConfig
+from peft_imdb.data import make_splits, without_test_texts
+from peft_imdb.errors import UserError
+from peft_imdb.methods import METHODS, method_names
+from peft_imdb.plan import with_control_arms
+from peft_imdb.results import read_results
+from peft_imdb.sweep import LEARNED, picks, sweep_configs, sweep_table
+
+from conftest import tiny_config
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_a_tuning_run_never_draws_scores_or_stores_a_test_review(tiny_models, imdb, tmp_path, monkeypatch):
+    import peft_imdb.results as results
+    from transformers import Trainer
+
+    from peft_imdb.runner import train_and_store
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("tuning touched the test set")
+
+    monkeypatch.setattr(Trainer, "predict", forbidden)  # the only way a run scores its test subset
+    monkeypatch.setattr(results, "load_predictions", forbidden)
+    config = tiny_config(tiny_models["bert"], "lora", eval_size=0, evaluate_test=False, val_size=16)
+    row = train_and_store(config, tmp_path, imdb)
+    assert row.status == "ok", row.reason
+    assert row.accuracy is None and row.val_accuracy is not None and row.confusion_matrix is None
+    assert not (tmp_path / "predictions").exists()
+
+
+def test_tuning_reviews_exclude_every_test_text(imdb):
+    tuning = without_test_texts(imdb)
+    assert list(tuning) == ["train"]
+    test_texts = set(imdb["test"]["text"])
+    assert not test_texts & set(tuning["train"]["text"])
+    assert len(imdb["train"]) - len(tuning["train"]) >= 123  # IMDb repeats 123 test texts in train
+    splits = make_splits(tuning, 200, 0, 100, 42)
+    assert set(splits) == {"train", "validation"}
+
+
+def test_a_tuning_config_must_not_ask_for_test_reviews():
+    with pytest.raises(UserError, match="--eval-size 0"):
+        RunConfig(model="minilm", method="lora", evaluate_test=False, eval_size=100)
+    sweep = sweep_configs([RunConfig.from_profile(PROFILES["cpu"], m) for m in method_names(True)])
+    assert sweep and all(c.eval_size == 0 and not c.evaluate_test for c in sweep)
+    assert {c.lr for c in sweep if c.method == "lora"} == set(METHODS["lora"].lr_grid["cpu"])
+
+
+def test_the_pick_rule_prefers_the_best_rate_at_which_every_seed_learned():
+    import pandas as pd
+
+    table = pd.DataFrame([
+        {"method": "lora", "lr": 1e-3, "seeds": 2, "val_mean": 0.80, "val_min": 0.79},
+        {"method": "lora", "lr": 2e-3, "seeds": 2, "val_mean": 0.83, "val_min": 0.82},
+        {"method": "lora", "lr": 4e-3, "seeds": 2, "val_mean": 0.84, "val_min": LEARNED - 0.1},  # one seed failed
+        {"method": "lora", "lr": 8e-3, "seeds": 2, "val_mean": 0.50, "val_min": 0.50},
+    ])
+    pick = picks(table)["lora"]
+    assert pick.lr == 2e-3 and pick.interior
+    assert not picks(table[table["lr"] >= 2e-3])["lora"].interior  # the best at the grid's end is flagged
+
+
+def test_qlora_gets_a_lora_arm_with_exactly_its_settings():
+    qlora = RunConfig.from_profile(PROFILES["cpu"], "qlora", lr=1.5e-3, gradient_checkpointing=True)
+    configs = with_control_arms([RunConfig.from_profile(PROFILES["cpu"], "lora"), qlora])
+    (arm,) = [c for c in configs[2:]]
+    assert arm.method == "lora" and replace(arm, method="qlora") == qlora
+    # At the same settings as LoRA's own default run, the arm is that run: one key, trained once.
+    assert with_control_arms([RunConfig.from_profile(PROFILES["cpu"], "qlora")])[1].key() == \
+        RunConfig.from_profile(PROFILES["cpu"], "lora").key()
+
+
+VALIDATION_SWEEPS = sorted((RESULTS / "sweeps").glob("*_validation"))
+
+
+@pytest.mark.skipif(not VALIDATION_SWEEPS, reason="no validation sweep committed yet")
+def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(imdb):
+    study = [r for r in read_results(RESULTS) if r.status == "ok"]
+    test_texts = set()
+    for config in {json.dumps(r.config, sort_keys=True) for r in study}:
+        config = RunConfig.from_dict(json.loads(config))
+        test_texts |= set(make_splits(imdb, config.train_size, config.eval_size, config.val_size,
+                                      config.data_seed)["test"]["text"])
+    for folder in VALIDATION_SWEEPS:
+        runs = read_results(folder)
+        assert runs and all(r.accuracy is None and not r.config["evaluate_test"] for r in runs)
+        assert not (folder / "predictions").exists()
+        for config in {json.dumps(r.config, sort_keys=True) for r in runs}:
+            config = RunConfig.from_dict(json.loads(config))
+            splits = make_splits(without_test_texts(imdb), config.train_size, 0, config.val_size, config.data_seed)
+            assert not test_texts & (set(splits["train"]["text"]) | set(splits["validation"]["text"]))
+        chosen = picks(sweep_table(folder))
+        table = folder.name.removeprefix("lr_").removesuffix("_validation")
+        for method, pick in chosen.items():
+            assert METHODS[method].learning_rates[table] == pick.lr, f"{method}: registry lr is not the sweep's pick"

@@ -14,7 +14,7 @@ KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study ablations test test-oldest lab report notebooks clean
+.PHONY: setup study ablations test test-oldest lab report notebooks reproduce clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ notebooks: setup  ## execute notebooks/ in place, with outputs, on PEFT_IMDB_PRO
 report: setup  ## results/summary.md, figures/ and the README's tables, from the stored results
 	$(PY) -m peft_imdb report
 	$(PY) scripts/update_readme.py
+
+# SAMPLE=K re-trains K of the committed runs (seed 0 of each method first); SCRATCH=DIR keeps the re-runs there.
+reproduce: setup  ## re-train the committed runs from their configs and compare them run by run (exit 1 on a mismatch)
+	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(SCRATCH),--scratch $(SCRATCH))
 
 test: setup
 	$(PY) -m pytest

@@ -1,4 +1,4 @@
-"""Command line: `python -m peft_imdb run | matrix | ablation | report | merge`."""
+"""Command line: `python -m peft_imdb run | matrix | ablation | report | merge | reproduce`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import itertools
 import os
 import sys
+from pathlib import Path
 
 from .config import PROFILES, RunConfig, detect_profile
 from .errors import UserError
@@ -61,10 +62,17 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "newest one left by an interrupted run; deleted when the run finishes")
     parser.add_argument("--trust-remote-code", action="store_true", default=None,
                         help="allow a hub model's own code to run (off by default)")
+    _report_to(parser)
+
+
+def _report_to(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--report-to", choices=["none", "tensorboard"], default="none",
+                        help="tensorboard: each run writes TensorBoard event files (loss, learning rate, validation "
+                        "metrics) to <results>/tensorboard/<run key>/ (needs `pip install tensorboard`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the five commands."""
+    """The argument parser of the six commands."""
     parser = argparse.ArgumentParser(prog="python -m peft_imdb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -118,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     merge = commands.add_parser("merge", help="fold several results folders into one (per run key the newer row wins)")
     merge.add_argument("dirs", nargs="+", metavar="DIR", help="results folders (each holding runs/)")
     merge.add_argument("--results-dir", help="the folder to merge into (default: PEFT_IMDB_RESULTS, else results/)")
+
+    reproduce = commands.add_parser("reproduce", help="re-train the stored runs from their configs into a scratch "
+                                    "folder and compare them run by run with the records")
+    reproduce.add_argument("--sample", type=int, metavar="K",
+                           help="only K runs, spread over methods (seed 0 of each method first; default: all)")
+    reproduce.add_argument("--scratch", metavar="DIR",
+                           help="where the re-runs go (default: a new temporary folder); runs already there are "
+                           "not trained again")
+    reproduce.add_argument("--results-dir", help="the store to reproduce (default: PEFT_IMDB_RESULTS, else results/); "
+                           "only read")
+    reproduce.add_argument("--data-dir", help="folder with train.jsonl/test.jsonl (default: PEFT_IMDB_DATA, else the hub)")
+    reproduce.add_argument("--in-process", action="store_true", help="run every run in this process")
+    _report_to(reproduce)
     return parser
 
 
@@ -222,6 +243,29 @@ def _sweep(args) -> int:
     return code
 
 
+def _reproduce(args) -> int:
+    """Re-train and compare; 1 when any run does not reproduce."""
+    from .reproduce import comparison_table, reproduce
+
+    comparisons, scratch = reproduce(args.results_dir, args.scratch, args.sample, args.data_dir, args.in_process)
+    print(comparison_table(comparisons))
+    bad = sum(not c.ok for c in comparisons)
+    print(f"{len(comparisons) - bad} of {len(comparisons)} run(s) reproduced; re-runs in {scratch}")
+    return 1 if bad else 0
+
+
+def _start_tensorboard(args) -> None:
+    """--report-to tensorboard: check the package, then point every run (this process or a fresh one) at its folder."""
+    from .results import results_dir
+    from .train import TENSORBOARD_ENV, require_tensorboard
+
+    require_tensorboard()
+    root = args.scratch if args.command == "reproduce" and args.scratch else results_dir(args.results_dir)
+    os.environ[TENSORBOARD_ENV] = str(Path(root).resolve() / "tensorboard")
+    print(f"TensorBoard logs: {os.environ[TENSORBOARD_ENV]}/<run key>  (tensorboard --logdir "
+          f"{os.environ[TENSORBOARD_ENV]})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
     from .claims import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error
@@ -230,8 +274,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        # A folder that cannot hold the store stops every writing command before any training.
-        check_writable(results_dir(args.results_dir) / ("ablations/" + args.name if args.command == "ablation" else ""))
+        # A folder that cannot hold the store stops every writing command before any training; reproduce
+        # only reads the store and writes to its scratch folder.
+        if args.command == "reproduce":
+            if args.scratch:
+                check_writable(args.scratch, "scratch folder", "--scratch")
+        else:
+            check_writable(results_dir(args.results_dir) / ("ablations/" + args.name if args.command == "ablation"
+                                                           else ""))
+        if getattr(args, "report_to", "none") == "tensorboard":
+            _start_tensorboard(args)
         if getattr(args, "figures_dir", None):
             check_writable(args.figures_dir, "figures folder", "--figures-dir")
         if args.command == "report":
@@ -252,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
             return _ablation(args)
         if args.command == "sweep":
             return _sweep(args)
+        if args.command == "reproduce":
+            return _reproduce(args)
         if args.command == "run":
             return _matrix(argparse.Namespace(**vars(args), force=True, in_process=True),
                            _configs(args, [args.model] if args.model else [], [args.method], [args.seed]))

@@ -12,7 +12,7 @@ def environment() -> dict[str, Any]:
     """Versions, device and git commit of this process, for the record."""
     from importlib.metadata import PackageNotFoundError, version
 
-    from .hardware import device_name
+    from .hardware import cpu_description, device_name
 
     versions = {}
     for package in ("torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets"):
@@ -22,6 +22,8 @@ def environment() -> dict[str, Any]:
             versions[package] = None
     return {
         "device": device_name(),
+        # CPU model and flags: fp32 kernels differ between AVX2 and AVX-512 machines (reproduce.same_stack).
+        "cpu": {k: v for k, v in cpu_description().items() if k != "torch_threads"},
         "python": platform.python_version(),
         "versions": versions,
         "git_commit": _git_commit(),

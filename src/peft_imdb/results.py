@@ -47,6 +47,9 @@ class RunResult:
     val_accuracy: float | None = None  # of the model that was tested (the best epoch when selecting)
     val_accuracy_per_epoch: list[float] = field(default_factory=list)
     train_loss: float | None = None
+    # The Trainer's log history: {step, epoch, loss, learning_rate, grad_norm} per logging step and
+    # {step, epoch, eval_loss, eval_accuracy, ...} per epoch (train.log_history); empty in older records.
+    log_history: list[dict[str, float]] = field(default_factory=list)
     trainable_params: int | None = None
     adapter_params: int | None = None
     head_params: int | None = None

@@ -25,6 +25,12 @@ from .tracking import PhaseStats, Tracker
 
 CUDA_MEMORY_NOTE = "CUDA allocator peak during training, reset before it; the CUDA context is not counted"
 CPU_MEMORY_NOTE = "peak resident memory of the process during training (Linux VmHWM reset before it)"
+# Set (by `--report-to tensorboard`, or by hand in a notebook) to a folder: each run then writes TensorBoard
+# event files to <folder>/<run key>. An environment variable, so runs in fresh processes see it too.
+TENSORBOARD_ENV = "PEFT_IMDB_TENSORBOARD_DIR"
+# What a run keeps of the Trainer's log history: one entry per logging step (training loss) and per epoch
+# (validation metrics).
+LOG_FIELDS = ("step", "epoch", "loss", "learning_rate", "grad_norm", "eval_loss", "eval_accuracy", "eval_f1")
 
 
 @dataclass
@@ -75,6 +81,52 @@ def in_order_trainer_class():
             return SequentialSampler(eval_dataset)
 
     return InOrderEvalTrainer
+
+
+def log_history(entries: list[dict]) -> list[dict]:
+    """The Trainer's log history as plain JSON data: training-loss and evaluation entries, LOG_FIELDS only.
+
+    The closing summary (train_runtime, train_loss of the whole run, ...) is left out: the record has it.
+    """
+    kept = []
+    for entry in entries:
+        if "loss" not in entry and "eval_accuracy" not in entry:
+            continue
+        kept.append({name: int(entry[name]) if name == "step" else float(entry[name])
+                     for name in LOG_FIELDS if isinstance(entry.get(name), (int, float))})
+    return kept
+
+
+def logging_steps(train_reviews: int, config: RunConfig) -> int:
+    """Every 25 optimizer steps, more often for short runs: a loss curve gets at least ~10 points."""
+    steps_per_epoch = -(-train_reviews // (config.batch_size * config.gradient_accumulation_steps * world()[1]))
+    return max(1, min(25, int(steps_per_epoch * config.epochs) // 10))
+
+
+def require_tensorboard() -> None:
+    """UserError in one line when the tensorboard package (TensorBoard's event writer) is not installed."""
+    import importlib.util
+
+    from .errors import UserError
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise UserError("--report-to tensorboard needs the tensorboard package: pip install tensorboard")
+
+
+def _tensorboard_callbacks(key: str) -> list:
+    """[TensorBoardCallback writing to <PEFT_IMDB_TENSORBOARD_DIR>/<key>] when that variable is set, else [].
+
+    The writer is passed to the callback, not left to report_to: transformers 5 dropped
+    TrainingArguments.logging_dir, and the folder must be the run's own on every supported version.
+    """
+    folder = os.environ.get(TENSORBOARD_ENV)
+    if not folder:
+        return []
+    require_tensorboard()
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    return [TensorBoardCallback(SummaryWriter(log_dir=str(Path(folder) / key)))]
 
 
 def _dir_size_mb(path: Path) -> float:
@@ -148,7 +200,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
             metric_for_best_model="accuracy" if select_best else None,
             save_total_limit=1 if save else None,  # with selection the best one is kept too
             logging_strategy="steps",
-            logging_steps=25,
+            logging_steps=logging_steps(len(data["train"]), config),
             report_to=[],
             seed=config.seed,
             data_seed=config.seed,
@@ -164,7 +216,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
             eval_dataset=data["validation"] if has_val else None,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_trainer_metrics,
-            callbacks=[tracker.callback(), *method_callbacks(config)],
+            callbacks=[tracker.callback(), *method_callbacks(config), *_tensorboard_callbacks(config.key())],
         )
         resume_from = _last_checkpoint(checkpoint_folder)
         train_output = trainer.train(resume_from_checkpoint=resume_from)
@@ -203,6 +255,7 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         **metrics,
         val_accuracy=val_accuracy,
         val_accuracy_per_epoch=val_history,
+        log_history=log_history(trainer.state.log_history),
         train_loss=float(train_output.training_loss),
         trainable_params=counts.trainable,
         adapter_params=counts.adapter,

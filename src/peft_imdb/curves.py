@@ -1,0 +1,80 @@
+"""Training curves: the training loss of each method against the optimizer step, mean over seeds with a band."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from .plots import _save, colour, plt
+from .results import RunResult
+
+CURVE_COLUMNS = ["key", "method", "label", "seed", "step", "epoch", "loss"]
+
+
+def _label(record: RunResult) -> str:
+    from .results import _label as stored_label
+
+    return stored_label(record.config or {}, record.method)
+
+
+def curve_frame(frame_or_records: pd.DataFrame | Iterable[RunResult]) -> pd.DataFrame:
+    """Tidy training-loss points, one row per run x logging step: key, method, label, seed, step, epoch, loss.
+
+    Takes the store as `results.load_results` gives it (a `log_history` column) or a list of RunResult;
+    runs without a log history (records made before it was stored) add no rows.
+    """
+    if isinstance(frame_or_records, pd.DataFrame):
+        frame = frame_or_records
+        if "log_history" not in frame.columns:
+            return pd.DataFrame(columns=CURVE_COLUMNS)
+        if "status" in frame.columns:
+            frame = frame[frame["status"] == "ok"]
+        runs = [(row["key"], row["method"], row.get("label", row["method"]), row["seed"], row["log_history"])
+                for _, row in frame.iterrows()]
+    else:
+        runs = [(r.key, r.method, _label(r), r.seed, r.log_history) for r in frame_or_records if r.status == "ok"]
+    rows = [{"key": key, "method": method, "label": label, "seed": seed, "step": entry["step"],
+             "epoch": entry.get("epoch"), "loss": entry["loss"]}
+            for key, method, label, seed, history in runs
+            for entry in (history if isinstance(history, list) else []) if "loss" in entry and "step" in entry]
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path: str | Path) -> Path | None:
+    """The methods' training-loss curves side by side, one panel per method; None when no run has a history.
+
+    Each line is one summary row (its label), the mean over its seeds at each logging step; the band is
+    ± one standard deviation over seeds (seaborn errorbar="sd"), absent for a single seed.
+    """
+    import seaborn as sns
+
+    points = curve_frame(frame_or_records)
+    if points.empty:
+        return None
+    methods = list(dict.fromkeys(points["method"]))
+    labels = list(dict.fromkeys(points["label"]))
+    palette = {label: colour(points.loc[points["label"] == label, "method"].iloc[0]) for label in labels}
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods) + 0.6, 3.6), sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        rows = points[points["method"] == method]
+        several = rows["label"].nunique() > 1
+        sns.lineplot(data=rows, x="step", y="loss", hue="label", palette=palette, style="label" if several else None,
+                     errorbar="sd", estimator="mean", marker="o", markersize=3, ax=ax, legend=several)
+        if several:
+            ax.legend(fontsize=7, title=None)
+        seeds = rows.groupby("label")["seed"].nunique()
+        ax.set_title(f"{method} ({_seeds(seeds)})", fontsize=9, color=colour(method))
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("training loss (cross-entropy)")
+    fig.suptitle("Training loss (mean over each logging interval) per optimizer step\n"
+                 "line: mean over seeds; band: ± 1 std over seeds (seaborn errorbar='sd')", fontsize=9)
+    return _save(fig, Path(path))
+
+
+def _seeds(counts: pd.Series) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    number = f"{low}" if low == high else f"{low}-{high}"
+    return f"{number} seed{'s' if high > 1 else ''}"

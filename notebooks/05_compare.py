@@ -177,6 +177,15 @@ chart(written, "trainable_params.png")
 chart(written, "train_time.png")
 
 # %% [markdown]
+# ### Training curves
+#
+# The training loss of each method against the optimizer step: the mean over seeds, with a band of one
+# standard deviation over seeds. Every run stores its log history with its record.
+
+# %%
+chart(written, "loss_curves.png", "the stored runs predate the training-curve record (retrain to draw it)")
+
+# %% [markdown]
 # ### Memory: the model's state, and the working memory above it
 #
 # Model state is computed from the model: its weights (4-bit packed for QLoRA), and the gradients and

@@ -32,4 +32,6 @@ def test_the_study_has_one_row_per_method_with_three_seeds():
     from peft_imdb.results import load_results
 
     table = summarize(load_results(RESULTS))
-    assert list(table["label"]) == ["full", "lora", "qlora", "ia3"] and set(table["n"]) == {3}
+    assert list(table["method"]) == ["full", "lora", "qlora", "ia3"] and set(table["n"]) == {3}
+    # QLoRA's recipe turned gradient checkpointing on in these runs: the row says so.
+    assert table.set_index("method").loc["qlora", "label"] == "qlora (gradient_checkpointing=True)"

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .ablations import ABLATIONS
 from .methods import method_names
+from .curves import loss_curves_chart
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, load_predictions, load_results, results_dir
 from .stats import (LEVEL, TOST_LEVEL, detectable_difference_from, holm, two_level_difference, two_level_interval,
@@ -335,6 +336,8 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
                     for x, x_name, log in (("model_state_mb", "memory", False),
                                            ("trainable_params", "params", True),
                                            ("train_time_s", "time", False))]
+        curves = loss_curves_chart(frame, Path(figures_dir) / "loss_curves.png")  # None before any run logs them
+        figures += [curves] if curves is not None else []
     figures += [ablation_chart(name, t, Path(figures_dir) / f"ablation_{name}.png") for name, t in ablations.items()]
     path = Path(root) / "summary.md"
     atomic_write_text(path, summary_markdown(table, frame, ablations, figures, margin))

@@ -23,9 +23,10 @@
 # **What it saves, honestly:** weight memory. It does not shrink activations (batch × length × hidden ×
 # layers, the largest part at long sequences), nor the adapters' gradients and optimizer state, nor the
 # embeddings and LayerNorms, which are not quantized. It is usually **slower** than LoRA: every 4-bit
-# layer is dequantized on the fly, and the QLoRA recipe (`prepare_model_for_kbit_training`) turns on
-# gradient checkpointing, which recomputes the forward pass during the backward pass to save activation
-# memory. QLoRA pays off when the weights are what does not fit (billion-parameter models on one GPU),
+# layer is dequantized on the fly. (The QLoRA paper also turns on gradient checkpointing, which recomputes
+# the forward pass during the backward pass to save activation memory; here checkpointing is one study-wide
+# setting, the same for every method, so QLoRA's time and memory differ from LoRA's by the 4-bit base
+# alone.) QLoRA pays off when the weights are what does not fit (billion-parameter models on one GPU),
 # not on a 22 M-parameter encoder.
 
 # %% [markdown]
@@ -153,7 +154,8 @@ as_call(quantization)  # a transformers.BitsAndBytesConfig
 # ## Load in 4 bit, `prepare_model_for_kbit_training`, `get_peft_model`
 #
 # The QLoRA recipe: load the base quantized, let `prepare_model_for_kbit_training` cast the LayerNorms to
-# fp32 and turn on gradient checkpointing, then add the LoRA adapters and the trainable head copy exactly
+# fp32 (with `use_gradient_checkpointing=False`: checkpointing is the study-wide `--gradient-checkpointing`
+# setting, off here as for every method), then add the LoRA adapters and the trainable head copy exactly
 # as in 02. `print_trainable_parameters` gives 02's count: the 4-bit weights are frozen. Its `all params`
 # counts the head twice (the frozen original and its trainable copy), and peft doubles the packed 4-bit
 # weights to count each code as a parameter.
@@ -162,8 +164,7 @@ as_call(quantization)  # a transformers.BitsAndBytesConfig
 if nf4_ok:
     tokenizer = load_tokenizer(config.model)
     model = load_model(config.model, tokenizer, quantization_config=quantization)
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
-                                            gradient_checkpointing_kwargs={"use_reentrant": False})
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     peft_model = get_peft_model(model, peft_config)
     peft_model.print_trainable_parameters()
 else:

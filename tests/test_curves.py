@@ -61,11 +61,11 @@ def test_log_history_keeps_plain_numbers():
     ]
 
 
-def test_a_run_stores_its_history(tiny_models):
+def test_a_run_stores_its_history(tiny_models, imdb):
     from peft_imdb.train import train_and_evaluate
 
     config = tiny_config(tiny_models["bert"], "full", train_size=128, val_size=16, epochs=3, lr=2e-3)
-    result, _ = train_and_evaluate(config)
+    result, _ = train_and_evaluate(config, imdb)
     losses = [entry["loss"] for entry in result.log_history if "loss" in entry]
     evals = [entry for entry in result.log_history if "eval_accuracy" in entry]
     assert len(losses) >= 10  # short runs log more often than every 25 steps

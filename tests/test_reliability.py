@@ -44,14 +44,19 @@ def fake_runs(monkeypatch, tiny_models) -> list[str]:
 
     def train_and_store(config: RunConfig, results_dir=None, imdb=None) -> RunResult:
         calls.append(config.key())
-        result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
-                           status="ok", accuracy=0.5, f1=0.5, trainable_params=1, total_params=2,
-                           train_time_s=1.0, peak_memory_mb=1.0, memory_kind="cpu_rss", config=config.to_dict())
-        save_result(result, results_dir)
-        return result
+        return store_ok_row(config, results_dir)
 
     monkeypatch.setattr(runner, "train_and_store", train_and_store)
     return calls
+
+
+def store_ok_row(config: RunConfig, results_dir) -> RunResult:
+    """What a stubbed training stores: an `ok` row of made-up metrics for the config."""
+    result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
+                       status="ok", accuracy=0.5, f1=0.5, trainable_params=1, total_params=2,
+                       train_time_s=1.0, peak_memory_mb=1.0, memory_kind="cpu_rss", config=config.to_dict())
+    save_result(result, results_dir)
+    return result
 
 
 def _matrix_args(data: Path, out: Path, *extra: str) -> list[str]:

@@ -230,6 +230,7 @@ def _ablation(args) -> int:
 
 def _sweep(args) -> int:
     """Train the validation sweep's runs not stored yet, then write its table and picks."""
+    from .results import has_ok_result
     from .sweep import TUNING_VAL_SIZE, sweep_configs, sweep_folder, write_sweep_summary
 
     profile = PROFILES[args.profile] if args.profile else detect_profile()
@@ -238,7 +239,7 @@ def _sweep(args) -> int:
     folder = sweep_folder(profile, args.results_dir)
     code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None, "force": False}),
                    configs)
-    for path in write_sweep_summary(folder):
+    for path in write_sweep_summary(folder, complete=all(has_ok_result(c.key(), folder) for c in configs)):
         print(f"wrote {path}")
     return code
 

@@ -157,7 +157,8 @@ class Method:
         if self.run_fields is not None and run is not None:
             fields_.update(self.run_fields(run))
         fields_.update(adapter)
-        fields_.setdefault("modules_to_save", head_modules(model_type))
+        if "modules_to_save" in _field_names(cls):  # prompt learning on peft < 0.15 sets its own head
+            fields_.setdefault("modules_to_save", head_modules(model_type))
         try:
             return cls(task_type=TaskType.SEQ_CLS, **fields_)
         except (TypeError, ValueError) as exc:

@@ -199,8 +199,11 @@ def build_model(config, tokenizer, precision) -> Built:
     try:
         model = get_peft_model(model, peft_config)
     except (ValueError, TypeError, NotImplementedError) as exc:
-        # peft refuses the combination (no such target layers, a layer type the method has no adapter for,
-        # a config it cannot complete): the run is recorded as skipped, with peft's reason.
+        # peft refuses the method's own defaults on this architecture (no such layers, a layer type the
+        # method has no adapter for): the run is recorded as skipped, with peft's reason. Settings the user
+        # chose (--adapter) that peft refuses are that run's failure, recorded as failed.
+        if config.adapter:
+            raise
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unsupported(f"peft cannot apply {method.name} to {architecture}: {detail[:300]}") from None
     targets = sorted(getattr(model.peft_config["default"], "target_modules", None) or [])

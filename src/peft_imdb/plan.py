@@ -155,5 +155,5 @@ def load_or_train(config: RunConfig, root: str | os.PathLike | None = None, retr
         row = read_result(config.key(), root)
         print(f"stored run {row.key} (finished {row.finished_at}), not trained again; retrain=True trains it again")
         return row
-    rows = train_planned(plan.train, root, in_process=True)
+    rows = train_planned(plan.train, root, in_process=True, force=retrain)
     return rows[0] if rows else read_result(config.key(), root)  # trained by another worker meanwhile

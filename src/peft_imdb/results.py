@@ -162,8 +162,12 @@ def save_predictions(key: str, review_ids, labels, predicted, prob_positive,
         "predicted": np.asarray(predicted, dtype=np.int8)[order],
         "prob_positive": np.asarray(prob_positive, dtype=np.float16)[order],
     }
+    import io
+
+    buffer = io.BytesIO()  # compressed in memory: a full disk then fails one plain write, not numpy's zip writer
+    np.savez_compressed(buffer, **arrays)
     path = predictions_path(key, root)
-    atomic_write(path, lambda handle: np.savez_compressed(handle, **arrays))
+    atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return path
 
 

@@ -101,17 +101,20 @@ method_rows(frame)
 # %% [markdown]
 # ## The summary, with its statistics
 #
-# `summarize` takes the `ok` runs and groups them by model, method, data setting (sizes, epochs, max length)
-# and learning rate: `accuracy_mean` ± `accuracy_std` over the seeds, `n` the number of seeds.
-# `add_statistics` adds what the per-review predictions allow:
+# `summarize` takes the `ok` runs and groups them by run identity without the seed: one row per `label`
+# (the method and what sets it apart from its defaults), `accuracy_mean` ± `accuracy_std` over the seeds,
+# `n` the number of seeds. `add_statistics` adds what the per-review predictions allow, resampling seeds
+# and then reviews (a two-level bootstrap):
 #
-# - `acc_low`, `acc_high`: the 95% bootstrap interval (over test reviews) of the seed-averaged accuracy;
-# - `diff`, `diff_low`, `diff_high`: the paired difference to full fine-tuning on the same test reviews,
-#   in accuracy (0.01 = 1 point), with its 95% bootstrap interval;
-# - `p_value`: the test of "no difference" (a paired sign-flip permutation test over reviews, McNemar's
-#   exact test when each side has one seed).
+# - `acc_low`, `acc_high`: the 95% interval of the accuracy; `seed_sd` / `review_sd`: how much of one
+#   run's spread comes from the training seed and how much from the finite test reviews;
+# - `diff`, `diff_low`, `diff_high` (95%) and `diff90_low`, `diff90_high` (90%): the paired difference to
+#   full fine-tuning on the same test reviews, in accuracy (0.01 = 1 point);
+# - `p_holm`: the test of "no difference", Holm-adjusted across the methods compared; `verdict`: equivalent,
+#   worse, better or inconclusive by the rules below; `detectable`: the smallest difference this design
+#   finds at 80% power.
 #
-# A difference whose interval contains 0 is not a measured difference at this test size.
+# "No significant difference" is not "equal": only *equivalent* says the two are within the margin.
 
 # %%
 table = add_statistics(summarize(frame), paths.results_dir)
@@ -120,8 +123,8 @@ statistics_view(table)
 # %% [markdown]
 # ## Which method when
 #
-# The advice is not written by hand: `advice` applies these rules to the table above, so it changes when
-# the runs do.
+# The advice is not written by hand: `advice` applies these rules (the margin is declared before the data)
+# to the verdicts above, so it changes when the runs do.
 
 # %%
 rules()

@@ -4,6 +4,8 @@ CLI run of each stores an `ok` row."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -20,10 +22,11 @@ from peft_imdb.tiny import FAMILIES
 from conftest import tiny_config
 
 MORE = ["dora", "vera", "adalora", "loha", "bitfit", "prompt_tuning"]
-# Where peft (or the classifier) cannot run the method, and a word of the reason the skipped row gives.
+# Where peft (or the classifier) cannot run the method, and the reason the skipped row gives (a pattern).
 UNSUPPORTED = {
     ("loha", "gpt2"): "Conv1D",  # GPT-2's fused projections are transformers' Conv1D; peft's LoHa has no adapter for it
-    ("prompt_tuning", "distilbert"): "token_dim",  # peft cannot read DistilBERT's width from its config
+    # peft cannot read DistilBERT's sizes from its config (0.21 names token_dim first, 0.14 num_layers)
+    ("prompt_tuning", "distilbert"): "token_dim|num_layers",
     ("prompt_tuning", "gpt_neo"): "last non-padding token",
     ("prompt_tuning", "gpt2"): "last non-padding token",
 }
@@ -51,7 +54,7 @@ def test_builds_trains_what_it_should_and_matches_its_formula(tiny_models, famil
         built = build_model(config, tokenizer, choose_precision())
     except Unsupported as exc:
         assert (method, family) in UNSUPPORTED, f"{method} on {family} should build: {exc}"
-        assert UNSUPPORTED[(method, family)] in str(exc)
+        assert re.search(UNSUPPORTED[(method, family)], str(exc)), str(exc)
         return
     assert (method, family) not in UNSUPPORTED, f"{method} now builds on {family}: drop it from UNSUPPORTED"
     model = built.model

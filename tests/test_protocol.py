@@ -96,9 +96,10 @@ def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(
         runs = read_results(folder)
         assert runs and all(r.accuracy is None and not r.config["evaluate_test"] for r in runs)
         assert not (folder / "predictions").exists()
-        for config in {json.dumps(r.config, sort_keys=True) for r in runs}:
-            config = RunConfig.from_dict(json.loads(config))
-            splits = make_splits(without_test_texts(imdb), config.train_size, 0, config.val_size, config.data_seed)
+        tuning = without_test_texts(imdb)
+        for train_size, val_size, data_seed in {(r.config["train_size"], r.config["val_size"], r.config["data_seed"])
+                                                for r in runs}:  # what decides the reviews a tuning run saw
+            splits = make_splits(tuning, train_size, 0, val_size, data_seed)
             assert not test_texts & (set(splits["train"]["text"]) | set(splits["validation"]["text"]))
         if not (folder / "picks.json").is_file():
             continue  # a sweep still under way (`sweep` writes its picks when every run is stored)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .config import PROFILES, RunConfig, detect_profile
 from .errors import UserError
+from .hardware import resolve_precision
 from .methods import METHODS, get_method, method_names, parse_adapter
 
 
@@ -164,8 +165,6 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
     # Only flags given on the command line override the profile; 'full' means the whole split.
     overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name, None) is not None}
     overrides.update({k: None for k, v in overrides.items() if v == "full"})
-    from .hardware import resolve_precision
-
     overrides["precision"] = resolve_precision(getattr(args, "precision", None) or "auto")  # UserError if impossible
     items = _adapter_items(args)
     # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).

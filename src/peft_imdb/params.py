@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .config import RunConfig, model_type
+from .results import RunResult
 
 ALL_PARAMETERS = "all parameters of the trained model"
 # Storage of the frozen base weights under QLoRA: 4-bit NF4 codes, one 8-bit absmax per block of 64

@@ -24,9 +24,10 @@ RUN_COLUMNS = ["status", "reason", "accuracy", "f1", "val_accuracy", "trainable_
                "lr", "device", "key"]
 # What the statistics table shows (report.add_statistics): accuracy with its interval, the paired
 # comparison with Full FT, and the costs; an ablation's varied column goes first.
-STATISTICS_COLUMNS = ["model", "method", "lr", "n", "accuracy_mean", "accuracy_std", "acc_low", "acc_high", "diff",
-                      "diff_low", "diff_high", "p_value", "trainable_params_mean", "train_time_s_mean",
-                      "peak_memory_mb_mean", "memory_kind"]
+STATISTICS_COLUMNS = ["model", "label", "lr", "precision_mode", "n", "accuracy_mean", "accuracy_std", "acc_low",
+                      "acc_high", "seed_sd", "review_sd", "diff", "diff_low", "diff_high", "diff90_low", "diff90_high",
+                      "p_value", "p_holm", "verdict", "detectable", "trainable_params_mean", "train_time_s_mean",
+                      "model_state_mb_mean", "working_memory_mb_mean", "memory_kind"]
 STORE_COLUMNS = ["model", "method", "seed", "status", "accuracy", "f1", "trainable_params", "train_time_s",
                  "peak_memory_mb", "memory_kind", "saved_mb", "lr", "train_size", "eval_size", "max_length",
                  "finished_at", "reason"]
@@ -96,9 +97,10 @@ def statistics_view(table: pd.DataFrame, varied: str | None = None) -> pd.DataFr
         return table
     columns = ([varied] if varied else []) + [c for c in STATISTICS_COLUMNS if c != varied and c in table.columns]
     shown = table[columns].dropna(axis=1, how="all")  # e.g. no comparison with Full FT where it did not run
-    return shown.round({"accuracy_mean": 4, "accuracy_std": 4, "acc_low": 4, "acc_high": 4, "diff": 4,
-                        "diff_low": 4, "diff_high": 4, "p_value": 4, "trainable_params_mean": 0,
-                        "train_time_s_mean": 1, "peak_memory_mb_mean": 0})
+    return shown.round({"accuracy_mean": 4, "accuracy_std": 4, "acc_low": 4, "acc_high": 4, "seed_sd": 4,
+                        "review_sd": 4, "diff": 4, "diff_low": 4, "diff_high": 4, "diff90_low": 4, "diff90_high": 4,
+                        "p_value": 4, "p_holm": 4, "detectable": 4, "trainable_params_mean": 0,
+                        "train_time_s_mean": 1, "model_state_mb_mean": 1, "working_memory_mb_mean": 0})
 
 
 def rules():

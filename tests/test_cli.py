@@ -5,8 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
-
 from peft_imdb.cli import main
 from peft_imdb.results import load_results
 

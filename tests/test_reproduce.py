@@ -8,7 +8,6 @@ import json
 import numpy as np
 import pytest
 
-from conftest import tiny_config
 from peft_imdb.cli import main
 from peft_imdb.reproduce import choose_records, compare, same_stack
 from peft_imdb.results import load_predictions, predictions_path, read_result, read_results

@@ -90,6 +90,12 @@ def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, n
     return np.stack([(f["label"] == f["predicted"]).to_numpy() for f in frames]), ids
 
 
+def _reference(rows: pd.DataFrame) -> pd.DataFrame:
+    """The Full FT row the others are compared with: Full FT at its defaults, else the only Full FT row."""
+    defaults = rows[rows["label"] == REFERENCE]
+    return defaults if len(defaults) == 1 else rows[rows["method"] == REFERENCE]
+
+
 def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True,
                    margin: float = MARGIN) -> pd.DataFrame:
     """Add each row's two-level accuracy interval and variance components, and (with compare) its verdict
@@ -104,7 +110,7 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
         summary[column] = np.nan
     summary["verdict"] = ""
     for _, setting in summary.groupby(SETTING, dropna=False):
-        reference = setting[setting["label"] == REFERENCE]  # Full FT at its defaults
+        reference = _reference(setting)
         ref = correctness(reference.iloc[0]["keys"], root) if compare and len(reference) == 1 else None
         differences = {}
         for index, row in setting.iterrows():
@@ -118,7 +124,7 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
                 # On one run's accuracy: the spread from the seed, and the sampling spread from the reviews.
                 summary.loc[index, ["seed_sd", "review_sd"]] = (np.sqrt(parts.seed_var),
                                                                np.sqrt((parts.review_var + parts.residual_var) / reviews))
-            if ref is not None and row["label"] != REFERENCE and np.array_equal(mine[1], ref[1]):
+            if ref is not None and index != reference.index[0] and np.array_equal(mine[1], ref[1]):
                 difference = two_level_difference(mine[0], ref[0])
                 differences[index] = difference
                 summary.loc[index, columns[4:10]] = (difference.value, difference.ci95.low, difference.ci95.high,
@@ -137,8 +143,8 @@ def advice(table: pd.DataFrame) -> list[str]:
     if table.empty:
         return lines
     for setting, rows in table.groupby(SETTING, dropna=False):
-        reference = rows[rows["label"] == REFERENCE]
-        others = rows[(rows["label"] != REFERENCE) & (rows["verdict"] != "")]
+        reference = _reference(rows)
+        others = rows[rows["verdict"] != ""]
         if len(reference) != 1 or others.empty:
             continue
         ref = reference.iloc[0]

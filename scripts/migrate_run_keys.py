@@ -37,6 +37,8 @@ def migrated_config(old: dict, row: dict | None = None) -> RunConfig:
     config = dict(old)
     if row is not None and row.get("gradient_checkpointing"):
         config["gradient_checkpointing"] = True
+    if row is not None and config.get("lr") is None and row.get("lr") is not None:
+        config["lr"] = row["lr"]  # the rate it ran with, so a later change of the method's default renames nothing
     adapter = {}
     for name, (peft_name, default) in OLD_ADAPTER_FIELDS.items():
         value = config.pop(name, default)
@@ -52,7 +54,7 @@ def migrate_folder(folder: Path, dry_run: bool) -> list[str]:
     for path in sorted((folder / "runs").glob("*.json")):
         data = json.loads(path.read_text())
         config = migrated_config(data["config"], data)
-        if "adapter" in data["config"] and data["key"] == config.key():
+        if "adapter" in data["config"] and data["key"] == config.key() and data["config"].get("lr") is not None:
             continue
         old_key, new_key = data["key"], config.key()
         lines.append(f"{folder}: {old_key} -> {new_key}")

@@ -134,6 +134,8 @@ class RunConfig:
         base.update(overrides)
         if base.get("precision") in (None, "auto"):
             base["precision"] = resolve_precision("auto")
+        if base.get("lr") is None:  # stored resolved: a later change of the method's default renames no run
+            base["lr"] = get_method(method).learning_rates[base["lr_table"]]
         return cls(**base)
 
     def to_dict(self) -> dict[str, Any]:

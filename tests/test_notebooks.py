@@ -67,7 +67,7 @@ def _stderr(notebook) -> list[str]:
 
 
 # Notebooks committed without outputs, and why: their outputs would have to come from runs not stored yet.
-UNEXECUTED = {"07_more_methods": "its six methods have no runs on the cpu profile yet (validation sweep pending)"}
+UNEXECUTED = {"07_more_methods": "its six methods have no runs on the cpu profile yet (their validation sweep and runs are pending)"}
 
 
 def test_notebooks_are_found_in_reading_order():

@@ -22,7 +22,7 @@ from peft_imdb.config import RunConfig
 from peft_imdb.results import RunResult, read_results, save_result
 
 import test_reliability
-from test_reliability import _matrix_args, _small_data, _wait_for
+from test_reliability import PLANNED, _matrix_args, _small_data, _wait_for
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -140,11 +140,13 @@ def _sleeper() -> subprocess.Popen:
 def test_matrix_skips_a_claimed_run_and_picks_it_up_at_the_end_when_its_worker_died(tmp_path, fake_runs,
                                                                                       monkeypatch, capsys):
     from peft_imdb.cli import _configs, build_parser
+    from peft_imdb.plan import with_control_arms
 
     data, out = _small_data(tmp_path / "data"), tmp_path / "out"
     args = _matrix_args(data, out)
-    keys = sorted(c.key() for c in _configs(build_parser().parse_args(args), [test_reliability.MODEL], ["full", "lora", "ia3", "qlora"],
-                                            [0, 1]))
+    planned = _configs(build_parser().parse_args(args), [test_reliability.MODEL], ["full", "lora", "ia3", "qlora"], [0, 1])
+    keys = sorted(c.key() for c in with_control_arms(planned))
+    assert len(keys) == PLANNED
     busy, gone = keys[0], keys[1]
     alive, dying = _sleeper(), _sleeper()  # two other workers on this host
     try:
@@ -178,7 +180,7 @@ def test_matrix_skips_a_claimed_run_and_picks_it_up_at_the_end_when_its_worker_d
 def test_a_run_finished_by_another_worker_meanwhile_is_not_trained_again(tmp_path, fake_runs, capsys):
     data, out = _small_data(tmp_path / "data"), tmp_path / "out"
     args = _matrix_args(data, out, "--force")
-    assert main(args) == 0 and len(fake_runs) == 8
+    assert main(args) == 0 and len(fake_runs) == PLANNED
     first = list(fake_runs)
     fake_runs.clear()
     stub = runner.train_and_store

@@ -59,6 +59,10 @@ def store_ok_row(config: RunConfig, results_dir) -> RunResult:
     return result
 
 
+# What _matrix_args plans: 4 methods and QLoRA's control arm (LoRA at QLoRA's learning rate), x 2 seeds.
+PLANNED = 10
+
+
 def _matrix_args(data: Path, out: Path, *extra: str) -> list[str]:
     return ["matrix", "--model", MODEL, "--methods", "full", "lora", "ia3", "qlora", "--seeds", "0", "1",
             "--profile", "smoke", "--train-size", "8", "--eval-size", "8", "--val-size", "0",
@@ -74,18 +78,18 @@ def _keys(folder: Path) -> list[str]:
 def test_matrix_reruns_a_run_whose_record_is_corrupt(tmp_path, fake_runs, capsys):
     data, out = _small_data(tmp_path / "data"), tmp_path / "out"
     args = _matrix_args(data, out)
-    assert main(args) == 0 and len(fake_runs) == 8
+    assert main(args) == 0 and len(fake_runs) == PLANNED
     broken = out / "runs" / f"{fake_runs[3]}.json"
     original = broken.read_text()
     broken.write_text(original[: len(original) // 2])  # truncated
     fake_runs.clear()
     capsys.readouterr()
     assert main(args) == 0
-    assert fake_runs == [broken.stem]  # only that run again; the seven others are skipped
+    assert fake_runs == [broken.stem]  # only that run again; the others are skipped
     err = capsys.readouterr().err
     assert f"{broken.name}.corrupt" in err
     assert (out / "runs" / f"{broken.name}.corrupt").read_text() == original[: len(original) // 2]
-    assert len(load_results(out)) == 8 and set(load_results(out)["status"]) == {"ok"}
+    assert len(load_results(out)) == PLANNED and set(load_results(out)["status"]) == {"ok"}
 
 
 # --- shards and merge ------------------------------------------------------------------------------
@@ -96,7 +100,7 @@ def test_shards_split_the_runs_without_overlap_and_merge_folds_them(tmp_path, fa
     for k, folder in enumerate(shards, start=1):
         assert main(_matrix_args(data, folder, "--shard", f"{k}/3")) == 0
     everything = sorted(fake_runs)
-    assert len(everything) == len(set(everything)) == 8  # every run once, on exactly one shard
+    assert len(everything) == len(set(everything)) == PLANNED  # every run once, on exactly one shard
     # Documented rule: position i in the list sorted by run key, i % N == K - 1.
     for k, folder in enumerate(shards, start=1):
         assert _keys(folder) == everything[k - 1::3]
@@ -109,7 +113,7 @@ def test_shards_split_the_runs_without_overlap_and_merge_folds_them(tmp_path, fa
     merged = tmp_path / "merged"
     capsys.readouterr()
     assert main(["merge", *map(str, shards), "--results-dir", str(merged)]) == 0
-    assert _keys(merged) == everything and "8 added" in capsys.readouterr().out
+    assert _keys(merged) == everything and f"{PLANNED} added" in capsys.readouterr().out
     assert not list((merged / "runs").glob(".*"))  # no temporary file left behind
     # Merging again changes nothing.
     assert main(["merge", *map(str, shards), "--results-dir", str(merged)]) == 0

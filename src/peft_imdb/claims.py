@@ -7,8 +7,8 @@ system has no hard links). The claim holds the owner's host, pid, start time and
 thread rewrites the heartbeat every PEFT_IMDB_CLAIM_HEARTBEAT_S seconds while the run trains. Another
 worker skips a claimed run, unless the claim is stale: its owner's process is gone (same host, checked
 with os.kill(pid, 0)), or its heartbeat is older than PEFT_IMDB_CLAIM_TIMEOUT_S (default 600 s). A stale
-claim is taken over by renaming it to a unique name first: only the worker whose rename succeeds goes
-on, and it still has to win the atomic creation of the new claim.
+claim is taken over under a short lock (`<key>.json.takeover`): only the lock's holder removes it, and
+only if it still holds the stale token; then every taker races fairly for the atomic creation.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .errors import UserError
 TIMEOUT_ENV = "PEFT_IMDB_CLAIM_TIMEOUT_S"
 HEARTBEAT_ENV = "PEFT_IMDB_CLAIM_HEARTBEAT_S"
 DEFAULT_TIMEOUT_S = 600.0
+LOCK_STALE_S = 30.0  # a takeover lock older than this was left by a taker that died
 STORE_ERROR_EXIT = 3  # the CLI's exit code when the results folder could not be written after training
 STORE_ERROR_PREFIX = "could not write "  # how a StoreWriteError's message starts (it crosses a pipe as text)
 # errno values that mean "this folder cannot take the write", as opposed to a bug
@@ -335,7 +336,7 @@ def acquire(key: str, root: str | os.PathLike | None = None, log=print) -> Claim
     A stale claim (owner gone) is taken over, reported through log.
     """
     path = claim_path(key, root)
-    for _ in range(5):
+    for _ in range(50):
         now = _now()
         mine = Holder(key=key, host=_host(), pid=os.getpid(), token=uuid.uuid4().hex, started=now,
                       heartbeat=now, pid_started=_process_started(os.getpid()))
@@ -347,24 +348,37 @@ def acquire(key: str, root: str | os.PathLike | None = None, log=print) -> Claim
         reason = stale_reason(holder)
         if reason is None:
             return holder
-        aside = path.with_name(f".{path.name}.stale.{uuid.uuid4().hex}")
-        try:
-            os.rename(path, aside)  # one taker wins this rename; the others find the name gone
-        except FileNotFoundError:
+        if not _remove_if_unchanged(path, holder.token):
+            time.sleep(0.01)  # another taker is removing it, or took it over: look again
             continue
-        moved = read_claim(aside)
-        if moved is not None and moved.readable and moved.token != holder.token:
-            # Someone took it over between our read and our rename: put their fresh claim back.
-            try:
-                os.link(aside, path)
-            except OSError:
-                pass
-            aside.unlink(missing_ok=True)
-            continue
-        aside.unlink(missing_ok=True)
         log(f"{key}: taking over the claim of {holder.owner}: {reason}")
     holder = read_claim(path)
     return holder if holder is not None else Holder(key=key, readable=False)
+
+
+def _remove_if_unchanged(path: Path, token: str) -> bool:
+    """Remove the stale claim at path, but only while it still holds token; True when this call removed it.
+
+    Takers serialise on a lock file (path + '.takeover', created atomically): only its holder may remove
+    the claim, after reading it again, so a fresh claim written meanwhile by a faster taker is never
+    removed. A lock older than LOCK_STALE_S (its taker died between two lines) is cleared.
+    """
+    lock = path.with_name(path.name + ".takeover")
+    if not _create_exclusive(lock, f"{_host()}:{os.getpid()}\n"):
+        try:
+            if _now() - lock.stat().st_mtime > LOCK_STALE_S:
+                lock.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        return False
+    try:
+        current = read_claim(path)
+        if current is None or current.token != token:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        lock.unlink(missing_ok=True)
 
 
 def held_claims() -> list[Claim]:

@@ -39,15 +39,15 @@ $(OLDEST_VENV)/.installed: pyproject.toml constraints-oldest.txt
 
 setup: $(VENV)/.installed
 
-study: setup  ## the four methods x 3 seeds on the detected profile, then the summary and charts
+study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detected profile, then the summary and charts
 	$(PY) -m peft_imdb matrix
 	$(PY) -m peft_imdb report
 	$(PY) scripts/update_readme.py
 
-ablations: setup  ## LoRA rank, adapter placement, learning rate (reuses the study's identical runs)
-	$(PY) -m peft_imdb ablation rank
-	$(PY) -m peft_imdb ablation targets
-	$(PY) -m peft_imdb ablation lr
+ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds); reuses the study's identical runs
+	$(PY) -m peft_imdb ablation rank --seeds 0 1 2
+	$(PY) -m peft_imdb ablation targets --seeds 0 1 2
+	$(PY) -m peft_imdb ablation precision --seeds 0 1 2 3 4
 	$(PY) -m peft_imdb report
 	$(PY) scripts/update_readme.py
 

@@ -24,15 +24,31 @@ def test_rank_sweep_keeps_alpha_over_rank_and_contains_the_default_run():
     assert base["lora"].key() in {c.key() for c in configs}  # r=8 is the study's own LoRA run
 
 
-def test_lr_grid_is_three_rates_per_method_around_the_default():
+def test_precision_pairs_each_method_in_the_fast_precision_with_fp32(monkeypatch):
+    import peft_imdb.hardware as hardware
+
+    monkeypatch.setattr(hardware, "resolve_precision", lambda requested="auto", cpu_bf16=True: "bf16")
     base = _base()
-    configs = ablation_configs("lr", base)
-    assert len(configs) == 3 * len(base)
-    for method in base:
-        rates = sorted(c.learning_rate for c in configs if c.method == method)
-        default = base[method].learning_rate
-        assert rates[1] == default and rates[0] < default < rates[2]
-        assert base[method].key() in {c.key() for c in configs}
+    configs = ablation_configs("precision", base)
+    assert [(c.method, c.precision) for c in configs] == [(m, p) for m in base for p in ("bf16", "fp32")]
+    assert len({c.key() for c in configs}) == len(configs)  # precision is part of a run's identity
+    monkeypatch.setattr(hardware, "resolve_precision", lambda requested="auto", cpu_bf16=True: "fp32")
+    assert [c.precision for c in ablation_configs("precision", base)] == ["fp32"] * len(base)  # nothing to compare
+
+
+def test_a_method_whose_bf16_is_not_equivalent_defaults_to_fp32_on_a_bf16_cpu(monkeypatch):
+    import peft_imdb.hardware as hardware
+    from dataclasses import replace
+
+    from peft_imdb.config import PROFILES
+    from peft_imdb.methods import METHODS
+
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
+    assert RunConfig.from_profile(PROFILES["cpu"], "lora").precision == "bf16"
+    monkeypatch.setitem(METHODS, "lora", replace(METHODS["lora"], cpu_bf16=False))
+    assert RunConfig.from_profile(PROFILES["cpu"], "lora").precision == "fp32"
+    assert RunConfig.from_profile(PROFILES["cpu"], "lora", precision="bf16").precision == "bf16"  # asked for
 
 
 def test_targets_compare_attention_with_attention_plus_feed_forward():
@@ -43,7 +59,7 @@ def test_targets_compare_attention_with_attention_plus_feed_forward():
 
 
 def test_unknown_ablation_is_a_clear_error():
-    with pytest.raises(UserError, match="rank, targets, lr"):
+    with pytest.raises(UserError, match="rank, targets, precision"):
         ablation_configs("depth", _base())
 
 

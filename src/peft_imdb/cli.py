@@ -6,6 +6,7 @@ import argparse
 import itertools
 import os
 import sys
+import time
 from pathlib import Path
 
 from .config import PROFILES, RunConfig, detect_profile
@@ -87,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--model", "--models", dest="models", nargs="+")
     matrix.add_argument("--methods", nargs="+", default=None,
                         help=f"methods to run (default: the four core methods, {', '.join(method_names(True))})")
-    matrix.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
-                        help="training seeds (default 0 1 2: the summary reports mean ± std and intervals)")
+    matrix.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4],
+                        help="training seeds (default 0-4, the committed study's: intervals resample seeds and reviews)")
     matrix.add_argument("--force", action="store_true", help="re-run finished runs too")
     matrix.add_argument("--shard", metavar="K/N",
                         help="run only share K of N (1 <= K <= N): the runs whose position in the list sorted "
@@ -99,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     _common(matrix)
 
     ablation = commands.add_parser("ablation", help="one ablation of the study into results/ablations/<name>/")
-    ablation.add_argument("name", help="rank (LoRA rank), targets (attention vs attention + feed-forward) or lr "
-                          "(learning rate x 1/3, 1, 3 per method)")
+    ablation.add_argument("name", help="rank (LoRA rank 2, 8, 32), targets (attention vs attention + "
+                          "feed-forward) or precision (the hardware's fast precision vs fp32); the learning-rate "
+                          "ablation is `sweep`")
     ablation.add_argument("--model")
     ablation.add_argument("--methods", nargs="+", default=None,
                           help="only these methods' runs (default: all the ablation has)")
@@ -204,9 +206,20 @@ def _matrix(args, configs: list[RunConfig], reuse_from: str | None = None) -> in
         return 0
     imdb = load_imdb(plan.train[0].data_dir)  # fail fast on bad data; each run's process reads it again
     rank = world()[0]
+    started = time.perf_counter()
     rows = train_planned(plan.train, args.results_dir, imdb, in_process=args.in_process,
                          on_result=_print_row if rank == 0 else None, force=args.force)
+    if rank == 0:
+        print(overhead_line(rows, time.perf_counter() - started))
     return 1 if any(row.status == "failed" for row in rows) else 0
+
+
+def overhead_line(rows, wall_s: float) -> str:
+    """How much of a matrix's wall time went into training and evaluation, and how much around them."""
+    inside = sum((row.train_time_s or 0) + (row.eval_time_s or 0) for row in rows)
+    share = 1 - inside / wall_s if wall_s > 0 else 0.0
+    return (f"matrix: {len(rows)} run(s) in {wall_s:.0f} s; training + evaluation {inside:.0f} s; outside them "
+            f"(process start, imports, model load, tokenization, storing) {share:.1%}")
 
 
 def _ablation(args) -> int:

@@ -133,7 +133,7 @@ class RunConfig:
         )
         base.update(overrides)
         if base.get("precision") in (None, "auto"):
-            base["precision"] = resolve_precision("auto")
+            base["precision"] = resolve_precision("auto", get_method(method).cpu_bf16)
         if base.get("lr") is None:  # stored resolved: a later change of the method's default renames no run
             base["lr"] = get_method(method).learning_rates[base["lr_table"]]
         return cls(**base)

@@ -124,9 +124,15 @@ def choose_precision(requested: str = "auto", capability: tuple[int, int] | None
     return Precision("fp32", f"auto: {where}: bf16 would be emulated (slower) and fp16 is a no-op on CPU")
 
 
-def resolve_precision(requested: str = "auto") -> str:
-    """The concrete precision name (fp32, bf16 or fp16) a request resolves to on this machine."""
-    return choose_precision(requested).name
+def resolve_precision(requested: str = "auto", cpu_bf16: bool = True) -> str:
+    """The concrete precision name (fp32, bf16 or fp16) a request resolves to on this machine.
+
+    cpu_bf16=False (a method whose bf16 was not shown equivalent to fp32) makes `auto` pick fp32 on a CPU.
+    """
+    chosen = choose_precision(requested).name
+    if requested == "auto" and chosen == "bf16" and not cpu_bf16 and not torch.cuda.is_available():
+        return "fp32"
+    return chosen
 
 
 def trainer_precision_args(precision_name: str, cuda: bool) -> dict:

@@ -118,6 +118,9 @@ class Method:
     # The method that is this one without the 4-bit base: the study adds it as a control arm with exactly
     # this method's settings (learning rate included), so the 4-bit effect stands alone.
     unquantized_twin: str | None = None
+    # Whether `auto` may pick bf16 on a CPU with native bf16: True only where the precision ablation found
+    # bf16 *equivalent* to fp32 for this method (results/summary.md, "Ablation: precision"); False keeps fp32.
+    cpu_bf16: bool = True
     core: bool = True  # one of the study's four methods (highlighted in charts)
     # Hooks for methods that need more than a peft config, each a function of the run (or model), not a branch:
     run_fields: Callable[[Any], dict[str, Any]] | None = None  # RunConfig -> peft fields it determines

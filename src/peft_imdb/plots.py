@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; notebooks show the saved PNGs
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from .methods import METHODS
@@ -198,52 +199,50 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
 
 
 ABLATION_AXES = {"rank": ("lora_r", "LoRA rank r (alpha = 2r, log scale)"),
-                 "lr": ("lr", "learning rate (log scale)"),
-                 "targets": ("placement", "adapter placement")}
+                 "targets": ("placement", "adapter placement"),
+                 "precision": ("precision_mode", "training precision")}
+CATEGORICAL = {"placement", "precision_mode"}  # varied settings shown as one point per method and value
+
+
+def _interval_errors(rows: pd.DataFrame):
+    """The rows' 95% intervals (seeds + reviews) as asymmetric error bars, or None where none was computed."""
+    if rows["acc_low"].isna().all():
+        return None
+    return np.vstack([(rows["accuracy_mean"] - rows["acc_low"]).fillna(0).to_numpy(),
+                      (rows["acc_high"] - rows["accuracy_mean"]).fillna(0).to_numpy()])
 
 
 def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
-    """Accuracy (mean ± std over seeds, with the 95% interval shaded) against the ablation's varied setting."""
+    """Accuracy (mean over seeds, 95% interval over seeds and reviews) against the ablation's varied setting."""
     column, xlabel = ABLATION_AXES[name]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method, rows in table.groupby("method", sort=False):
-        rows = rows.sort_values(column) if column != "placement" else rows
+        rows = rows.sort_values(column) if column not in CATEGORICAL else rows
         color = colour(method)
-        if column == "placement":
-            for _, row in rows.iterrows():
-                position = f"{method}\n{row[column]}"
-                ax.bar(position, row["accuracy_mean"], yerr=None if row["n"] < 2 else row["accuracy_std"],
-                       capsize=4, color=color, hatch="//" if row[column] == "attention" else None,
-                       edgecolor="white", label=method)
-                ax.annotate(f"{row['accuracy_mean']:.3f}\n{row['trainable_params_mean']:,.0f} params",
-                            (position, row["accuracy_mean"]), ha="center", va="bottom", fontsize=7,
-                            xytext=(0, 4), textcoords="offset points")
+        if column in CATEGORICAL:
+            positions = [f"{method}\n{value}" for value in rows[column]]
+            ax.errorbar(positions, rows["accuracy_mean"], yerr=_interval_errors(rows), fmt="o", ms=7, capsize=4,
+                        color=color, label=method)
+            for position, (_, row) in zip(positions, rows.iterrows()):
+                versus = "reference" if pd.isna(row["diff"]) else f"{100 * row['diff']:+.1f} pts, {row['verdict']}"
+                ax.annotate(f"{versus}\n{row['trainable_params_mean']:,.0f} params", (position, row["accuracy_mean"]),
+                            ha="left", va="center", fontsize=7, xytext=(8, 0), textcoords="offset points")
         else:
-            ax.errorbar(rows[column], rows["accuracy_mean"], yerr=_errors(rows, "accuracy"), marker="o",
+            ax.errorbar(rows[column], rows["accuracy_mean"], yerr=_interval_errors(rows), marker="o",
                         capsize=3, color=color, label=method)
-            if rows["acc_low"].notna().all():
-                ax.fill_between(rows[column], rows["acc_low"], rows["acc_high"], color=color, alpha=0.15)
-            if name == "lr":  # the method's default learning rate (its row carries no lr in its label)
-                for lr in rows.loc[rows["label"] == method, column]:
-                    ax.axvline(lr, color=color, linestyle=":", alpha=0.8)
             if name == "rank":
                 for _, row in rows.iterrows():
                     ax.annotate(f"{row['trainable_params_mean']:,.0f}", (row[column], row["accuracy_mean"]),
                                 xytext=(0, -14), textcoords="offset points", ha="center", fontsize=7)
-    if column != "placement":
-        ax.set_xscale("log", base=2 if name == "rank" else 10)
+    if column not in CATEGORICAL:
+        ax.set_xscale("log", base=2)
         if name == "rank":
             ax.set_xticks(sorted(table[column].unique()), [str(int(v)) for v in sorted(table[column].unique())])
-    else:
-        low = float((table["accuracy_mean"] - table["accuracy_std"].fillna(0)).min())
-        ax.set_ylim(max(0.0, low - 0.05), 1.0)
     seeds = f"{table['n'].min()}-{table['n'].max()}" if table["n"].min() != table["n"].max() else f"{table['n'].min()}"
     first = table.iloc[0]
+    bars = "error bars: 95% CI (seeds + reviews)" if table["n"].min() > 1 else "error bars: 95% CI over reviews (one seed)"
     ax.set_title(f"Ablation: {name}\n{first['model']}: {first['train_size']} train / {first['eval_size']} test "
-                 f"reviews, max length {first['max_length']}\n{seeds} seed(s); "
-                 + ("error bars: std over seeds" if column == "placement" and table["n"].max() > 1 else
-                    "one seed: no error bars" if column == "placement" else "shaded: 95% CI (seeds + reviews)")
-                 + ("; dotted: each method's default" if name == "lr" else ""),
+                 f"reviews, max length {first['max_length']}\n{seeds} seed(s); {bars}",
                  fontsize=9)
     ax.set_xlabel(xlabel + (" (numbers: trainable parameters)" if name == "rank" else ""))
     ax.set_ylabel("test accuracy")

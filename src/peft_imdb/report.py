@@ -64,7 +64,8 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     summary["n"] = grouped.size()
     summary["keys"] = grouped["key"].agg(list)
     for column in ("memory_kind", "base_weight_bits", "device", "precision_mode"):
-        summary[column] = grouped[column].first()
+        if column not in keys:
+            summary[column] = grouped[column].first()
     if "confusion_matrix" in ok:
         summary["confusion"] = grouped["confusion_matrix"].agg(_mean_confusion)
     summary = summary.reset_index()
@@ -96,11 +97,26 @@ def _reference(rows: pd.DataFrame) -> pd.DataFrame:
     return defaults if len(defaults) == 1 else rows[rows["method"] == REFERENCE]
 
 
+def _pairs(setting: pd.DataFrame, reference=None) -> list[tuple[int, list[int]]]:
+    """(reference row, rows compared with it): Full FT against every other row, or, with `reference` (rows of one
+    method -> mask of its reference row), each method's other rows against that method's reference row."""
+    if reference is None:
+        ref = _reference(setting)
+        return [(ref.index[0], [i for i in setting.index if i != ref.index[0]])] if len(ref) == 1 else []
+    pairs = []
+    for _, rows in setting.groupby("method", sort=False):
+        ref = rows[reference(rows)]
+        if len(ref) == 1:
+            pairs.append((ref.index[0], [i for i in rows.index if i != ref.index[0]]))
+    return pairs
+
+
 def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True,
-                   margin: float = MARGIN) -> pd.DataFrame:
+                   margin: float = MARGIN, reference=None) -> pd.DataFrame:
     """Add each row's two-level accuracy interval and variance components, and (with compare) its verdict
-    against Full FT: the paired two-level difference, its 95% and 90% intervals, Holm's p, and the smallest
-    difference the design detects at 80% power."""
+    against its reference (Full FT; with `reference`, each method's own reference row, as in an ablation):
+    the paired two-level difference, its 95% and 90% intervals, Holm's p over the setting's comparisons, and
+    the smallest difference the design detects at 80% power."""
     if summary.empty:
         return summary
     summary = summary.copy()
@@ -110,13 +126,12 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
         summary[column] = np.nan
     summary["verdict"] = ""
     for _, setting in summary.groupby(SETTING, dropna=False):
-        reference = _reference(setting)
-        ref = correctness(reference.iloc[0]["keys"], root) if compare and len(reference) == 1 else None
-        differences = {}
+        runs = {}
         for index, row in setting.iterrows():
             mine = correctness(row["keys"], root)
             if mine is None:
                 continue
+            runs[index] = mine
             interval = two_level_interval(mine[0])
             summary.loc[index, ["acc_low", "acc_high"]] = interval.low, interval.high
             if len(mine[0]) > 1:
@@ -124,7 +139,13 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
                 # On one run's accuracy: the spread from the seed, and the sampling spread from the reviews.
                 summary.loc[index, ["seed_sd", "review_sd"]] = (np.sqrt(parts.seed_var),
                                                                np.sqrt((parts.review_var + parts.residual_var) / reviews))
-            if ref is not None and index != reference.index[0] and np.array_equal(mine[1], ref[1]):
+        differences = {}
+        for ref_index, indices in (_pairs(setting, reference) if compare else []):
+            ref = runs.get(ref_index)
+            for index in indices:
+                mine = runs.get(index)
+                if ref is None or mine is None or not np.array_equal(mine[1], ref[1]):
+                    continue
                 difference = two_level_difference(mine[0], ref[0])
                 differences[index] = difference
                 summary.loc[index, columns[4:10]] = (difference.value, difference.ci95.low, difference.ci95.high,
@@ -195,7 +216,7 @@ def _interval(row) -> str:
     return "–" if pd.isna(row["acc_low"]) else f"[{row['acc_low']:.4f}, {row['acc_high']:.4f}]"
 
 
-def method_table(table: pd.DataFrame, varied: str | None = None) -> list[str]:
+def method_table(table: pd.DataFrame, varied: str | None = None, versus: str = "vs Full FT") -> list[str]:
     """Markdown rows: accuracy with its two-level interval and variance components, and the verdict against
     Full FT with the paired difference's 95% and 90% intervals, Holm's p and the detectable difference.
 
@@ -204,7 +225,7 @@ def method_table(table: pd.DataFrame, varied: str | None = None) -> list[str]:
     first = f"| {varied} " if varied else ""
     lines = [
         f"{first}| model | method | seeds | lr | precision | accuracy (mean ± std) | {LEVEL:.0%} CI (seeds + reviews) "
-        f"| seed sd / review sd (points) | vs Full FT (points, {LEVEL:.0%} CI) | {TOST_LEVEL:.0%} CI | Holm p "
+        f"| seed sd / review sd (points) | {versus} (points, {LEVEL:.0%} CI) | {TOST_LEVEL:.0%} CI | Holm p "
         f"| verdict | detectable at {POWER:.0%} power (points) |",
         "|---" * (13 + bool(varied)) + "|",
     ]
@@ -289,8 +310,11 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
         lines += cost_table(table)
         lines += ["", "## Memory per phase", ""] + memory_table(table)
     for name, ablation in (ablations or {}).items():
-        lines += ["", f"## Ablation: {name}", "", f"From `ablations/{name}/` (`python -m peft_imdb ablation {name}`).", ""]
-        lines += method_table(ablation, varied=None if name == "lr" else ABLATIONS[name])
+        lines += ["", f"## Ablation: {name}", "", f"From `ablations/{name}/` (`python -m peft_imdb ablation {name}`). "
+                  f"{ABLATIONS[name].question} Verdicts by the rules above, Holm across this ablation's "
+                  "comparisons.", ""]
+        column = ABLATIONS[name].column
+        lines += method_table(ablation, varied=column, versus="vs reference")
     if figures:
         lines += ["", "## Figures", ""] + [f"- `{Path(p).name}`" for p in figures]
     others = frame[frame["status"] != "ok"]
@@ -302,7 +326,7 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
     return "\n".join(lines) + "\n"
 
 
-def ablation_table(name: str, folder: str | Path) -> pd.DataFrame:
+def ablation_table(name: str, folder: str | Path, margin: float = MARGIN) -> pd.DataFrame:
     """The summary of one ablation folder, with its varied column and statistics."""
     from .targets import placement
 
@@ -311,8 +335,8 @@ def ablation_table(name: str, folder: str | Path) -> pd.DataFrame:
         return pd.DataFrame()
     if name == "targets":
         frame = frame.assign(placement=[placement(r.target_modules, r.model_type) for r in frame.itertuples()])
-    extra = () if name == "lr" else (ABLATIONS[name],)
-    return add_statistics(summarize(frame, extra), folder, compare=False)  # an ablation varies one method
+    ablation = ABLATIONS[name]
+    return add_statistics(summarize(frame, (ablation.column,)), folder, margin=margin, reference=ablation.reference)
 
 
 def write_ablation(name: str, folder: str | Path, figures_dir: str | Path = "figures") -> list[Path]:
@@ -333,7 +357,7 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
     for name in ABLATIONS:
         folder = root / "ablations" / name
         if (folder / "runs").is_dir():
-            ablations[name] = ablation_table(name, folder)
+            ablations[name] = ablation_table(name, folder, margin)
     ablations = {k: v for k, v in ablations.items() if not v.empty}
     figures: list[Path] = []
     if not table.empty:

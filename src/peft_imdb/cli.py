@@ -167,7 +167,9 @@ def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> l
     # Only flags given on the command line override the profile; 'full' means the whole split.
     overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name, None) is not None}
     overrides.update({k: None for k, v in overrides.items() if v == "full"})
-    overrides["precision"] = resolve_precision(getattr(args, "precision", None) or "auto")  # UserError if impossible
+    requested = getattr(args, "precision", None) or "auto"
+    if requested != "auto":  # auto is resolved per method (the registry's cpu_bf16) by RunConfig.from_profile
+        overrides["precision"] = resolve_precision(requested)  # UserError if impossible
     items = _adapter_items(args)
     # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).
     adapters = {m: parse_adapter(m, items if len(methods) == 1 or get_method(m).config_class else [])

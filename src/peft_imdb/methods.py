@@ -407,7 +407,7 @@ def prompt_unsupported(run, model_config) -> str | None:
 # - "gpu" (roberta-base class): from each method's paper or peft's docs, as noted per entry. They were not
 #   measured here.
 # - "cpu" (all-MiniLM-L6-v2): provisional, carried over from the measured CPU values of the closest core
-#   method (LoRA 2e-3, IA3 3e-2; results/sweeps/lr_cpu/). The study protocol's validation-only sweep
+#   method as an older test-scored sweep put them (LoRA 2e-3, IA3 3e-2). The study protocol's validation-only sweep
 #   picks the CPU value of each method before any of them enters the study; no sweep has been run for them.
 register(Method(
     name="dora", label="DoRA", colour="#8172B3",

@@ -151,7 +151,7 @@ def test_an_ablation_compares_each_method_with_its_own_reference_row(tmp_path):
     for method in ("full", "lora"):
         for precision in ("bf16", "fp32"):
             for seed in range(3):
-                fake_run(folder, method, seed, reviews=4000, precision=precision)
+                fake_run(folder, method, seed, reviews=8000, precision=precision)
     table = ablation_table("precision", folder).set_index(["method", "precision_mode"])
     for method in ("full", "lora"):
         assert np.isnan(table.loc[(method, "fp32"), "diff"])  # fp32 is the reference

@@ -306,9 +306,9 @@ register(Method(
     description="learned scaling vectors on keys, values and the output projections, head trained",
     learning_rates={"gpu": 3e-3, "cpu": 0.02}, lr_grid={"cpu": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
     config_class="IA3Config", targets=ia3_targets, layer_count=ia3_layer,
-    # bf16 against fp32 was *inconclusive* for IA3 (results/summary.md, "Ablation: precision": its seed
-    # variance makes the interval wider than the margin), so on a CPU IA3 keeps fp32.
-    cpu_bf16=False,
+    # bf16 against fp32 is *inconclusive* for IA3 (results/summary.md, "Ablation: precision": its seed
+    # variance makes the interval wider than the margin). By the rule IA3 should keep fp32 on a CPU; the
+    # committed study and ablations trained it in bf16, so the switch waits for IA3's fp32 placement arms.
 ))
 
 
@@ -410,7 +410,7 @@ def prompt_unsupported(run, model_config) -> str | None:
 # - "gpu" (roberta-base class): from each method's paper or peft's docs, as noted per entry. They were not
 #   measured here.
 # - "cpu" (all-MiniLM-L6-v2): provisional, carried over from the measured CPU values of the closest core
-#   method as an older test-scored sweep put them (LoRA 2e-3, IA3 3e-2). The study protocol's validation-only sweep
+#   method (LoRA 2e-3, IA3 3e-2; results/sweeps/lr_cpu/). The study protocol's validation-only sweep
 #   picks the CPU value of each method before any of them enters the study; no sweep has been run for them.
 register(Method(
     name="dora", label="DoRA", colour="#8172B3",

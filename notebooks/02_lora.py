@@ -165,7 +165,7 @@ expected
 # ## Training, or the stored run
 #
 # `load_or_train` looks in the results store first, by the config's key. The committed store holds the
-# CPU study's runs (the four methods with 3 seeds each, made with `make study`), so on the `cpu` profile
+# CPU study's runs (the four methods and QLoRA's LoRA twin with 5 seeds each, made with `make study`), so on the `cpu` profile
 # with the config above unchanged this cell shows the stored seed-0 row at once and says so in one line;
 # `retrain=True` trains it again and replaces that row. A changed config (another profile, e.g. Colab's
 # `colab-t4`, or any edited field) has no stored run and trains here: the run loads its own copy of the

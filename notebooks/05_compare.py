@@ -14,7 +14,7 @@
 #
 # This notebook **trains nothing**: it reads the results store (one JSON record and one file of per-review
 # predictions per run, in `results/runs/` and `results/predictions/`), written by notebooks 01-04 or by
-# `make study` (`python -m peft_imdb matrix`: the four methods with 3 seeds each), and compares the methods
+# `make study` (`python -m peft_imdb matrix`: the four methods and QLoRA's LoRA twin with 5 seeds each), and compares the methods
 # from those records alone: the summary over seeds with its statistics, which method to use when (derived
 # from the measured table by stated rules), and the report's charts: four bar charts and three Pareto
 # charts of accuracy against a cost (`python -m peft_imdb report` writes the same files). The ablations
@@ -78,7 +78,7 @@ from IPython.display import Markdown
 
 from peft_imdb.config import detect_profile
 from peft_imdb.folders import folders
-from peft_imdb.report import add_statistics, advice, summarize, write_report
+from peft_imdb.report import add_statistics, advice, summarize, twin_lines, write_report
 from peft_imdb.results import load_results
 
 # %%
@@ -121,6 +121,17 @@ table = add_statistics(summarize(frame), paths.results_dir)
 statistics_view(table)
 
 # %% [markdown]
+# ## The 4-bit base alone
+#
+# QLoRA differs from LoRA in two ways at its defaults: the 4-bit base and its learning rate. The study
+# therefore also trains LoRA with exactly QLoRA's settings (its `unquantized_twin`, at QLoRA's learning rate
+# on a full-precision base); `twin_lines` compares the two on the same test reviews, so the difference is the
+# 4-bit base's alone.
+
+# %%
+Markdown("\n".join(twin_lines(table, frame, paths.results_dir)) or "*No QLoRA run with its twin in the store.*")
+
+# %% [markdown]
 # ## Which method when
 #
 # The advice is not written by hand: `advice` applies these rules (the margin is declared before the data)
@@ -150,10 +161,9 @@ Markdown(filename=str(written[0]))
 # %% [markdown]
 # ### Test accuracy
 #
-# Mean over seeds with the standard deviation as error bar (none with one seed). The y axis starts near
-# the lowest bar, not at zero: read the values, and read differences against the 95% intervals in the
-# table above (`acc_low`, `acc_high`) and the paired comparison with full fine-tuning (`diff_low`,
-# `diff_high`), not against the bar heights alone.
+# One point per row, the mean over seeds, with its 95% interval over seeds and reviews (`acc_low`,
+# `acc_high` above). Two overlapping intervals do not settle a comparison: the paired difference to full
+# fine-tuning on the same reviews (`diff_low`, `diff_high`) does.
 
 # %%
 chart(written, "accuracy.png")

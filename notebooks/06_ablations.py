@@ -14,21 +14,22 @@
 # # 06 · Ablations
 #
 # The strongest reference study we found reports that LoRA on attention **and** feed-forward layers beats
-# raising LoRA's rank. This notebook tests that claim and the two settings the comparison in 05 rests on,
+# raising LoRA's rank. This notebook tests that claim and the settings the comparison in 05 rests on,
 # around the defaults of 01-04 on this profile:
 #
-# - **rank**: LoRA with `r` = 2, 4, 8, 16, 32 (query and value);
+# - **rank**: LoRA with `r` = 2, 8 (the default) and 32 (query and value);
 # - **placement**: attention only against attention + feed-forward, for LoRA and for IA3;
-# - **learning rate**: each method at its default × 1/3, 1 and 3.
+# - **precision**: each method in the precision `auto` picks on this hardware (bf16 on a CPU with native
+#   bf16 or an Ampere GPU) against fp32: bf16 stays a method's CPU default only where it is *equivalent*;
+# - **learning rate**: not an ablation on test reviews but the validation sweep that chose each default.
 #
-# One seed each (seed 0) unless more seeds were run into the ablation folders
-# (`python -m peft_imdb ablation rank --seeds 0 1 2`): the tables and figures average whatever seeds are
-# stored. Each ablation keeps its runs in `results/ablations/<name>/`. A run that is one of the study's
-# (the same config and key: rank 8, the default placements, factor 1) is copied from the main store
-# instead of being trained again, and a finished ablation run is never trained twice, so after
-# `make ablations` (the same runs from the command line, one process per run) this notebook trains
-# nothing on that profile. Otherwise it trains 14 runs, each about as long as the same method's run in
-# 01-04: on Colab's `colab-t4` profile (roberta-base) that is hours.
+# Each ablation keeps its runs in `results/ablations/<name>/` and compares every setting with its
+# reference (rank 8, each method's default placement, fp32) by the verdicts of 05, paired on the same test
+# reviews. A run that is one of the study's (same config, same key) is copied from the main store instead
+# of being trained again, and a finished run is never trained twice. The committed ablations have 3 seeds
+# (rank, placement) and 5 (precision), run with `make ablations`; this notebook plans seed 0 and trains
+# only what is missing, so after `make ablations` it trains nothing. From scratch it trains 9 runs, each
+# about as long as the same method's run in 01-04: on Colab's `colab-t4` profile (roberta-base) that is hours.
 
 # %% [markdown]
 # ## Setup
@@ -115,10 +116,10 @@ ablation_plan(base, paths.results_dir)
 # ## LoRA rank
 #
 # LoRA's adapters hold `r·(d_in + d_out)` parameters per adapted matrix: the rank sets their size and how
-# much of a weight update they can express. The runs: `r` = 2, 4, 8, 16, 32 on query and value, with
-# `α = 2r` so that the update's scale `α/r` stays 2 as in the default. Why: if accuracy rises with `r`, the
-# default rank 8 is too small for this task; if it is flat, adapter size is not where accuracy comes from.
-# Rank 8 (`α` 16) is 02's run, taken from the store.
+# much of a weight update they can express. The runs: `r` = 2, 8, 32 on query and value, with `α = 2r` so
+# that the update's scale `α/r` stays 2 as in the default. Why: if accuracy rises with `r`, the default
+# rank 8 is too small for this task; if it is flat, adapter size is not where accuracy comes from. Rank 8
+# (`α` 16) is 02's run, taken from the store.
 
 # %%
 folder = ablation_folder("rank", paths.results_dir)
@@ -130,8 +131,8 @@ trained = train_planned(plan.train, folder, in_process=True)
 # ### rank: the table
 #
 # The same statistics as in 05, one row per setting (`lora_r` first): accuracy mean ± std over the seeds,
-# its 95% interval over the test reviews, and the costs. There is no paired comparison with full
-# fine-tuning here (05 has it): an ablation compares its own settings with each other.
+# its 95% interval over seeds and reviews, and the difference to rank 8 with its 95% and 90% intervals,
+# Holm's p over this ablation's comparisons and the verdict at the margin of 05 (δ = 1 point).
 
 # %%
 statistics_view(ablation_table("rank", folder), "lora_r")
@@ -140,7 +141,7 @@ statistics_view(ablation_table("rank", folder), "lora_r")
 # ### rank: the figure
 #
 # Accuracy against the varied setting, written to the figures folder as `ablation_rank.png`; the
-# shaded bands (for rank and learning rate) are the 95% intervals over test reviews.
+# error bars are the 95% intervals over seeds and reviews.
 
 # %%
 chart(write_ablation("rank", folder, paths.figures_dir), "ablation_rank.png",
@@ -166,8 +167,8 @@ trained = train_planned(plan.train, folder, in_process=True)
 # ### targets: the table
 #
 # The same statistics as in 05, one row per setting (`placement` first): accuracy mean ± std over the seeds,
-# its 95% interval over the test reviews, and the costs. There is no paired comparison with full
-# fine-tuning here (05 has it): an ablation compares its own settings with each other.
+# its 95% interval over seeds and reviews, and the difference to the method's default placement with its 95% and 90% intervals,
+# Holm's p over this ablation's comparisons and the verdict at the margin of 05 (δ = 1 point).
 
 # %%
 statistics_view(ablation_table("targets", folder), "placement")
@@ -176,51 +177,71 @@ statistics_view(ablation_table("targets", folder), "placement")
 # ### targets: the figure
 #
 # Accuracy against the varied setting, written to the figures folder as `ablation_targets.png`; the
-# shaded bands (for rank and learning rate) are the 95% intervals over test reviews.
+# error bars are the 95% intervals over seeds and reviews.
 
 # %%
 chart(write_ablation("targets", folder, paths.figures_dir), "ablation_targets.png",
       missing="this ablation has no finished (`ok`) runs.")
 
 # %% [markdown]
-# ## Learning rate
+# ## Precision
 #
-# Each method at its default learning rate (the registry's table, `peft_imdb/methods.py`) and at a third
-# and three times it. Why: the methods' defaults differ by orders of magnitude, and a comparison in which
-# one method sits at a poor learning rate measures the learning rate, not the method. A flat curve says
-# the default is not a lucky pick; a peak at an edge says the default is off. The runs at factor 1 are
-# 01-04's, from the store; QLoRA is `skipped` where NF4 cannot run, as in 03.
+# On hardware with native bf16 (this CPU's `avx512_bf16`, an Ampere GPU) `auto` trains in bf16 autocast, about
+# twice as fast as fp32 here (README, Performance). Speed is no reason to accept a different answer: each
+# method runs in both precisions on the same reviews and seeds, and bf16 stays a method's CPU default only
+# where the 90% interval of bf16 − fp32 lies within ±1 point (*equivalent*); the registry's `cpu_bf16` says
+# which methods passed. Where `auto` picks fp32 anyway (a CPU without native bf16) the two runs are one.
 
 # %%
-folder = ablation_folder("lr", paths.results_dir)
-plan = plan_runs(ablation_configs("lr", base), folder, reuse_from=paths.results_dir)  # force=True: all again
+folder = ablation_folder("precision", paths.results_dir)
+plan = plan_runs(ablation_configs("precision", base), folder, reuse_from=paths.results_dir)  # force=True: all again
 print(f"{len(plan.stored)} stored, {len(plan.copied)} copied from the study, {len(plan.train)} to train")
 trained = train_planned(plan.train, folder, in_process=True)
 
 # %% [markdown]
-# ### lr: the table
+# ### precision: the table
 #
-# The same statistics as in 05, one row per setting (`lr` first): accuracy mean ± std over the seeds,
-# its 95% interval over the test reviews, and the costs. There is no paired comparison with full
-# fine-tuning here (05 has it): an ablation compares its own settings with each other.
+# The same statistics as in 05, one row per setting (`precision_mode` first): accuracy mean ± std over the seeds,
+# its 95% interval over seeds and reviews, and the difference to fp32 with its 95% and 90% intervals,
+# Holm's p over this ablation's comparisons and the verdict at the margin of 05 (δ = 1 point).
 
 # %%
-statistics_view(ablation_table("lr", folder), "lr")
+statistics_view(ablation_table("precision", folder), "precision_mode")
 
 # %% [markdown]
-# ### lr: the figure
+# ### precision: the figure
 #
-# Accuracy against the varied setting, written to the figures folder as `ablation_lr.png`; the
-# shaded bands (for rank and learning rate) are the 95% intervals over test reviews.
+# Accuracy per method and precision, written to the figures folder as `ablation_precision.png`; the error
+# bars are the 95% intervals over seeds and reviews, the labels the difference to fp32 and its verdict.
 
 # %%
-chart(write_ablation("lr", folder, paths.figures_dir), "ablation_lr.png",
+chart(write_ablation("precision", folder, paths.figures_dir), "ablation_precision.png",
       missing="this ablation has no finished (`ok`) runs.")
+
+# %% [markdown]
+# ## Learning rate: the validation sweep
+#
+# The methods' learning rates differ by orders of magnitude, and a comparison in which one method sits at a
+# poor rate measures the rate, not the method. Each default was therefore picked by a sweep on validation
+# reviews drawn from the train split (`python -m peft_imdb sweep`, 2 seeds per rate): no test review was
+# drawn, seen or scored, so the test set never chose a setting. The table is the sweep's, with its stated
+# pick rule; the figure marks each pick.
+
+# %%
+from peft_imdb.sweep import PICK_RULE, sweep_folder, sweep_table, write_sweep_chart
+
+sweep = sweep_folder(profile, paths.results_dir)
+print(PICK_RULE)
+sweep_table(sweep)
+
+# %%
+chart(write_sweep_chart(sweep, paths.figures_dir), f"sweep_{sweep.name}.png",
+      missing=f"no validation sweep is stored for this profile: run `python -m peft_imdb sweep --profile {profile.name}`.")
 
 # %% [markdown]
 # ## Reading the ablations
 #
-# One seed per point unless more were run: a difference inside the 95% intervals is not a finding, and at
-# the `smoke` profile's 64 test reviews the intervals are about ±10 points, so there the notebook only shows
-# that the pipeline works. `write_report` (05, or `python -m peft_imdb report`) adds these tables to
-# `results/summary.md`.
+# A verdict is read as in 05: *equivalent* needs the 90% interval of the difference inside ±1 point, and
+# *inconclusive* is not a finding either way. At the `smoke` profile's 64 test reviews the intervals are
+# about ±10 points, so there the notebook only shows that the pipeline works. `write_report` (05, or
+# `python -m peft_imdb report`) adds these tables to `results/summary.md`.

@@ -15,11 +15,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import pandas as pd  # noqa: E402
 
-from peft_imdb.report import add_statistics, advice, method_table, summarize  # noqa: E402
+from peft_imdb.report import add_statistics, advice, method_table, summarize, twin_lines  # noqa: E402
 from peft_imdb.results import load_results  # noqa: E402
 
 RESULTS = ROOT / "results"
@@ -36,98 +35,77 @@ def study() -> str:
     if frame.empty:
         return MISSING
     table = add_statistics(summarize(frame), RESULTS)
-    return "\n".join(method_table(table) + [""] + advice(table))
+    twins = twin_lines(table, frame, RESULTS)
+    return "\n".join(method_table(table) + [""] + twins + ([""] if twins else []) + advice(table))
 
 
-def truncation() -> str:
-    """Head-only vs head+tail, paired on the same test reviews."""
-    from truncation import truncation_table
+def ablations() -> str:
+    """Each ablation's table with its verdicts against the reference, from results/ablations/<name>/."""
+    from peft_imdb.ablations import ABLATIONS
+    from peft_imdb.report import ablation_table
 
-    lines = truncation_table(str(RESULTS / "truncation"))
-    return "\n".join(lines) if len(lines) > 2 else MISSING
+    parts = []
+    for name, ablation in ABLATIONS.items():
+        folder = RESULTS / "ablations" / name
+        table = ablation_table(name, folder) if (folder / "runs").is_dir() else pd.DataFrame()
+        if table.empty:
+            continue
+        parts += [f"**{name}**: {ablation.question}", ""]
+        parts += method_table(table, varied=ablation.column, versus="vs reference") + [""]
+    return "\n".join(parts).strip() if parts else MISSING
 
 
-def throughput() -> str:
-    """The throughput benchmark's records: both recipes, the ratio, the bound, the fraction."""
-    records = sorted(_benchmarks("throughput_*.json"), key=lambda r: (r["method"], r["max_length"], r.get("seed", 0)))
+def mfu() -> str:
+    """The MFU benchmark: each method in the usual fp32 recipe and in ours, against the measured peaks."""
+    records = _benchmarks("mfu_*.json")
     if not records:
         return MISSING
-    lines = ["| model, method | max length | seed | steps × batch | usual (samples/s) | ours (samples/s) | ratio "
-             "| bound | fraction | test accuracy usual / ours | ours − usual (points, 95% CI) | eval speed-up |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        lines.append(
-            f"| {r['model']}, {r['method']} | {r['max_length']} | {r.get('seed', 0)} | {r['steps']} × {r['batch_size']} "
-            f"| {r['usual_train_samples_per_s']:.2f} | {r['ours_train_samples_per_s']:.2f} | {r['ratio']:.3f} "
-            f"| {r['bound']:.3f} | **{r['fraction']:.3f}** | {r['usual_accuracy']:.3f} / {r['ours_accuracy']:.3f} "
-            f"| {100 * r['accuracy_difference']:+.1f} [{100 * r['accuracy_difference_low']:+.1f}, "
-            f"{100 * r['accuracy_difference_high']:+.1f}] "
-            f"| {r['ours_eval_samples_per_s'] / r['usual_eval_samples_per_s']:.2f}× |")
-    return "\n".join(lines + ["", f"Device: {records[0]['env']['device']}."])
-
-
-def study_time() -> str:
-    """End-to-end time of a multi-epoch run both ways."""
-    records = _benchmarks("study_time_*.json")
-    if not records:
-        return MISSING
-    lines = ["| model, method | train / test | epochs | max length | usual: time, accuracy [95% CI] "
-             "| ours: time, accuracy [95% CI] | ours − usual (points, 95% CI) | speed-up |",
-             "|---|---|---|---|---|---|---|---|"]
-    for r in records:
-        cells = [f"{r[f'{n}_seconds']:.0f} s, {r[f'{n}_accuracy']:.3f} [{r[f'{n}_accuracy_low']:.3f}, "
-                 f"{r[f'{n}_accuracy_high']:.3f}]" for n in ("usual", "ours")]
-        lines.append(f"| {r['model']}, {r['method']} | {r['train_size']} / {r['eval_size']} | {r['epochs']:g} "
-                     f"| {r['max_length']} | {cells[0]} | {cells[1]} | {100 * r['accuracy_difference']:+.1f} "
-                     f"[{100 * r['accuracy_difference_low']:+.1f}, {100 * r['accuracy_difference_high']:+.1f}] "
-                     f"| {r['speedup']:.2f}× |")
-    return "\n".join(lines)
-
-
-def inference() -> str:
-    """Eval throughput per method, adapters and merged."""
-    records = _benchmarks("inference_*.json")
-    if not records:
-        return MISSING
-    lines = ["| max length | method | form | eval samples/s | test accuracy | merged = adapter predictions |",
-             "|---|---|---|---|---|---|"]
-    for r in records:
-        for row in r["rows"]:
-            if row["form"] == "skipped":
-                lines.append(f"| {r['max_length']} | {row['method']} | skipped: {row['reason']} | | | |")
+    lines = ["| model, method | max length | usual (fp32, AdamW): samples/s | GFLOP/s | MFU of fp32 peak "
+             "| ours: samples/s | GFLOP/s | MFU of bf16 peak | speed-up |", "|---" * 9 + "|"]
+    for record in records:
+        rows = {(r["method"], r["max_length"], r["recipe"]): r for r in record["rows"]}
+        for (method, length, recipe), usual in rows.items():
+            ours = rows.get((method, length, "ours"))
+            if recipe != "usual" or ours is None:
                 continue
-            same = "" if "identical_predictions" not in row else (
-                f"{'yes' if row['identical_predictions'] else 'NO'} (max logit difference "
-                f"{row['max_logit_difference']:.1e})")
-            lines.append(f"| {r['max_length']} | {row['method']} | {row['form']} | {row['eval_samples_per_s']:.1f} "
-                         f"| {row['accuracy']:.3f} | {same} |")
+            lines.append(f"| {record['model']}, {method} | {length} | {usual['train_samples_per_s']:.1f} "
+                         f"| {usual['model_gflops_per_s']:.0f} | {usual['mfu']:.0%} | {ours['train_samples_per_s']:.1f} "
+                         f"| {ours['model_gflops_per_s']:.0f} | {ours['mfu_of_bf16_peak']:.0%} "
+                         f"| **{ours['train_samples_per_s'] / usual['train_samples_per_s']:.2f}×** |")
+        peaks = record["peak_gflops"]
+        lines += ["", f"Measured peaks (dense matmul, same process, the model's GEMM shapes and a 2048² square): "
+                  f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s. Ours: "
+                  f"{record['ours_precision']} ({record['ours_precision_reason']}), {record['ours_optim']}; "
+                  f"{record['steps']} steps × batch {record['batch_size']} per cell. Device: {record['env']['device']}, "
+                  f"commit {record['env']['git_commit'][:8]}."]
     return "\n".join(lines)
+
+
+def overhead() -> str:
+    """The share of the committed study's `matrix` wall time spent outside training and evaluation."""
+    path = RESULTS / "benchmarks" / "matrix_study.txt"
+    lines = [line for line in path.read_text().splitlines() if line.startswith("matrix: ")] if path.is_file() else []
+    return f"`{lines[-1]}` (`results/benchmarks/matrix_study.txt`, the study's `matrix` output)" if lines else MISSING
 
 
 def scaling() -> str:
-    """Training samples/s per method at each measured (train size, max length): run rows and benchmark records."""
-    frames = [load_results(RESULTS).assign(source="results/runs"),
-              load_results(RESULTS / "scaling").assign(source="results/scaling")]
-    frame = pd.concat([f for f in frames if not f.empty])
-    lines = ["| method | max length | train reviews | runs | train samples/s | train time (s) | source |",
-             "|---|---|---|---|---|---|---|"]
-    if not frame.empty:
-        frame = frame[(frame["status"] == "ok") & (frame["model"] == "minilm")]
-        grouped = frame.groupby(["method", "max_length", "train_size", "source"], sort=True)
-        rows = grouped.agg(samples_per_s=("train_samples_per_s", "mean"), seconds=("train_time_s", "mean"),
-                           runs=("key", "count")).reset_index()
-        for _, r in rows.iterrows():
-            lines.append(f"| {r['method']} | {r['max_length']} | {r['train_size']} | {r['runs']} "
-                         f"| {r['samples_per_s']:.2f} | {r['seconds']:.0f} | `{r['source']}` |")
-    for r in sorted(_benchmarks("throughput_*.json"), key=lambda r: (r["max_length"], r.get("seed", 0))):
-        lines.append(f"| {r['method']} | {r['max_length']} | {r['train_reviews']} | 1 "
-                     f"| {r['ours_train_samples_per_s']:.2f} | {r['ours_train_seconds']:.0f} "
-                     f"| `results/benchmarks` (ours) |")
-    return "\n".join(lines) if len(lines) > 2 else MISSING
+    """Training samples/s and time per method of the committed study's rows (mean over seeds)."""
+    frame = load_results(RESULTS)
+    if frame.empty:
+        return MISSING
+    frame = frame[frame["status"] == "ok"]
+    grouped = frame.groupby(["method", "precision_mode", "max_length", "train_size"], sort=True)
+    rows = grouped.agg(samples_per_s=("train_samples_per_s", "mean"), seconds=("train_time_s", "mean"),
+                       eval_seconds=("eval_time_s", "mean"), runs=("key", "count")).reset_index()
+    lines = ["| method | precision | max length | train reviews | runs | train samples/s | train time (s) "
+             "| test evaluation (s) |", "|---" * 8 + "|"]
+    for _, r in rows.iterrows():
+        lines.append(f"| {r['method']} | {r['precision_mode']} | {r['max_length']} | {r['train_size']} | {r['runs']} "
+                     f"| {r['samples_per_s']:.1f} | {r['seconds']:.0f} | {r['eval_seconds']:.0f} |")
+    return "\n".join(lines)
 
 
-BLOCKS = {"study": study, "truncation": truncation, "throughput": throughput, "study_time": study_time,
-          "inference": inference, "scaling": scaling}
+BLOCKS = {"study": study, "ablations": ablations, "mfu": mfu, "overhead": overhead, "scaling": scaling}
 
 
 def render(text: str) -> str:

@@ -27,11 +27,19 @@ def test_every_committed_record_has_the_key_its_config_gives_and_its_predictions
             assert (predictions["label"] == predictions["predicted"]).mean() == pytest.approx(record.accuracy)
 
 
-def test_the_study_has_one_row_per_method_with_three_seeds():
+def test_the_study_is_five_seeds_of_each_arm_trained_alike_from_clean_commits():
+    from peft_imdb.methods import METHODS
     from peft_imdb.report import summarize
     from peft_imdb.results import load_results
 
     table = summarize(load_results(RESULTS))
-    assert list(table["method"]) == ["full", "lora", "qlora", "ia3"] and set(table["n"]) == {3}
-    # QLoRA's recipe turned gradient checkpointing on in these runs: the row says so.
-    assert table.set_index("method").loc["qlora", "label"] == "qlora (gradient_checkpointing=True)"
+    twin = f"lora (lr={METHODS['qlora'].learning_rates['cpu']:g})"  # LoRA with QLoRA's settings
+    assert sorted(table["label"]) == sorted(["full", "lora", twin, "qlora", "ia3"]) and set(table["n"]) == {5}
+    study = read_results(RESULTS)
+    assert not any(r.gradient_checkpointing for r in study)  # one study-wide setting
+    # QLoRA and its twin differ in the 4-bit base alone: their identities agree but for the method.
+    arms = [r for r in study if r.method == "qlora" or (r.method == "lora" and r.lr == METHODS["qlora"].learning_rates["cpu"])]
+    assert len(arms) == 10 and len({str(sorted((k, str(v)) for k, v in r.identity.items() if k != "method"))
+                                    for r in arms}) == 1
+    for folder in FOLDERS:  # every committed run names the commit it was trained from, and it was clean
+        assert not [r.key for r in read_results(folder, keep_aside=False) if r.env["git_commit"].endswith("+dirty")]

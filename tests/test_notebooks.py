@@ -33,7 +33,7 @@ REPORT_CHARTS = {chart[3] for chart in CHARTS} | {"accuracy.png", "trainable_par
                                                   "pareto_memory.png", "pareto_params.png", "pareto_time.png"}
 # The methods whose study run (seed 0, the default config: rank 8, the default placement, lr factor 1) is
 # one of each ablation's runs: copied from the study's store, not trained. Only `ok` runs are copied.
-STUDY_RUNS_IN = {"rank": {"lora"}, "targets": {"lora", "ia3"}, "lr": {"full", "lora", "qlora", "ia3"}}
+STUDY_RUNS_IN = {"rank": {"lora"}, "targets": {"lora", "ia3"}, "precision": {"full", "lora", "qlora", "ia3"}}
 # What a committed output must not hold: a path of the machine it ran on, a warning, a traceback.
 MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|home|tmp|root|Users|content)/|[A-Za-z]:\\\\")
 WARNING = re.compile(r"Warning\b|warnings\.warn|deprecated|Traceback", re.IGNORECASE)

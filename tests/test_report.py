@@ -134,7 +134,7 @@ def test_readme_tables_are_generated_from_the_committed_results():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     readme = (root / "README.md").read_text()
-    for block in ("study", "throughput", "study_time", "truncation", "inference", "scaling"):
+    for block in ("study", "ablations", "mfu", "overhead", "scaling"):
         assert f"<!-- begin:{block} -->" in readme and f"<!-- end:{block} -->" in readme
 
 
@@ -142,3 +142,33 @@ def test_an_empty_store_gives_an_empty_table_and_no_advice(tmp_path):
     table = add_statistics(summarize(load_results(tmp_path)), tmp_path)
     assert table.empty and advice(table) == []
     assert "No finished (`ok`) runs yet." in write_report(tmp_path, tmp_path / "figures")[0].read_text()
+
+
+def test_an_ablation_compares_each_method_with_its_own_reference_row(tmp_path):
+    from peft_imdb.report import ablation_table
+
+    folder = tmp_path / "ablations" / "precision"
+    for method in ("full", "lora"):
+        for precision in ("bf16", "fp32"):
+            for seed in range(3):
+                fake_run(folder, method, seed, reviews=8000, precision=precision)
+    table = ablation_table("precision", folder).set_index(["method", "precision_mode"])
+    for method in ("full", "lora"):
+        assert np.isnan(table.loc[(method, "fp32"), "diff"])  # fp32 is the reference
+        bf16 = table.loc[(method, "bf16")]
+        # Same accuracy in both precisions (random reviews): the difference is near 0, inside ±1 point.
+        assert bf16["diff_low"] < 0 < bf16["diff_high"] and abs(bf16["diff"]) < 0.01
+        assert -0.01 < bf16["diff90_low"] and bf16["diff90_high"] < 0.01 and bf16["verdict"] == "equivalent"
+    # LoRA is compared with LoRA in fp32, never with Full FT (they differ by a point here).
+    assert abs(table.loc[("lora", "bf16"), "diff"]) < 0.01
+
+
+def test_qlora_is_compared_with_its_unquantized_twin(store, tmp_path):
+    qlora_lr = RunConfig(model="minilm", method="qlora").learning_rate
+    for seed in range(3):
+        fake_run(store, "lora", seed, lr=qlora_lr)  # LoRA with QLoRA's settings: 5 points above QLoRA here
+    write_report(store, tmp_path / "figures")
+    text = (store / "summary.md").read_text()
+    line = next(line for line in text.splitlines() if line.startswith(f"- **qlora − lora (lr={qlora_lr:g})**"))
+    assert "(the 4-bit base alone, 3 and 3 seeds): -5.0 points" in line and "*worse*" in line
+    assert "training 61 vs 61 s" in line  # the costs of both sides (train time 60 + seed s in the fake runs)

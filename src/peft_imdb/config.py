@@ -81,8 +81,8 @@ class RunConfig:
     precision: str = "fp32"  # the resolved training precision (fp32, bf16, fp16): a bf16 run stays one
     qlora_compute_dtype: str | None = None  # None: from hardware.qlora_compute_dtype (follows the precision)
     optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
-    # "head_tail" keeps the first quarter and the last three quarters of max_length tokens; it beat "head"
-    # on IMDb here (results/truncation/, README) as in Sun et al. 2019.
+    # "head_tail" keeps the first quarter and the last three quarters of max_length tokens (Sun et al. 2019:
+    # a review's verdict is often at its end). Not yet compared with "head" on validation reviews.
     truncation: str = "head_tail"
     group_by_length: bool = True  # batches of similar length in training, length-sorted evaluation
     # False for tuning (sweep.py): the run never draws, sees or scores a test review; eval_size is then 0.

@@ -249,3 +249,26 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     _legend(ax)
     ax.grid(alpha=0.3)
     return _save(fig, path)
+
+
+def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Path:
+    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, rows in table.groupby("method", sort=False):
+        rows = rows.sort_values("lr")
+        color = colour(method)
+        ax.plot(rows["lr"], rows["val_mean"], marker="o", color=color, label=method)
+        for lr, seeds in zip(rows["lr"], rows["per_seed"]):
+            ax.scatter([lr] * len(seeds), seeds, s=12, color=color, alpha=0.5)
+        if method in picked:
+            ax.axvline(picked[method], color=color, linestyle=":", alpha=0.9)
+    ax.set_xscale("log")
+    ax.set_ylim(0.45, 1.0)
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("validation accuracy")
+    seeds = int(table["seeds"].max()) if not table.empty else 0
+    ax.set_title(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds} seeds; "
+                 "dots: each seed; dotted: the pick, each method's default", fontsize=9)
+    _legend(ax)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -80,6 +80,18 @@ def picks(table: pd.DataFrame) -> dict[str, Pick]:
     return chosen
 
 
+def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike = "figures") -> list[Path]:
+    """figures/sweep_<folder name>.png: validation accuracy per learning rate, the picks marked; [] without runs."""
+    from .plots import sweep_chart
+
+    folder = Path(folder)
+    table = sweep_table(folder)
+    if table.empty:
+        return []
+    chosen = {m: p.lr for m, p in picks(table).items()}
+    return [sweep_chart(table, chosen, Path(figures_dir) / f"sweep_{folder.name}.png")]
+
+
 def write_sweep_summary(folder: str | os.PathLike, complete: bool = True) -> list[Path]:
     """The sweep's table, and its picks once every run is stored: summary.md and picks.json (atomically)."""
     folder = Path(folder)

@@ -39,7 +39,7 @@ def test_the_study_is_five_seeds_of_each_arm_trained_alike_from_clean_commits():
     assert not any(r.gradient_checkpointing for r in study)  # one study-wide setting
     # QLoRA and its twin differ in the 4-bit base alone: their identities agree but for the method.
     arms = [r for r in study if r.method == "qlora" or (r.method == "lora" and r.lr == METHODS["qlora"].learning_rates["cpu"])]
-    assert len(arms) == 10 and len({str(sorted((k, str(v)) for k, v in r.identity.items() if k != "method"))
+    assert len(arms) == 10 and len({str(sorted((k, str(v)) for k, v in r.identity.items() if k not in ("method", "seed")))
                                     for r in arms}) == 1
     for folder in FOLDERS:  # every committed run names the commit it was trained from, and it was clean
         assert not [r.key for r in read_results(folder, keep_aside=False) if r.env["git_commit"].endswith("+dirty")]

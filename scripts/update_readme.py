@@ -42,16 +42,11 @@ def study() -> str:
 def ablations() -> str:
     """Each ablation's table with its verdicts against the reference, from results/ablations/<name>/."""
     from peft_imdb.ablations import ABLATIONS
-    from peft_imdb.report import ablation_table
+    from peft_imdb.report import ablation_rows, ablation_tables
 
     parts = []
-    for name, ablation in ABLATIONS.items():
-        folder = RESULTS / "ablations" / name
-        table = ablation_table(name, folder) if (folder / "runs").is_dir() else pd.DataFrame()
-        if table.empty:
-            continue
-        parts += [f"**{name}**: {ablation.question}", ""]
-        parts += method_table(table, varied=ablation.column, versus="vs reference") + [""]
+    for name, table in ablation_tables(RESULTS).items():
+        parts += [f"**{name}**: {ABLATIONS[name].question}", ""] + ablation_rows(name, table) + [""]
     return "\n".join(parts).strip() if parts else MISSING
 
 

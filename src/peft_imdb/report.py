@@ -198,7 +198,7 @@ def advice(table: pd.DataFrame) -> list[str]:
 def twin_lines(table: pd.DataFrame, frame: pd.DataFrame, root: str | Path | None, margin: float = MARGIN) -> list[str]:
     """Each method on a 4-bit base against its unquantized twin (identical settings, full-precision base):
     the effect of the 4-bit base alone, as a paired two-level difference with its verdict and the costs."""
-    identities = {group: {k: v for k, v in identity.items() if k != "method"}
+    identities = {group: {k: v for k, v in identity.items() if k not in ("method", "seed")}
                   for group, identity in zip(frame["group"], frame["identity"]) if isinstance(identity, dict)}
     lines = []
     for _, row in table.iterrows():
@@ -214,21 +214,26 @@ def twin_lines(table: pd.DataFrame, frame: pd.DataFrame, root: str | Path | None
         if mine is None or theirs is None or not np.array_equal(mine[1], theirs[1]):
             continue
         difference = two_level_difference(mine[0], theirs[0])
+        interval = _difference_text(difference.value, difference.ci95.low, difference.ci95.high,
+                                    difference.ci90.low, difference.ci90.high)
         lines.append(
             f"- **{row['label']} − {other['label']}** (the 4-bit base alone, {row['n']} and {other['n']} seeds): "
-            f"{100 * difference.value:+.1f} points, {LEVEL:.0%} CI [{100 * difference.ci95.low:+.1f}, "
-            f"{100 * difference.ci95.high:+.1f}], {TOST_LEVEL:.0%} CI [{100 * difference.ci90.low:+.1f}, "
-            f"{100 * difference.ci90.high:+.1f}], p = {_p(difference.p_value)}: *{verdict(difference, margin)}*; "
+            f"{interval}, p = {_p(difference.p_value)}: *{verdict(difference, margin)}*; "
             f"model state {row['model_state_mb_mean']:.1f} vs {other['model_state_mb_mean']:.1f} MB, training "
             f"{row['train_time_s_mean']:.0f} vs {other['train_time_s_mean']:.0f} s.")
     return lines
 
 
+def _difference_text(value: float, low: float, high: float, low90: float, high90: float) -> str:
+    """A difference in points with its 95% and 90% intervals."""
+    return (f"{100 * value:+.1f} points, {LEVEL:.0%} CI [{100 * low:+.1f}, {100 * high:+.1f}], "
+            f"{TOST_LEVEL:.0%} CI [{100 * low90:+.1f}, {100 * high90:+.1f}]")
+
+
 def _points(row) -> str:
     p = _p(row["p_holm"])
-    return (f"{100 * row['diff']:+.1f} points, {LEVEL:.0%} CI [{100 * row['diff_low']:+.1f}, "
-            f"{100 * row['diff_high']:+.1f}], {TOST_LEVEL:.0%} CI [{100 * row['diff90_low']:+.1f}, "
-            f"{100 * row['diff90_high']:+.1f}], Holm p {'' if p.startswith('<') else '= '}{p}")
+    interval = _difference_text(row["diff"], row["diff_low"], row["diff_high"], row["diff90_low"], row["diff90_high"])
+    return f"{interval}, Holm p {'' if p.startswith('<') else '= '}{p}"
 
 
 def _p(value: float) -> str:
@@ -349,8 +354,7 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
         lines += ["", f"## Ablation: {name}", "", f"From `ablations/{name}/` (`python -m peft_imdb ablation {name}`). "
                   f"{ABLATIONS[name].question} Verdicts by the rules above, Holm across this ablation's "
                   "comparisons.", ""]
-        column = ABLATIONS[name].column
-        lines += method_table(ablation, varied=column, versus="vs reference")
+        lines += ablation_rows(name, ablation)
     if figures:
         lines += ["", "## Figures", ""] + [f"- `{Path(p).name}`" for p in figures]
     others = frame[frame["status"] != "ok"]
@@ -360,6 +364,22 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
         for _, row in others.iterrows():
             lines.append(f"| {row['model']} | {row['method']} | {row['seed']} | {row['status']} | {row['reason']} |")
     return "\n".join(lines) + "\n"
+
+
+def ablation_rows(name: str, table: pd.DataFrame) -> list[str]:
+    """An ablation's markdown table: its varied column first, each row against its reference."""
+    return method_table(table, varied=ABLATIONS[name].column, versus="vs reference")
+
+
+def ablation_tables(root: str | Path | None = None, margin: float = MARGIN) -> dict[str, pd.DataFrame]:
+    """The statistics table of every ablation with finished runs under <results>/ablations/, by name."""
+    tables = {}
+    for name in ABLATIONS:
+        folder = results_dir(root) / "ablations" / name
+        table = ablation_table(name, folder, margin) if (folder / "runs").is_dir() else pd.DataFrame()
+        if not table.empty:
+            tables[name] = table
+    return tables
 
 
 def ablation_table(name: str, folder: str | Path, margin: float = MARGIN) -> pd.DataFrame:
@@ -389,12 +409,7 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
     root = results_dir(results)
     frame = load_results(root)
     table = add_statistics(summarize(frame), root, margin=margin) if not frame.empty else pd.DataFrame()
-    ablations = {}
-    for name in ABLATIONS:
-        folder = root / "ablations" / name
-        if (folder / "runs").is_dir():
-            ablations[name] = ablation_table(name, folder, margin)
-    ablations = {k: v for k, v in ablations.items() if not v.empty}
+    ablations = ablation_tables(root, margin)
     figures: list[Path] = []
     if not table.empty:
         figures += summary_charts(table, figures_dir)

@@ -412,8 +412,9 @@ def prompt_unsupported(run, model_config) -> str | None:
 # - "cpu" (all-MiniLM-L6-v2): the picks of the same validation-only sweep as the four
 #   (results/sweeps/lr_cpu_validation/, `python -m peft_imdb sweep --methods <name>`), over each entry's
 #   `lr_grid`: four rates about a factor 2 (LoRA-like adapters) or 3 (vectors and prompts) apart, around
-#   the closest core method's pick. These methods run bf16 on a CPU with native bf16 (`cpu_bf16` default):
-#   none has a precision ablation of its own.
+#   the closest core method's pick, widened by two rates where the best fell at an end of the first four
+#   (AdaLoRA and LoHa upwards, BitFit downwards). These methods run bf16 on a CPU with native bf16
+#   (`cpu_bf16` default): none has a precision ablation of its own.
 register(Method(
     name="dora", label="DoRA", colour="#8172B3",
     description="LoRA on the direction of each weight plus a trained magnitude per output (weight-decomposed)",
@@ -435,7 +436,7 @@ register(Method(
     name="adalora", label="AdaLoRA", colour="#DA8BC3",
     description="SVD-form LoRA whose rank budget is reallocated across layers during training (12 -> 8 on average)",
     # gpu: 5e-4 (AdaLoRA paper, Zhang et al., 2023, DeBERTaV3-base GLUE: 5e-4..1e-3). cpu: LoRA's 2e-3.
-    learning_rates={"gpu": 5e-4, "cpu": 2e-3}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3)},
+    learning_rates={"gpu": 5e-4, "cpu": 2e-3}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)},
     config_class="AdaLoraConfig", defaults={"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=adalora_layer, run_fields=adalora_schedule, callbacks=adalora_callbacks,
     core=False,
@@ -445,7 +446,7 @@ register(Method(
     description="the Hadamard product of two low-rank products per adapted matrix (LyCORIS), head trained",
     # gpu: LoRA's 4e-4 (no roberta-base value published that we know of; LyCORIS uses LoRA-like rates).
     # cpu: LoRA's 2e-3.
-    learning_rates={"gpu": 4e-4, "cpu": 2e-3}, lr_grid={"cpu": (1e-3, 2e-3, 4e-3, 8e-3)},
+    learning_rates={"gpu": 4e-4, "cpu": 2e-3}, lr_grid={"cpu": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)},
     config_class="LoHaConfig", defaults={"r": 8, "alpha": 16},
     targets=lora_targets, layer_count=loha_layer, core=False,
 ))
@@ -454,7 +455,7 @@ register(Method(
     description="only the bias terms (and the head) trained, every weight matrix frozen; no peft adapter",
     # gpu: 1e-3, the top of the BitFit paper's grid (Ben Zaken et al., 2022: 1e-4..1e-3 on BERT GLUE).
     # cpu: 1e-2 (a bias vector, like IA3's vectors, moves slowly at LoRA's rate).
-    learning_rates={"gpu": 1e-3, "cpu": 1e-2}, lr_grid={"cpu": (1e-3, 3e-3, 1e-2, 3e-2)},
+    learning_rates={"gpu": 1e-3, "cpu": 1e-2}, lr_grid={"cpu": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
     prepare=bitfit_prepare, part_count=bitfit_parts, core=False,
 ))
 register(Method(

@@ -412,14 +412,14 @@ def prompt_unsupported(run, model_config) -> str | None:
 # - "cpu" (all-MiniLM-L6-v2): the picks of the same validation-only sweep as the four
 #   (results/sweeps/lr_cpu_validation/, `python -m peft_imdb sweep --methods <name>`), over each entry's
 #   `lr_grid`: four rates about a factor 2 (LoRA-like adapters) or 3 (vectors and prompts) apart, around
-#   the closest core method's pick, widened by two rates where the best fell at an end of the first four
-#   (AdaLoRA and LoHa upwards, BitFit downwards). These methods run bf16 on a CPU with native bf16
-#   (`cpu_bf16` default): none has a precision ablation of its own.
+#   the closest core method's pick, widened by two rates where the best fell at an end (AdaLoRA and LoHa
+#   upwards, BitFit downwards; AdaLoRA, at the top again, by two more). These methods run bf16 on a CPU
+#   with native bf16 (`cpu_bf16` default): none has a precision ablation of its own.
 register(Method(
     name="dora", label="DoRA", colour="#8172B3",
     description="LoRA on the direction of each weight plus a trained magnitude per output (weight-decomposed)",
-    # gpu: LoRA's 4e-4; DoRA (Liu et al., 2024) trains with LoRA's hyperparameters. cpu: LoRA's 2e-3.
-    learning_rates={"gpu": 4e-4, "cpu": 2e-3}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3)},
+    # gpu: LoRA's 4e-4; DoRA (Liu et al., 2024) trains with LoRA's hyperparameters.
+    learning_rates={"gpu": 4e-4, "cpu": 0.002}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "use_dora": True},
     targets=lora_targets, layer_count=lora_layer, core=False,
 ))
@@ -427,16 +427,17 @@ register(Method(
     name="vera", label="VeRA", colour="#937860",
     description="one pair of frozen random matrices shared by all layers, trained scaling vectors per layer",
     # gpu: 4e-3, the order of the VeRA paper's roberta-base GLUE rates (Kopiczko et al., 2024: about ten
-    # times LoRA's, as vectors need larger steps). cpu: IA3's 3e-2 (the other scaling-vector method).
-    learning_rates={"gpu": 4e-3, "cpu": 3e-2}, lr_grid={"cpu": (3e-3, 1e-2, 3e-2, 1e-1)},
+    # times LoRA's, as vectors need larger steps).
+    learning_rates={"gpu": 4e-3, "cpu": 0.03}, lr_grid={"cpu": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="VeraConfig",  # peft's defaults: r 256, projection_prng_key 0, d_initial 0.1
     targets=lora_targets, layer_count=vera_layer, core=False,
 ))
 register(Method(
     name="adalora", label="AdaLoRA", colour="#DA8BC3",
     description="SVD-form LoRA whose rank budget is reallocated across layers during training (12 -> 8 on average)",
-    # gpu: 5e-4 (AdaLoRA paper, Zhang et al., 2023, DeBERTaV3-base GLUE: 5e-4..1e-3). cpu: LoRA's 2e-3.
-    learning_rates={"gpu": 5e-4, "cpu": 2e-3}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2)},
+    # gpu: 5e-4 (AdaLoRA paper, Zhang et al., 2023, DeBERTaV3-base GLUE: 5e-4..1e-3).
+    learning_rates={"gpu": 5e-4, "cpu": 0.016},
+    lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 6.4e-2)},
     config_class="AdaLoraConfig", defaults={"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=adalora_layer, run_fields=adalora_schedule, callbacks=adalora_callbacks,
     core=False,
@@ -445,8 +446,7 @@ register(Method(
     name="loha", label="LoHa", colour="#8C8C8C",
     description="the Hadamard product of two low-rank products per adapted matrix (LyCORIS), head trained",
     # gpu: LoRA's 4e-4 (no roberta-base value published that we know of; LyCORIS uses LoRA-like rates).
-    # cpu: LoRA's 2e-3.
-    learning_rates={"gpu": 4e-4, "cpu": 2e-3}, lr_grid={"cpu": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)},
+    learning_rates={"gpu": 4e-4, "cpu": 0.008}, lr_grid={"cpu": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)},
     config_class="LoHaConfig", defaults={"r": 8, "alpha": 16},
     targets=lora_targets, layer_count=loha_layer, core=False,
 ))
@@ -454,16 +454,14 @@ register(Method(
     name="bitfit", label="BitFit", colour="#CCB974",
     description="only the bias terms (and the head) trained, every weight matrix frozen; no peft adapter",
     # gpu: 1e-3, the top of the BitFit paper's grid (Ben Zaken et al., 2022: 1e-4..1e-3 on BERT GLUE).
-    # cpu: 1e-2 (a bias vector, like IA3's vectors, moves slowly at LoRA's rate).
-    learning_rates={"gpu": 1e-3, "cpu": 1e-2}, lr_grid={"cpu": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
+    learning_rates={"gpu": 1e-3, "cpu": 0.001}, lr_grid={"cpu": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
     prepare=bitfit_prepare, part_count=bitfit_parts, core=False,
 ))
 register(Method(
     name="prompt_tuning", label="Prompt tuning", colour="#64B5CD",
     description="20 trained soft-prompt embeddings before every review, the whole model frozen, head trained",
     # gpu: 3e-2, the rate of peft's prompt-tuning examples (Lester et al., 2021 used 0.3 with Adafactor).
-    # cpu: the same 3e-2.
-    learning_rates={"gpu": 3e-2, "cpu": 3e-2}, lr_grid={"cpu": (3e-3, 1e-2, 3e-2, 1e-1)},
+    learning_rates={"gpu": 3e-2, "cpu": 0.03}, lr_grid={"cpu": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="PromptTuningConfig", defaults={"num_virtual_tokens": 20},
     part_count=prompt_parts, unsupported=prompt_unsupported, core=False,
 ))

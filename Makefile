@@ -14,7 +14,7 @@ KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study ablations test test-oldest lab report notebooks reproduce clean
+.PHONY: setup study more-methods tuning ablations test test-oldest lab report notebooks reproduce clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,18 @@ setup: $(VENV)/.installed
 study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detected profile, then the summary and charts
 	$(PY) -m peft_imdb matrix
 	$(PY) -m peft_imdb report
+	$(PY) scripts/update_readme.py
+
+MORE_METHODS := dora vera adalora loha bitfit prompt_tuning
+
+more-methods: setup  ## the six added methods x 3 seeds at their validation-picked rates, then the summary and charts
+	$(PY) -m peft_imdb matrix --methods $(MORE_METHODS) --seeds 0 1 2
+	$(PY) -m peft_imdb report
+	$(PY) scripts/update_readme.py
+
+tuning: setup  ## the validation-only choices: learning-rate sweep of all ten methods, head vs head+tail truncation
+	$(PY) -m peft_imdb sweep --methods full lora qlora ia3 $(MORE_METHODS)
+	$(PY) scripts/truncation_validation.py
 	$(PY) scripts/update_readme.py
 
 ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds); reuses the study's identical runs

@@ -99,8 +99,9 @@ describe_settings(profile, paths)
 # Training precision follows the hardware (`peft_imdb.hardware.choose_precision`): **bf16** on GPUs of
 # compute capability 8.0 and above (A100, L4, H100), **fp16** below it (a Colab T4 is 7.5; there
 # `torch.cuda.is_bf16_supported()` can answer True through emulation, so the decision is made from the
-# capability), and **fp32** on CPU, where `fp16=True` would be a silent no-op and bf16 is emulated and
-# slower. QLoRA needs bitsandbytes to run 4-bit NF4 here: the table says whether it can.
+# capability); on CPU **bf16** where the CPU runs it natively (flags `avx512_bf16` or `amx_bf16`) and the
+# method's bf16 was found equivalent to fp32 (the registry's `cpu_bf16`), else **fp32** (`fp16=True` would be a
+# silent no-op on CPU, and emulated bf16 is slower). QLoRA needs bitsandbytes to run 4-bit NF4 here: the table says whether it can.
 # Each run record stores the same environment, so results can be traced to the versions they came from.
 
 # %%

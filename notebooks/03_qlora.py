@@ -16,8 +16,9 @@
 # QLoRA (Dettmers et al., 2023) is the LoRA of 02 on a base model **stored in 4 bits**. The frozen weight
 # matrices of the linear layers are quantized to **NF4** (a 4-bit code whose 16 levels are spaced for
 # normally distributed weights), with **double quantization** (the per-block scaling constants are
-# quantized too). At every matrix multiply a layer dequantizes its weights to the compute dtype (fp32 on
-# CPU, fp16 on a T4, bf16 from compute capability 8.0). The adapters and the head are trained in full
+# quantized too). At every matrix multiply a layer dequantizes its weights to the compute dtype (the run's
+# precision: bf16 on this CPU where bitsandbytes computes NF4 in bf16 correctly, else fp32; fp16 on a T4;
+# bf16 from compute capability 8.0). The adapters and the head are trained in full
 # precision exactly as in 02, and the head stays out of 4-bit.
 #
 # **What it saves, honestly:** weight memory. It does not shrink activations (batch × length × hidden ×
@@ -142,7 +143,8 @@ as_call(peft_config)
 # ## The 4-bit base: `BitsAndBytesConfig`
 #
 # How `transformers` loads the base (`peft_imdb.models.nf4_config`): NF4 codes, double quantization, and
-# the compute dtype the hardware calls for (fp32 on CPU, where it is the default and so not listed). The
+# the compute dtype the run's precision calls for (`hardware.qlora_compute_dtype`; fp32, the default, is not
+# listed). The
 # head's modules are kept out of 4-bit (`llm_int8_skip_modules`, by name and as a pattern, for nested
 # names such as `bert.pooler.dense`): they are trained, and a trained 4-bit layer is not possible.
 

@@ -25,8 +25,10 @@
 # | BitFit | only the bias terms (and the head); every weight matrix frozen | no peft: `requires_grad` on biases |
 # | prompt tuning | 20 trained "virtual token" embeddings put before every review; the model frozen | `PromptTuningConfig` |
 #
-# None of them is in the study yet (`core=False`): their CPU learning rates are provisional until the
-# study's validation sweep picks them, so read their rows here as a working pipeline, not a verdict.
+# They are not among the study's four (`core=False`, so charts highlight the four), but they go through the
+# same protocol: each CPU learning rate is the pick of the validation-only sweep
+# (`results/sweeps/lr_cpu_validation/`), and each method has 3 seeds in the committed store, judged against
+# Full FT by the same verdicts (`results/summary.md`).
 
 # %% [markdown]
 # ## Setup
@@ -78,14 +80,6 @@ if importlib.util.find_spec("peft_imdb") is None:
 else:
     print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
                                        if PLACEHOLDER and not ON_COLAB else ""))
-# %%
-# peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
-from peft_imdb.views import (adapted_layer, as_call, describe_config, describe_settings, method_rows,
-                             run_summary)
-from peft import get_peft_model
-
-from peft_imdb.config import RunConfig, detect_profile
-from peft_imdb.folders import folders
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
 from peft_imdb.views import as_call, describe_settings, method_rows, statistics_view
@@ -272,9 +266,9 @@ pd.DataFrame({name: {"status": row.status, "accuracy": row.accuracy, "trainable_
 #
 # The report's own helpers over the whole store: `summarize` groups the `ok` runs over seeds, and
 # `add_statistics` adds the 95% bootstrap interval of each accuracy and the paired difference to full
-# fine-tuning on the same test reviews (`diff`, with its interval and `p_value`). The new methods have one
-# seed; a difference whose interval contains 0 is not a measured difference at this test size, and their
-# CPU learning rates are not tuned yet.
+# fine-tuning on the same test reviews, each with its two-level interval (seeds and reviews) and its verdict
+# by the study's margin. The six methods have 3 seeds each (the study's four have 5): their intervals are
+# wider, and *inconclusive* means the design could not tell, not that the methods are equal.
 
 # %%
 frame = load_results(paths.results_dir)

@@ -100,7 +100,35 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
-BLOCKS = {"study": study, "ablations": ablations, "mfu": mfu, "overhead": overhead, "scaling": scaling}
+def picks() -> str:
+    """Each method's grid and validation-picked CPU learning rate (the sweep's picks.json)."""
+    from peft_imdb.methods import get_method, method_names
+
+    path = RESULTS / "sweeps" / "lr_cpu_validation" / "picks.json"
+    if not path.is_file():
+        return MISSING
+    chosen = json.loads(path.read_text())
+    lines = ["| method | grid (cpu) | pick | validation accuracy at the pick (mean over seeds) | inside the grid |",
+             "|---" * 5 + "|"]
+    for method in [m for m in method_names() if m in chosen]:
+        pick, grid = chosen[method], get_method(method).lr_grid.get("cpu", ())
+        lines.append(f"| {method} | {', '.join(f'{lr:g}' for lr in grid)} | {pick['lr']:g} "
+                     f"| {pick['val_accuracy_mean']:.4f} ({pick['seeds']} seeds) "
+                     f"| {'yes' if pick['interior'] else 'no: at an end'} |")
+    return "\n".join(lines)
+
+
+def truncation() -> str:
+    """The validation comparison of head and head+tail truncation (its summary's table and choice)."""
+    path = RESULTS / "sweeps" / "truncation_cpu_validation" / "summary.md"
+    if not path.is_file():
+        return MISSING
+    lines = path.read_text().splitlines()
+    return "\n".join(lines[next(i for i, line in enumerate(lines) if line.startswith("| method")):]).strip()
+
+
+BLOCKS = {"study": study, "picks": picks, "truncation": truncation, "ablations": ablations, "mfu": mfu,
+          "overhead": overhead, "scaling": scaling}
 
 
 def render(text: str) -> str:

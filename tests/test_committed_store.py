@@ -28,13 +28,17 @@ def test_every_committed_record_has_the_key_its_config_gives_and_its_predictions
 
 
 def test_the_study_is_five_seeds_of_each_arm_trained_alike_from_clean_commits():
-    from peft_imdb.methods import METHODS
+    from peft_imdb.methods import METHODS, method_names
     from peft_imdb.report import summarize
     from peft_imdb.results import load_results
 
     table = summarize(load_results(RESULTS))
     twin = f"lora (lr={METHODS['qlora'].learning_rates['cpu']:g})"  # LoRA with QLoRA's settings
-    assert sorted(table["label"]) == sorted(["full", "lora", twin, "qlora", "ia3"]) and set(table["n"]) == {5}
+    core = table[table["method"].isin(method_names(core_only=True))]
+    assert sorted(core["label"]) == sorted(["full", "lora", twin, "qlora", "ia3"]) and set(core["n"]) == {5}
+    more = table[~table["method"].isin(method_names(core_only=True))]  # each added method at its defaults
+    assert sorted(more["label"]) == sorted(set(method_names()) - set(method_names(core_only=True)))
+    assert (more["n"] >= 3).all()
     study = read_results(RESULTS)
     assert not any(r.gradient_checkpointing for r in study)  # one study-wide setting
     # QLoRA and its twin differ in the 4-bit base alone: their identities agree but for the method.

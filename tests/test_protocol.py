@@ -14,7 +14,8 @@ from peft_imdb.errors import UserError
 from peft_imdb.methods import METHODS, method_names
 from peft_imdb.plan import with_control_arms
 from peft_imdb.results import read_results
-from peft_imdb.sweep import LEARNED, picks, sweep_configs, sweep_table
+from peft_imdb.sweep import (LEARNED, SEEDS, picks, sweep_configs, sweep_folder, sweep_table, truncation_arms,
+                             truncation_choice, truncation_table)
 
 from conftest import tiny_config
 
@@ -108,3 +109,25 @@ def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(
         table = folder.name.removeprefix("lr_").removesuffix("_validation")
         for method, pick in chosen.items():
             assert METHODS[method].learning_rates[table] == pick["lr"], f"{method}: registry lr is not the sweep's pick"
+
+
+def test_truncation_rule_keeps_head_tail_unless_head_is_higher_on_average_over_methods():
+    import pandas as pd
+
+    # Per method first: a gains 2 points with head, b loses 1.5; over the methods head is 0.25 higher.
+    table = pd.DataFrame({"method": ["a", "a", "b", "b"], "head_tail": [0.80] * 4, "head": [0.83, 0.81, 0.78, 0.79]})
+    assert truncation_choice(table) == "head"
+    table["head"] = [0.81, 0.80, 0.78, 0.79]  # a +0.5, b -1.5: head+tail stays
+    assert truncation_choice(table) == "head_tail"
+
+
+TRUNCATION = RESULTS / "sweeps" / "truncation_cpu_validation"
+
+
+@pytest.mark.skipif(not TRUNCATION.is_dir(), reason="no truncation comparison committed yet")
+def test_the_default_truncation_is_the_one_the_validation_comparison_chose():
+    profile = PROFILES["cpu"]
+    arms = [truncation_arms(m, s, profile) for m in method_names(core_only=True) for s in SEEDS]
+    table = truncation_table(arms, sweep_folder(profile, RESULTS), TRUNCATION)
+    assert len(table) == 8 and not table.isna().any().any()  # every arm of both truncations is stored
+    assert truncation_choice(table) == RunConfig.from_profile(profile, "full").truncation

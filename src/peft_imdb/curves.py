@@ -42,6 +42,9 @@ def curve_frame(frame_or_records: pd.DataFrame | Iterable[RunResult]) -> pd.Data
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
+PANELS_PER_ROW = 5  # ten methods make two rows of panels, not one strip
+
+
 def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path: str | Path) -> Path | None:
     """The methods' training-loss curves side by side, one panel per method; None when no run has a history.
 
@@ -56,8 +59,13 @@ def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path
     methods = list(dict.fromkeys(points["method"]))
     labels = list(dict.fromkeys(points["label"]))
     palette = {label: colour(points.loc[points["label"] == label, "method"].iloc[0]) for label in labels}
-    fig, axes = plt.subplots(1, len(methods), figsize=(3.4 * len(methods) + 0.6, 3.6), sharey=True, squeeze=False)
-    for ax, method in zip(axes[0], methods):
+    columns = min(len(methods), PANELS_PER_ROW)
+    lines = -(-len(methods) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(3.4 * columns + 0.6, 3.2 * lines + 0.6), sharey=True,
+                             squeeze=False)
+    for ax in axes.flat[len(methods):]:
+        ax.set_visible(False)
+    for ax, method in zip(axes.flat, methods):
         rows = points[points["method"] == method]
         several = rows["label"].nunique() > 1
         sns.lineplot(data=rows, x="step", y="loss", hue="label", palette=palette, style="label" if several else None,
@@ -68,7 +76,8 @@ def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path
         ax.set_title(f"{method} ({_seeds(seeds)})", fontsize=9, color=colour(method))
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("training loss (cross-entropy)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("training loss (cross-entropy)")
     fig.suptitle("Training loss (mean over each logging interval) per optimizer step\n"
                  "line: mean over seeds; band: ± 1 std over seeds (seaborn errorbar='sd')", fontsize=9)
     return _save(fig, Path(path))

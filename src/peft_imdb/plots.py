@@ -19,6 +19,32 @@ def colour(method: str) -> str:
     return METHODS[method].colour if method in METHODS else "grey"
 
 
+def is_core(method: str) -> bool:
+    """Whether a method is one of the study's four, which every chart highlights."""
+    return method in METHODS and METHODS[method].core
+
+
+def marker(method: str) -> dict:
+    """Point style: the study's four filled circles, every other method a hollow square in its colour."""
+    if is_core(method):
+        return {"fmt": "o", "color": colour(method)}
+    return {"fmt": "s", "color": colour(method), "markerfacecolor": "white", "markeredgewidth": 1.8}
+
+
+def _point_key(rows: pd.DataFrame) -> str:
+    """What filled and hollow points mean, when a chart holds both kinds."""
+    kinds = {is_core(m) for m in rows["method"]}
+    return "; filled: the study's four methods, hollow: added methods" if len(kinds) > 1 else ""
+
+
+def _hatch_added(bars, methods) -> None:
+    """Bars of methods outside the study's four: hatched, so the four stand out."""
+    for bar, method in zip(bars, methods):
+        if not is_core(method):
+            bar.set_hatch("///")
+            bar.set_edgecolor("white")
+
+
 # Bar charts of costs: (column, y-axis label, title, file name)
 CHARTS = [
     ("train_time_s", "training time (s)", "Training wall time", "train_time.png"),
@@ -85,6 +111,7 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
     means, errors = rows[f"{column}_mean"], _errors(rows, column)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2.0), 3.8))
     bars = ax.bar(_bar_labels(rows), means, yerr=errors, capsize=4, color=[colour(m) for m in rows["method"]])
+    _hatch_added(bars, rows["method"])
     for bar, value, error in zip(bars, means, errors if errors is not None else [0] * len(rows)):
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
         ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height() + error),  # above the error bar
@@ -93,7 +120,8 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
     ax.set_ylabel(ylabel)
     ax.set_xlabel("method")
     bars_say = "error bars: std over seeds" if errors is not None else "one seed: no error bars"
-    ax.set_title(f"{title}\n{_subtitle(rows, column)}; {bars_say}", fontsize=9)
+    added = "; hatched: added methods" if _point_key(rows) else ""
+    ax.set_title(f"{title}\n{_subtitle(rows, column)}; {bars_say}{added}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -106,14 +134,13 @@ def accuracy_chart(summary: pd.DataFrame, path: Path) -> Path:
     for i, row in rows.iterrows():
         low, high = row["acc_low"], row["acc_high"]
         yerr = None if pd.isna(low) else [[row["accuracy_mean"] - low], [high - row["accuracy_mean"]]]
-        ax.errorbar([labels[i]], [row["accuracy_mean"]], yerr=yerr, fmt="o", ms=8, capsize=5,
-                    color=colour(row["method"]))
+        ax.errorbar([labels[i]], [row["accuracy_mean"]], yerr=yerr, ms=8, capsize=5, **marker(row["method"]))
         ax.annotate(f"{row['accuracy_mean']:.3f}", (i, row["accuracy_mean"]), xytext=(10, -3),
                     textcoords="offset points", fontsize=8)
     ax.set_ylabel("test accuracy")
     ax.set_xlabel("method")
     ax.set_title(f"Test accuracy\n{_subtitle(rows, 'accuracy')}\npoints: mean over seeds; "
-                 "bars: 95% CI (two-level bootstrap over seeds and reviews)", fontsize=9)
+                 f"bars: 95% CI (two-level bootstrap over seeds and reviews){_point_key(rows)}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -127,8 +154,9 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
     head = rows["head_params_mean"].fillna(0).where(adapter > 0, 0)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * len(rows) + 2.0), 3.8))
     width, x = 0.38, range(len(rows))
-    ax.bar([i - width / 2 for i in x], adapter + every, width, color=[colour(m) for m in rows["method"]],
-           label="adapter (every weight for Full FT)")
+    bars = ax.bar([i - width / 2 for i in x], adapter + every, width, color=[colour(m) for m in rows["method"]],
+                  label="adapter (every weight for Full FT)")
+    _hatch_added(bars, rows["method"])
     ax.bar([i + width / 2 for i in x], head, width, color="lightgrey", edgecolor="grey", label="head (trained in full)")
     for i in x:
         ax.annotate(f"{rows['trainable_params_mean'][i]:,.0f} in all", (i, max(adapter[i] + every[i], head[i])),
@@ -139,7 +167,8 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
     ax.set_ylim(float(heights[heights > 0].min()) / 3, float(heights.max()) * 8)
     ax.set_ylabel("trainable parameters (log scale)")
     ax.set_xlabel("method")
-    ax.set_title(f"Trainable parameters: adapter and head\n{_subtitle(rows, 'trainable_params')}", fontsize=9)
+    added = "; hatched: added methods" if _point_key(rows) else ""
+    ax.set_title(f"Trainable parameters: adapter and head\n{_subtitle(rows, 'trainable_params')}{added}", fontsize=9)
     _legend(ax, loc="upper right", ncols=2)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -175,14 +204,15 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     """Accuracy against one cost, one labelled point per summary row, the Pareto frontier drawn."""
     rows = summary.reset_index(drop=True)
     x, y = rows[f"{column}_mean"], rows["accuracy_mean"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4) if len(rows) <= 6 else (8.0, 5.6))
     for i, row in rows.iterrows():
         yerr = None if pd.isna(row["acc_low"]) else [[y[i] - row["acc_low"]], [row["acc_high"] - y[i]]]
         ax.errorbar(x[i], y[i], yerr=yerr,
                     xerr=None if log or row["n"] < 2 or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
-                    fmt="o", ms=8, capsize=3, color=colour(row["method"]), label=row["label"])
+                    ms=8, capsize=3, label=row["label"], **marker(row["method"]))
         ax.annotate(_bar_labels(rows)[i].replace("\n", " "), (x[i], y[i]), xytext=(6, 6),
-                    textcoords="offset points", fontsize=8)
+                    textcoords="offset points", fontsize=8 if is_core(row["method"]) else 7,
+                    fontweight="bold" if is_core(row["method"]) else "normal")
     front = pareto_front(x, y)
     ax.step(x[front], y[front], where="post", color="black", alpha=0.5, linestyle="--", label="Pareto frontier")
     if log:
@@ -191,9 +221,9 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
         ax.set_xlim(left=0)  # a cost axis starts at zero
     ax.set_xlabel(PARETO_AXES.get(column, column))
     ax.set_ylabel("test accuracy (mean, 95% CI over seeds and reviews)")
-    ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}",
-                 fontsize=9)
-    _legend(ax, loc="lower right")
+    ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}"
+                 f"{_point_key(rows)}", fontsize=9)
+    _legend(ax, loc="lower right", ncols=2 if len(rows) > 6 else 1)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
@@ -252,23 +282,29 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
 
 
 def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Path:
-    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for method, rows in table.groupby("method", sort=False):
-        rows = rows.sort_values("lr")
-        color = colour(method)
-        ax.plot(rows["lr"], rows["val_mean"], marker="o", color=color, label=method)
-        for lr, seeds in zip(rows["lr"], rows["per_seed"]):
-            ax.scatter([lr] * len(seeds), seeds, s=12, color=color, alpha=0.5)
-        if method in picked:
-            ax.axvline(picked[method], color=color, linestyle=":", alpha=0.9)
-    ax.set_xscale("log")
-    ax.set_ylim(0.45, 1.0)
-    ax.set_xlabel("learning rate (log scale)")
-    ax.set_ylabel("validation accuracy")
+    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted; the study's
+    four and any added methods in panels of their own."""
+    groups = [("the study's four methods", [m for m in table["method"].unique() if is_core(m)]),
+              ("added methods", [m for m in table["method"].unique() if not is_core(m)])]
+    groups = [(name, methods) for name, methods in groups if methods]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.4 * len(groups), 4.4), sharey=True, squeeze=False)
+    for ax, (name, methods) in zip(axes[0], groups):
+        for method in methods:
+            rows = table[table["method"] == method].sort_values("lr")
+            color = colour(method)
+            ax.plot(rows["lr"], rows["val_mean"], marker="o", color=color, label=method)
+            for lr, seeds in zip(rows["lr"], rows["per_seed"]):
+                ax.scatter([lr] * len(seeds), seeds, s=12, color=color, alpha=0.5)
+            if method in picked:
+                ax.axvline(picked[method], color=color, linestyle=":", alpha=0.9)
+        ax.set_xscale("log")
+        ax.set_ylim(0.45, 1.0)
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_title(name if len(groups) > 1 else "", fontsize=9)
+        _legend(ax)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("validation accuracy")
     seeds = int(table["seeds"].max()) if not table.empty else 0
-    ax.set_title(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds} seeds; "
+    fig.suptitle(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds} seeds; "
                  "dots: each seed; dotted: the pick, each method's default", fontsize=9)
-    _legend(ax)
-    ax.grid(alpha=0.3)
     return _save(fig, path)

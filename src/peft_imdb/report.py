@@ -30,6 +30,13 @@ POWER = 0.8
 def rules(margin: float = MARGIN) -> list[str]:
     """The verdict and advice rules, stated once (with the margin) and applied to the measured table."""
     return [
+        "Tuning never sees the test set: each learning rate is the pick of the validation-only sweep "
+        "(`sweeps/lr_<profile>_validation/summary.md`, its pick rule stated there) and the truncation was chosen "
+        "on validation too (`sweeps/truncation_<profile>_validation/summary.md`); tuning reviews and test reviews "
+        "are disjoint, and tuning runs score no test review (tests/test_protocol.py).",
+        "Like with like: gradient checkpointing is one study-wide setting; QLoRA's LoRA twin differs from it by the "
+        "4-bit base alone; each row's precision is in the table (on a CPU with native bf16, `auto` keeps fp32 for a "
+        "method whose bf16 the precision ablation did not find equivalent to fp32).",
         f"Intervals include both sources of variance: a two-level bootstrap resamples seeds within a method, then "
         f"test reviews (paired between methods). The margin δ = {100 * margin:g} accuracy point(s) is declared "
         "before the data (`report --margin`).",
@@ -420,7 +427,7 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
         curves = loss_curves_chart(frame, Path(figures_dir) / "loss_curves.png")  # None before any run logs them
         figures += [curves] if curves is not None else []
     figures += [ablation_chart(name, t, Path(figures_dir) / f"ablation_{name}.png") for name, t in ablations.items()]
-    sweeps = sorted((root / "sweeps").glob("*_validation")) if (root / "sweeps").is_dir() else []
+    sweeps = sorted((root / "sweeps").glob("lr_*_validation")) if (root / "sweeps").is_dir() else []  # lr sweeps
     for folder in sweeps:
         figures += write_sweep_chart(folder, figures_dir)
     path = Path(root) / "summary.md"

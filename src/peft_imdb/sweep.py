@@ -16,7 +16,7 @@ import pandas as pd
 
 from .config import Profile, RunConfig
 from .methods import get_method
-from .results import atomic_write_text, read_results, results_dir
+from .results import atomic_write_text, read_result, read_results, results_dir
 
 TUNING_VAL_SIZE = 1000  # validation reviews the pick is made on (drawn from train, outside the training subset)
 SEEDS = (0, 1)
@@ -115,3 +115,35 @@ def write_sweep_summary(folder: str | os.PathLike, complete: bool = True) -> lis
         return [summary]
     atomic_write_text(picks_file, json.dumps({m: asdict(p) for m, p in chosen.items()}, indent=1) + "\n")
     return [summary, picks_file]
+
+
+# --- Truncation, chosen on validation after the learning rates: head+tail (the default) against head ---
+
+TRUNCATION_RULE = ("head+tail (the default) stays unless head's validation accuracy, averaged over the seeds and "
+                   "then over the methods, is higher")
+
+
+def truncation_arms(method: str, seed: int, profile: Profile) -> dict[str, RunConfig]:
+    """The sweep's head+tail tuning run of a method at its pick, and the same run with head truncation."""
+    # The sweep ran every method in bf16 (its records say so); IA3's default is fp32 since, so it is named.
+    tuning = replace(RunConfig.from_profile(profile, method, precision="bf16"), eval_size=0, evaluate_test=False,
+                     val_size=TUNING_VAL_SIZE, seed=seed)
+    return {"head_tail": tuning, "head": replace(tuning, truncation="head")}
+
+
+def truncation_table(arms: list[dict[str, RunConfig]], sweep: str | os.PathLike,
+                     folder: str | os.PathLike) -> pd.DataFrame:
+    """Validation accuracy of each pair of arms: head+tail from the sweep's folder, head from its own."""
+    rows = []
+    for pair in arms:
+        tail, head = read_result(pair["head_tail"].key(), sweep), read_result(pair["head"].key(), folder)
+        rows.append({"method": pair["head"].method, "lr": pair["head"].lr, "seed": pair["head"].seed,
+                     "head_tail": tail.val_accuracy if tail is not None and tail.status == "ok" else None,
+                     "head": head.val_accuracy if head is not None and head.status == "ok" else None})
+    return pd.DataFrame(rows)
+
+
+def truncation_choice(table: pd.DataFrame) -> str:
+    """The truncation TRUNCATION_RULE picks from a complete table (no missing arm)."""
+    per_method = (table["head"] - table["head_tail"]).groupby(table["method"], sort=False).mean()
+    return "head" if per_method.mean() > 0 else "head_tail"

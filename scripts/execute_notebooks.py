@@ -1,6 +1,6 @@
 """Execute the notebooks in order, in place, keeping their outputs (for the committed outputs).
 
-    PEFT_IMDB_PROFILE=cpu .venv/bin/python scripts/execute_notebooks.py            # all seven, in order
+    PEFT_IMDB_PROFILE=cpu .venv/bin/python scripts/execute_notebooks.py            # all of them, in order
     PEFT_IMDB_PROFILE=smoke .venv/bin/python scripts/execute_notebooks.py --notebooks-dir /tmp/nb-copy
     .venv/bin/python scripts/execute_notebooks.py 02_lora 05_compare                 # some of them
 

@@ -18,6 +18,9 @@ class AdaLoraBudget(TrainerCallback):
     def __init__(self, total_step: int):
         self.total_step = total_step
 
+    def __repr__(self) -> str:
+        return f"AdaLoraBudget(total_step={self.total_step})"
+
     def on_train_begin(self, args, state, control, **kwargs):
         # The schedule was derived from the run's config (methods.optimizer_steps); a Trainer that plans other
         # steps (several processes, a data folder of another size) would end the budget phase at the wrong step.

@@ -120,7 +120,10 @@ def picks() -> str:
 
 def truncation() -> str:
     """The validation comparison of head and head+tail truncation (its summary's table and choice)."""
-    path = RESULTS / "sweeps" / "truncation_cpu_validation" / "summary.md"
+    from peft_imdb.config import PROFILES
+    from peft_imdb.sweep import truncation_folder
+
+    path = truncation_folder(PROFILES["cpu"], RESULTS) / "summary.md"
     if not path.is_file():
         return MISSING
     lines = path.read_text().splitlines()

@@ -15,7 +15,7 @@ from peft_imdb.methods import METHODS, method_names
 from peft_imdb.plan import with_control_arms
 from peft_imdb.results import read_results
 from peft_imdb.sweep import (LEARNED, SEEDS, picks, sweep_configs, sweep_folder, sweep_table, truncation_arms,
-                             truncation_choice, truncation_table)
+                             truncation_choice, truncation_folder, truncation_table)
 
 from conftest import tiny_config
 
@@ -121,7 +121,7 @@ def test_truncation_rule_keeps_head_tail_unless_head_is_higher_on_average_over_m
     assert truncation_choice(table) == "head_tail"
 
 
-TRUNCATION = RESULTS / "sweeps" / "truncation_cpu_validation"
+TRUNCATION = truncation_folder(PROFILES["cpu"], RESULTS)
 
 
 @pytest.mark.skipif(not TRUNCATION.is_dir(), reason="no truncation comparison committed yet")

@@ -31,10 +31,11 @@ def marker(method: str) -> dict:
     return {"fmt": "s", "color": colour(method), "markerfacecolor": "white", "markeredgewidth": 1.8}
 
 
-def _point_key(rows: pd.DataFrame) -> str:
-    """What filled and hollow points mean, when a chart holds both kinds."""
-    kinds = {is_core(m) for m in rows["method"]}
-    return "; filled: the study's four methods, hollow: added methods" if len(kinds) > 1 else ""
+def _added_key(rows: pd.DataFrame, bars: bool = False) -> str:
+    """What sets added methods apart (hatched bars, hollow points), for a title; empty unless both kinds are shown."""
+    if len({is_core(m) for m in rows["method"]}) < 2:
+        return ""
+    return "; hatched: added methods" if bars else "; filled: the study's four methods, hollow: added methods"
 
 
 def _hatch_added(bars, methods) -> None:
@@ -120,8 +121,7 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
     ax.set_ylabel(ylabel)
     ax.set_xlabel("method")
     bars_say = "error bars: std over seeds" if errors is not None else "one seed: no error bars"
-    added = "; hatched: added methods" if _point_key(rows) else ""
-    ax.set_title(f"{title}\n{_subtitle(rows, column)}; {bars_say}{added}", fontsize=9)
+    ax.set_title(f"{title}\n{_subtitle(rows, column)}; {bars_say}{_added_key(rows, bars=True)}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -140,7 +140,7 @@ def accuracy_chart(summary: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("test accuracy")
     ax.set_xlabel("method")
     ax.set_title(f"Test accuracy\n{_subtitle(rows, 'accuracy')}\npoints: mean over seeds; "
-                 f"bars: 95% CI (two-level bootstrap over seeds and reviews){_point_key(rows)}", fontsize=9)
+                 f"bars: 95% CI (two-level bootstrap over seeds and reviews){_added_key(rows)}", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
 
@@ -167,8 +167,8 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
     ax.set_ylim(float(heights[heights > 0].min()) / 3, float(heights.max()) * 8)
     ax.set_ylabel("trainable parameters (log scale)")
     ax.set_xlabel("method")
-    added = "; hatched: added methods" if _point_key(rows) else ""
-    ax.set_title(f"Trainable parameters: adapter and head\n{_subtitle(rows, 'trainable_params')}{added}", fontsize=9)
+    ax.set_title(f"Trainable parameters: adapter and head\n{_subtitle(rows, 'trainable_params')}"
+                 f"{_added_key(rows, bars=True)}", fontsize=9)
     _legend(ax, loc="upper right", ncols=2)
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -222,7 +222,7 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     ax.set_xlabel(PARETO_AXES.get(column, column))
     ax.set_ylabel("test accuracy (mean, 95% CI over seeds and reviews)")
     ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}"
-                 f"{_point_key(rows)}", fontsize=9)
+                 f"{_added_key(rows)}", fontsize=9)
     _legend(ax, loc="lower right", ncols=2 if len(rows) > 6 else 1)
     ax.grid(alpha=0.3)
     return _save(fig, path)

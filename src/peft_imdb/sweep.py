@@ -42,12 +42,22 @@ def sweep_folder(profile: Profile, root: str | os.PathLike | None = None) -> Pat
     return results_dir(root) / "sweeps" / f"lr_{profile.lr_table}_validation"
 
 
+def truncation_folder(profile: Profile, root: str | os.PathLike | None = None) -> Path:
+    """Where a profile's truncation comparison lives: <results>/sweeps/truncation_<lr table>_validation."""
+    return results_dir(root) / "sweeps" / f"truncation_{profile.lr_table}_validation"
+
+
+def tuning_run(base: RunConfig, val_size: int = TUNING_VAL_SIZE) -> RunConfig:
+    """A study config as a tuning run: no test subset, `val_size` validation reviews to choose on."""
+    return replace(base, eval_size=0, evaluate_test=False, val_size=val_size)
+
+
 def sweep_configs(bases: list[RunConfig], seeds: tuple[int, ...] = SEEDS,
                   val_size: int = TUNING_VAL_SIZE) -> list[RunConfig]:
     """Every (method, learning rate, seed) of the sweep: each method's study config, as tuning runs."""
     configs = []
     for base in bases:
-        tuning = replace(base, eval_size=0, evaluate_test=False, val_size=val_size)
+        tuning = tuning_run(base, val_size)
         for lr in get_method(base.method).lr_grid.get(base.lr_table, ()):
             configs += [replace(tuning, lr=lr, seed=seed) for seed in seeds]
     return configs
@@ -126,8 +136,7 @@ TRUNCATION_RULE = ("head+tail (the default) stays unless head's validation accur
 def truncation_arms(method: str, seed: int, profile: Profile) -> dict[str, RunConfig]:
     """The sweep's head+tail tuning run of a method at its pick, and the same run with head truncation."""
     # The sweep ran every method in bf16 (its records say so); IA3's default is fp32 since, so it is named.
-    tuning = replace(RunConfig.from_profile(profile, method, precision="bf16"), eval_size=0, evaluate_test=False,
-                     val_size=TUNING_VAL_SIZE, seed=seed)
+    tuning = tuning_run(RunConfig.from_profile(profile, method, precision="bf16", seed=seed))
     return {"head_tail": tuning, "head": replace(tuning, truncation="head")}
 
 
@@ -143,7 +152,11 @@ def truncation_table(arms: list[dict[str, RunConfig]], sweep: str | os.PathLike,
     return pd.DataFrame(rows)
 
 
+def truncation_differences(table: pd.DataFrame) -> pd.Series:
+    """Head − head+tail validation accuracy, averaged over the seeds of each method (the rule's first mean)."""
+    return (table["head"] - table["head_tail"]).groupby(table["method"], sort=False).mean()
+
+
 def truncation_choice(table: pd.DataFrame) -> str:
     """The truncation TRUNCATION_RULE picks from a complete table (no missing arm)."""
-    per_method = (table["head"] - table["head_tail"]).groupby(table["method"], sort=False).mean()
-    return "head" if per_method.mean() > 0 else "head_tail"
+    return "head" if truncation_differences(table).mean() > 0 else "head_tail"

@@ -315,10 +315,13 @@ def _wait_for(condition, timeout_s: float):
 
 
 def _isolated_matrix(data: Path, out: Path) -> subprocess.Popen:
-    """A real matrix (one run, its own process) in a subprocess, on the offline model."""
+    """A real matrix (one run, its own process) in a subprocess, on the offline model.
+
+    1000 epochs of 40 short reviews: minutes of training (20 epochs took 3 s), so a test can kill it mid-run.
+    """
     command = [sys.executable, "-m", "peft_imdb", "matrix", "--methods", "lora", "--seeds", "0",
                "--profile", "smoke", "--train-size", "40", "--eval-size", "8", "--val-size", "0",
-               "--epochs", "20", "--data-dir", str(data), "--results-dir", str(out)]
+               "--epochs", "1000", "--data-dir", str(data), "--results-dir", str(out)]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -327,7 +330,7 @@ def test_a_killed_run_process_is_recorded_as_failed_and_the_matrix_says_so(tmp_p
     matrix = _isolated_matrix(data, out)
     child = _wait_for(lambda: _python_children(matrix.pid), 60)
     assert child, "the run's process never started"
-    time.sleep(8)  # into training (20 epochs of 40 reviews take far longer than this)
+    time.sleep(8)  # into training, which would go on for minutes
     child[0].send_signal(signal.SIGKILL)
     output, _ = matrix.communicate(timeout=60)
     assert matrix.returncode == 1, output

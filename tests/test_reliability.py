@@ -295,11 +295,12 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
 
 
 def _python_children(pid: int) -> list:
-    """The run processes (multiprocessing spawn children) of pid; not its resource tracker."""
+    """The run processes of matrix pid: the children of its fork server (not the server, not its resource tracker)."""
     import psutil
 
     try:
-        return [p for p in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+        servers = [p for p in psutil.Process(pid).children() if "forkserver" in " ".join(p.cmdline())]
+        return [run for server in servers for run in server.children()]
     except psutil.NoSuchProcess:
         return []
 
@@ -347,6 +348,21 @@ def test_killing_the_matrix_kills_its_run_process_too(tmp_path):
     matrix.wait(timeout=10)
     assert _wait_for(lambda: not child[0].is_running() or child[0].status() == "zombie", 15), \
         "the run's process outlived the killed matrix"
+
+
+def _imported_stack(reply) -> None:
+    reply.send(sorted(name for name in ("torch", "transformers", "peft", "peft_imdb.train") if name in sys.modules))
+
+
+def test_a_run_process_starts_with_the_training_stack_already_imported():
+    """No run pays the ~6 s import of torch, transformers and peft: its process is forked from a server that did."""
+    context = runner.run_context()
+    reader, writer = context.Pipe(duplex=False)
+    process = context.Process(target=_imported_stack, args=(writer,))
+    process.start()
+    process.join(timeout=120)
+    assert process.exitcode == 0 and reader.poll(5)
+    assert reader.recv() == ["peft", "peft_imdb.train", "torch", "transformers"]
 
 
 def test_torchrun_trains_on_two_processes_and_rank_zero_writes_one_row(tmp_path, data_dir):

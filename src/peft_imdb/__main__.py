@@ -1,4 +1,4 @@
 from .cli import main
 
-if __name__ == "__main__":  # guarded: matrix runs spawn child processes that import this module
+if __name__ == "__main__":  # guarded: the fork server of matrix runs imports this module as __mp_main__
     raise SystemExit(main())

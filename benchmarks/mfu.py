@@ -53,11 +53,13 @@ def measure_peaks(shapes: list[tuple[int, int]], tokens: list[int], min_seconds:
     return peaks
 
 
-def measure_run(config, data, tokenizer, recipe: str, steps: int, lengths: list[int], peaks: dict) -> dict:
-    """Train one recipe for `steps` steps; its throughput, model FLOP/s and MFU."""
+def measure_run(config, data, tokenizer, recipe: str, steps: int, lengths: list[int], peaks: dict,
+                adjust_model=None) -> dict:
+    """Train one recipe for `steps` steps (adjust_model: a change to the built model); throughput, FLOP/s, MFU."""
     from peft_imdb.flops import count_matmul_weights, mfu, model_flops_per_second
 
-    outcome = train_recipe(config, data, tokenizer, recipe, max_steps=steps, **speed_settings(recipe))
+    outcome = train_recipe(config, data, tokenizer, recipe, max_steps=steps, adjust_model=adjust_model,
+                           **speed_settings(recipe))
     flops_per_s = model_flops_per_second(count_matmul_weights(outcome.trainer.model), lengths, outcome.train_seconds)
     peak_dtype = "bf16" if outcome.precision == "bf16" else "fp32"
     return {"method": config.method, "max_length": config.max_length, "recipe": recipe,

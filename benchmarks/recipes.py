@@ -117,16 +117,20 @@ class Outcome:
 
 
 def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int = -1,
-                 eval_test_each_epoch: bool = False, precision: str = "auto", optim: str | None = None) -> Outcome:
+                 eval_test_each_epoch: bool = False, precision: str = "auto", optim: str | None = None,
+                 adjust_model=None, callbacks: list | None = None) -> Outcome:
     """Train config's model with one recipe, then evaluate on the test subset once.
 
-    precision: auto|fp32|bf16 (auto: from the hardware); optim: a Trainer optimizer name (None: its default).
+    precision: auto|fp32|bf16 (auto: from the hardware); optim: a Trainer optimizer name (None: its default);
+    adjust_model: a function applied to the built model (a counterfactual); callbacks: extra Trainer callbacks.
     """
     from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
 
     set_seed(config.seed)
     precision = choose_precision(precision)
     model = build_model(config, tokenizer, precision).model
+    if adjust_model is not None:
+        adjust_model(model)
     ours = recipe == "ours"
     eval_set = data["test"] if eval_test_each_epoch else None
     args = TrainingArguments(
@@ -141,7 +145,7 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
         logging_strategy="no",
     )
     trainer = in_order_trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=eval_set,
-                                        data_collator=DataCollatorWithPadding(tokenizer))
+                                        data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
     started = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - started

@@ -76,11 +76,65 @@ def mfu() -> str:
     return "\n".join(lines)
 
 
-def overhead() -> str:
-    """The share of the committed study's `matrix` wall time spent outside training and evaluation."""
-    path = RESULTS / "benchmarks" / "matrix_study.txt"
+def _matrix_line(path: Path) -> str | None:
     lines = [line for line in path.read_text().splitlines() if line.startswith("matrix: ")] if path.is_file() else []
-    return f"`{lines[-1]}` (`results/benchmarks/matrix_study.txt`, the study's `matrix` output)" if lines else MISSING
+    return lines[-1] if lines else None
+
+
+def overhead() -> str:
+    """The share of `matrix` wall time outside training and evaluation: the study's, and re-measured forked."""
+    from peft_imdb.results import load_predictions
+
+    parts = []
+    study = _matrix_line(RESULTS / "benchmarks" / "matrix_study.txt")
+    if study:
+        parts.append(f"- `{study}`: the committed study's `matrix` output (`results/benchmarks/matrix_study.txt`), "
+                     "each run in a spawned process that imported torch, transformers and peft itself")
+    folder = RESULTS / "benchmarks" / "matrix_forkserver"
+    again = _matrix_line(folder / "matrix.txt")
+    if again:
+        forked, spawned = load_results(folder).set_index("key"), load_results(RESULTS).set_index("key")
+        keys = [key for key in forked.index if key in spawned.index]
+        same = sum(bool((load_predictions(key, folder)["predicted"] == load_predictions(key, RESULTS)["predicted"]).all())
+                   for key in keys)
+        lower = spawned.loc[keys, "peak_memory_mb"] - forked.loc[keys, "peak_memory_mb"]
+        parts.append(f"- `{again}`: the study's seed-0 runs again (`matrix --seeds 0`), each forked from the fork "
+                     f"server (`results/benchmarks/matrix_forkserver/`). {same} of {len(keys)} give the same "
+                     f"prediction on every test review as the committed run; their process peak reads "
+                     f"{lower.min():.0f}–{lower.max():.0f} MB lower than spawned")
+    return "\n".join(parts) if parts else MISSING
+
+
+def profile() -> str:
+    """Where our recipe's step time goes (profile_step.py), and both recipes timed without dropout."""
+    records = [r for r in _benchmarks("profile_*.json") if not r.get("quick")]
+    if not records:
+        return MISSING
+    found = records[0]["profiles"][records[0]["methods"][0]]["categories"]
+    names = [n for n in ("matmul", "dropout masks", "casts and copies", "optimizer", "other") if n in found]
+    names += [n for n in found if n not in names]
+    lines = ["| model, method | max length | " + " | ".join(names) + " |", "|---" * (len(names) + 2) + "|"]
+    for record in records:
+        for method, profile in record["profiles"].items():
+            lines.append(f"| {record['model']}, {method} | {record['max_length']} | "
+                         + " | ".join(f"{profile['categories'][n]:.0%}" for n in names) + " |")
+    lines += ["", "| model, method | max length | dropout | usual: samples/s | ours: samples/s | ours: MFU of bf16 peak "
+              "| speed-up |", "|---" * 7 + "|"]
+    for record in records:
+        rows = {(r["method"], r["recipe"], r["dropout"]): r for r in record["rows"]}
+        for method in record["methods"]:
+            for dropout in (True, False):
+                usual, ours = rows[method, "usual", dropout], rows[method, "ours", dropout]
+                lines.append(f"| {record['model']}, {method} | {record['max_length']} | "
+                             f"{'as trained' if dropout else 'p=0 everywhere'} | {usual['train_samples_per_s']:.1f} "
+                             f"| {ours['train_samples_per_s']:.1f} | {ours['mfu_of_bf16_peak']:.0%} "
+                             f"| {ours['speedup']:.2f}× |")
+    first = records[0]
+    lines += ["", f"Shares of self CPU time over {first['profile_steps']} traced steps of our recipe (torch.profiler; "
+              f"`dropout masks` is `aten::bernoulli_`); timings: {first['steps']} steps × batch {first['batch_size']} "
+              f"per cell, in the same process; single measurements, no interval. Device: {first['env']['device']}, commit "
+              + ", ".join(sorted({r['env']['git_commit'][:8] for r in records})) + "."]
+    return "\n".join(lines)
 
 
 def scaling() -> str:
@@ -131,7 +185,7 @@ def truncation() -> str:
 
 
 BLOCKS = {"study": study, "picks": picks, "truncation": truncation, "ablations": ablations, "mfu": mfu,
-          "overhead": overhead, "scaling": scaling}
+          "profile": profile, "overhead": overhead, "scaling": scaling}
 
 
 def render(text: str) -> str:

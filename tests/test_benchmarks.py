@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -48,3 +49,29 @@ def test_study_time_and_inference_run_and_agree_on_merging(tmp_path, data_dir):
     rows = json.loads((tmp_path / "inference_L32.json").read_text())["rows"]
     merged = [r for r in rows if r["form"] == "merged"]
     assert len(merged) == 2 and all(r["identical_predictions"] for r in merged)
+
+
+def test_profile_step_traces_our_recipe_and_times_both_recipes_without_dropout(tmp_path, data_dir):
+    out = _run("profile_step.py", tmp_path, data_dir, "--quick")
+    last = out.strip().splitlines()[-1]
+    match = re.fullmatch(r"dropout_share=([\d.]+) matmul_share=([\d.]+) mfu_without_dropout=([\d.]+)", last)
+    assert match, last
+    record = json.loads((tmp_path / "profile_minilm_L32_quick.json").read_text())
+    shares = record["profiles"]["full"]["categories"]
+    assert sum(shares.values()) == pytest.approx(1.0)
+    assert shares["matmul"] > 0 and shares["dropout masks"] > 0
+    assert shares["dropout masks"] == pytest.approx(float(match.group(1)), abs=1e-3)
+    cells = {(r["recipe"], r["dropout"]): r for r in record["rows"]}
+    assert set(cells) == {("usual", True), ("ours", True), ("usual", False), ("ours", False)}
+    assert all(cell["train_samples_per_s"] > 0 and cell["steps"] == 2 for cell in cells.values())
+
+
+def test_without_dropout_makes_a_training_step_deterministic(tiny_models):
+    from profile_step import without_dropout
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=2).train()
+    ids = torch.randint(5, 90, (2, 16))
+    assert not torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)  # dropout draws masks
+    without_dropout(model)
+    assert torch.equal(model(input_ids=ids).logits, model(input_ids=ids).logits)

@@ -350,6 +350,18 @@ def test_killing_the_matrix_kills_its_run_process_too(tmp_path):
         "the run's process outlived the killed matrix"
 
 
+def test_a_record_says_which_process_trained_it(tmp_path, data_dir, tiny_models):
+    """Memory peaks differ between a forked run process and the command's own: the record tells them apart."""
+    args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "--seeds", "0", "--profile", "smoke",
+            "--train-size", "8", "--eval-size", "8", "--val-size", "0", "--max-length", "32",
+            "--data-dir", str(data_dir)]
+    assert main([*args, "--results-dir", str(tmp_path / "forked")]) == 0
+    assert main([*args, "--results-dir", str(tmp_path / "here"), "--in-process"]) == 0
+    (forked,), (here,) = read_results(tmp_path / "forked"), read_results(tmp_path / "here")
+    assert forked.status == here.status == "ok"
+    assert (forked.env["run_process"], here.env["run_process"]) == ("forked (matrix)", "command")
+
+
 def _imported_stack(reply) -> None:
     reply.send(sorted(name for name in ("torch", "transformers", "peft", "peft_imdb.train") if name in sys.modules))
 

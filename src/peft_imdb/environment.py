@@ -28,7 +28,15 @@ def environment() -> dict[str, Any]:
         "versions": versions,
         "git_commit": _git_commit(),
         "hostname": platform.node(),
+        "run_process": _run_process(),
     }
+
+
+def _run_process() -> str:
+    """Where this ran: a run process forked by matrix's fork server, or the command's own process."""
+    import multiprocessing
+
+    return "forked (matrix)" if multiprocessing.parent_process() is not None else "command"
 
 
 def _git_commit() -> str | None:

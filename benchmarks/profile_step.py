@@ -43,6 +43,8 @@ def without_dropout(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+        if isinstance(getattr(module, "dropout_prob", None), float):  # older transformers: BERT's SDPA attention
+            module.dropout_prob = 0.0
 
 
 class StepProfiler(TrainerCallback):

@@ -107,11 +107,14 @@ def _death_reason(exitcode: int | None) -> str:
 
 # Imported once by the fork server that every run process is forked from: torch, transformers and peft
 # take ~6 s to import, most of a run's time outside training and evaluation.
-PRELOAD = ["peft_imdb.train", "peft_imdb.runner"]
+# (peft by name: not every transformers version imports it with the package.)
+PRELOAD = ["peft", "peft_imdb.train", "peft_imdb.runner"]
 
 
 def run_context() -> multiprocessing.context.BaseContext:
     """Where run processes come from: a fork server that has imported the training stack and nothing else."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: each run imports it all again
+        return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)  # takes effect when the server starts (the first run)
     return context

@@ -8,14 +8,13 @@ adapter model and by its merged copy; the merged predictions must equal the adap
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
 import numpy as np
 
-from recipes import RunConfig, prepare, recipe_data, save_benchmark, train_recipe
+from recipes import RunConfig, benchmark_parser, prepare, recipe_data, save_benchmark, train_recipe
 from peft_imdb.methods import method_names  # noqa: E402
 
 
@@ -27,14 +26,11 @@ def _timed_predict(trainer, dataset) -> tuple[np.ndarray, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Train each method briefly, then time scoring the test reviews as adapter and merged."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"))
-    parser.add_argument("--model", default="minilm")
+    parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=method_names(core_only=True))
     parser.add_argument("--steps", type=int, default=30, help="training steps before measuring (default 30)")
     parser.add_argument("--eval-size", type=int, default=1000)
     parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from transformers import DataCollatorWithPadding

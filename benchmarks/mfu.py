@@ -19,14 +19,14 @@ for full fine-tuning (else the first method) at the longest length.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from recipes import RECIPES, padding_bound, prepare, recipe_data, save_benchmark, speed_settings, train_recipe
+from recipes import (RECIPES, benchmark_parser, padding_bound, prepare, recipe_data, save_benchmark, speed_settings,
+                     train_recipe)
 
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SQUARE = 2048
@@ -70,20 +70,21 @@ def measure_run(config, data, tokenizer, recipe: str, steps: int, lengths: list[
             "mfu_of_bf16_peak": mfu(flops_per_s, peaks["bf16"]["peak"] * 1e9)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Measure the matmul peaks, train every method in both recipes, print and store the MFU table."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"), help="IMDb folder (default: "
-                        "PEFT_IMDB_DATA, else the hub)")
-    parser.add_argument("--model", default="minilm")
-    parser.add_argument("--methods", nargs="+", choices=package_methods(), default=list(package_methods()))
-    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256], help="max lengths (default 128 256)")
-    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per recipe (default 30)")
+def add_speed_arguments(parser) -> None:
+    """Arguments of the benchmarks that time steps against the measured peak (mfu.py, profile_step.py)."""
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--peak-seconds", type=float, default=1.0, help="timing per GEMM shape (default 1)")
     parser.add_argument("--quick", action="store_true", help="smoke test: full only, length 32, 2 steps, short peaks")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the matmul peaks, train every method in both recipes, print and store the MFU table."""
+    parser = benchmark_parser(__doc__.splitlines()[0])
+    parser.add_argument("--methods", nargs="+", choices=package_methods(), default=list(package_methods()))
+    parser.add_argument("--lengths", nargs="+", type=int, default=[128, 256], help="max lengths (default 128 256)")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per recipe (default 30)")
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.methods, args.lengths, args.steps, args.peak_seconds = ["full"], [32], 2, 0.05

@@ -16,15 +16,14 @@ mfu_without_dropout=<...>` for full fine-tuning (else the first method).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from mfu import measure_peaks, measure_run, package_methods
-from recipes import RECIPES, prepare, recipe_data, save_benchmark, speed_settings, train_recipe
+from mfu import add_speed_arguments, measure_peaks, measure_run, package_methods
+from recipes import RECIPES, benchmark_parser, prepare, recipe_data, save_benchmark, speed_settings, train_recipe
 from transformers import TrainerCallback
 
 # Operators (self CPU time) by what they do; anything else is "other" (elementwise, norms, softmax...).
@@ -79,19 +78,12 @@ def operator_shares(profiler: torch.profiler.profile, top: int = 12) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Time both recipes with and without dropout, trace ours, print and store the shares."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"), help="IMDb folder (default: "
-                        "PEFT_IMDB_DATA, else the hub)")
-    parser.add_argument("--model", default="minilm")
+    parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", choices=package_methods(), default=["full", "lora"])
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--steps", type=int, default=20, help="optimizer steps per timed run (default 20)")
     parser.add_argument("--profile-steps", type=int, default=5, help="steps traced by the profiler (default 5)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--peak-seconds", type=float, default=1.0, help="timing per GEMM shape (default 1)")
-    parser.add_argument("--quick", action="store_true", help="smoke test: full only, length 32, 2 steps, short peaks")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
     if args.quick:
         args.methods, args.max_length, args.steps, args.profile_steps, args.peak_seconds = ["full"], 32, 2, 2, 0.05

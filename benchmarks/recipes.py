@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -27,6 +29,16 @@ from peft_imdb.train import classification_metrics, in_order_trainer_class, prep
 
 RECIPES = ("usual", "ours")
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
+
+
+def benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """A benchmark's argument parser with what every benchmark takes: --data-dir, --model, --out."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"), help="IMDb folder (default: "
+                        "PEFT_IMDB_DATA, else the hub)")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
+    return parser
 
 
 def save_benchmark(name: str, payload: dict, folder: str | Path | None = None) -> Path:

@@ -10,7 +10,6 @@ the best epoch) and the test subset once at the end. Usage:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -18,15 +17,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from recipes import prepare, recipe_data, save_benchmark, train_recipe
+from recipes import benchmark_parser, prepare, recipe_data, save_benchmark, train_recipe
 from peft_imdb.methods import method_names  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one config both ways; print wall times, accuracies with intervals, and the paired difference."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"))
-    parser.add_argument("--model", default="minilm")
+    parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--method", default="lora", choices=method_names())
     parser.add_argument("--epochs", type=float, default=3)
     parser.add_argument("--train-size", type=int, default=1000)
@@ -34,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--val-size", type=int, default=200)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from peft_imdb.stats import mean_interval, paired_difference

@@ -11,27 +11,22 @@ recipe's; b is the most that batching by length can save, from these reviews' to
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from recipes import padding_bound, prepare, recipe_data, save_benchmark, train_recipe
+from recipes import benchmark_parser, padding_bound, prepare, recipe_data, save_benchmark, train_recipe
 from peft_imdb.methods import method_names  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run both recipes and print their throughput, the ratio, the bound and the fraction."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=os.environ.get("PEFT_IMDB_DATA"), help="IMDb folder (default: "
-                        "PEFT_IMDB_DATA, else the hub)")
+    parser = benchmark_parser(__doc__.splitlines()[0])
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--steps", type=int, default=60, help="optimizer steps per recipe (default 60)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--model", default="minilm")
     parser.add_argument("--method", default="lora", choices=method_names())
     parser.add_argument("--eval-size", type=int, default=400, help="test reviews scored after training")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", help="folder for the JSON record (default results/benchmarks)")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     prepared = prepare(args.data_dir, args.model, method=args.method, seed=args.seed,

@@ -16,8 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import pandas as pd  # noqa: E402
-
 from peft_imdb.report import add_statistics, advice, method_table, summarize, twin_lines  # noqa: E402
 from peft_imdb.results import load_results  # noqa: E402
 

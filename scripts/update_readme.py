@@ -154,9 +154,11 @@ def scaling() -> str:
 
 def picks() -> str:
     """Each method's grid and validation-picked CPU learning rate (the sweep's picks.json)."""
+    from peft_imdb.config import PROFILES
     from peft_imdb.methods import get_method, method_names
+    from peft_imdb.sweep import sweep_folder
 
-    path = RESULTS / "sweeps" / "lr_cpu_validation" / "picks.json"
+    path = sweep_folder(PROFILES["cpu"], RESULTS) / "picks.json"
     if not path.is_file():
         return MISSING
     chosen = json.loads(path.read_text())

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 
 from .ablations import ABLATIONS
+from .config import PROFILES
 from .methods import METHODS, method_names
 from .curves import loss_curves_chart
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, load_predictions, load_results, results_dir
-from .sweep import write_sweep_chart
+from .sweep import sweep_folder, write_sweep_chart
 from .stats import (LEVEL, TOST_LEVEL, detectable_difference_from, holm, two_level_difference, two_level_interval,
                     variance_components, verdict)
 
@@ -427,7 +428,7 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
         curves = loss_curves_chart(frame, Path(figures_dir) / "loss_curves.png")  # None before any run logs them
         figures += [curves] if curves is not None else []
     figures += [ablation_chart(name, t, Path(figures_dir) / f"ablation_{name}.png") for name, t in ablations.items()]
-    sweeps = sorted((root / "sweeps").glob("lr_*_validation")) if (root / "sweeps").is_dir() else []  # lr sweeps
+    sweeps = sorted({folder for folder in (sweep_folder(p, root) for p in PROFILES.values()) if folder.is_dir()})
     for folder in sweeps:
         figures += write_sweep_chart(folder, figures_dir)
     path = Path(root) / "summary.md"

@@ -51,9 +51,10 @@ more-methods: setup  ## the six added methods x 3 seeds at their validation-pick
 	$(PY) -m peft_imdb report
 	$(PY) scripts/update_readme.py
 
-tuning: setup  ## the validation-only choices: learning-rate sweep of all ten methods, head vs head+tail truncation
+tuning: setup  ## the validation-only choices: learning-rate sweep of all ten methods, then truncation and dropout
 	$(PY) -m peft_imdb sweep --methods full lora qlora ia3 $(MORE_METHODS)
-	$(PY) scripts/truncation_validation.py
+	$(PY) scripts/choose_on_validation.py truncation
+	$(PY) scripts/choose_on_validation.py dropout
 	$(PY) scripts/update_readme.py
 
 ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds); reuses the study's identical runs

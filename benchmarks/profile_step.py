@@ -2,8 +2,9 @@
 
 In one process, for each method at one maximum length:
 1. the dense matmul peak in fp32 and bf16 (as mfu.py measures it);
-2. training in the usual recipe and in ours (as mfu.py), each also with every dropout set to p=0 (a
-   counterfactual: the study trains with the model's dropout; no accuracy is claimed for p=0);
+2. training in the usual recipe and in ours (as mfu.py), each also with every dropout set to p=0 (the study
+   trains with the model's dropout; `scripts/choose_on_validation.py dropout` compares p=0's accuracy on
+   validation reviews);
 3. a torch.profiler trace of our recipe's steps: self CPU time per operator and per category
    (matmuls, dropout masks, casts, optimizer, the rest);
 4. a JSON record, results/benchmarks/profile_<model>_L<length>.json.
@@ -26,6 +27,8 @@ from mfu import add_speed_arguments, measure_peaks, measure_run, package_methods
 from recipes import RECIPES, benchmark_parser, prepare, recipe_data, save_benchmark, speed_settings, train_recipe
 from transformers import TrainerCallback
 
+from peft_imdb.models import without_dropout
+
 # Operators (self CPU time) by what they do; anything else is "other" (elementwise, norms, softmax...).
 CATEGORIES = {
     "matmul": ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm", "aten::_scaled_dot_product_flash_attention_cpu",
@@ -35,15 +38,6 @@ CATEGORIES = {
     "optimizer": ("aten::_fused_adamw_", "aten::_foreach_mul_", "aten::_foreach_add_", "aten::_foreach_addcdiv_",
                   "aten::_foreach_addcmul_", "aten::_foreach_sqrt", "aten::_foreach_div_", "aten::_foreach_lerp_"),
 }
-
-
-def without_dropout(model: torch.nn.Module) -> None:
-    """Every dropout of the model (attention, hidden, classifier, adapters) at p=0."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if isinstance(getattr(module, "dropout_prob", None), float):  # older transformers: BERT's SDPA attention
-            module.dropout_prob = 0.0
 
 
 class StepProfiler(TrainerCallback):

@@ -172,20 +172,21 @@ def picks() -> str:
     return "\n".join(lines)
 
 
-def truncation() -> str:
-    """The validation comparison of head and head+tail truncation (its summary's table and choice)."""
+def choice(name: str) -> str:
+    """A validation comparison of one setting (sweep.CHOICES): its summary's table and choice."""
     from peft_imdb.config import PROFILES
-    from peft_imdb.sweep import truncation_folder
+    from peft_imdb.sweep import CHOICES
 
-    path = truncation_folder(PROFILES["cpu"], RESULTS) / "summary.md"
+    path = CHOICES[name].folder(PROFILES["cpu"], RESULTS) / "summary.md"
     if not path.is_file():
         return MISSING
     lines = path.read_text().splitlines()
     return "\n".join(lines[next(i for i, line in enumerate(lines) if line.startswith("| method")):]).strip()
 
 
-BLOCKS = {"study": study, "picks": picks, "truncation": truncation, "ablations": ablations, "mfu": mfu,
-          "profile": profile, "overhead": overhead, "scaling": scaling}
+BLOCKS = {"study": study, "picks": picks, "truncation": lambda: choice("truncation"),
+          "dropout": lambda: choice("dropout"), "ablations": ablations, "mfu": mfu, "profile": profile,
+          "overhead": overhead, "scaling": scaling}
 
 
 def render(text: str) -> str:

@@ -14,8 +14,7 @@ from peft_imdb.errors import UserError
 from peft_imdb.methods import METHODS, method_names
 from peft_imdb.plan import with_control_arms
 from peft_imdb.results import read_results
-from peft_imdb.sweep import (LEARNED, SEEDS, picks, sweep_configs, sweep_folder, sweep_table, truncation_arms,
-                             truncation_choice, truncation_folder, truncation_table)
+from peft_imdb.sweep import CHOICES, LEARNED, SEEDS, picks, sweep_configs, sweep_folder, sweep_table
 
 from conftest import tiny_config
 
@@ -115,19 +114,42 @@ def test_truncation_rule_keeps_head_tail_unless_head_is_higher_on_average_over_m
     import pandas as pd
 
     # Per method first: a gains 2 points with head, b loses 1.5; over the methods head is 0.25 higher.
-    table = pd.DataFrame({"method": ["a", "a", "b", "b"], "head_tail": [0.80] * 4, "head": [0.83, 0.81, 0.78, 0.79]})
-    assert truncation_choice(table) == "head"
-    table["head"] = [0.81, 0.80, 0.78, 0.79]  # a +0.5, b -1.5: head+tail stays
-    assert truncation_choice(table) == "head_tail"
+    table = pd.DataFrame({"method": ["a", "a", "b", "b"], "default": [0.80] * 4, "alternative": [0.83, 0.81, 0.78, 0.79]})
+    assert CHOICES["truncation"].chooses_alternative(table)
+    table["alternative"] = [0.81, 0.80, 0.78, 0.79]  # a +0.5, b -1.5: head+tail stays
+    assert not CHOICES["truncation"].chooses_alternative(table)
 
 
-TRUNCATION = truncation_folder(PROFILES["cpu"], RESULTS)
+def test_dropout_rule_turns_dropout_off_unless_it_loses_half_a_point_or_more():
+    import pandas as pd
+
+    table = pd.DataFrame({"method": ["a", "a", "b", "b"], "default": [0.80] * 4, "alternative": [0.80, 0.79, 0.80, 0.80]})
+    assert CHOICES["dropout"].chooses_alternative(table)  # -0.25 points: a near-tie goes to the faster arm
+    table["alternative"] = [0.80, 0.79, 0.79, 0.80]  # -0.5 points (a float a hair below): dropout stays on
+    assert not CHOICES["dropout"].chooses_alternative(table)
+    table["alternative"] = [0.81, 0.79, 0.79, 0.80]  # -0.25 points again, the other way round per method
+    assert CHOICES["dropout"].chooses_alternative(table)
 
 
-@pytest.mark.skipif(not TRUNCATION.is_dir(), reason="no truncation comparison committed yet")
-def test_the_default_truncation_is_the_one_the_validation_comparison_chose():
+def test_each_choice_arm_differs_from_the_sweeps_run_in_its_setting_alone():
     profile = PROFILES["cpu"]
-    arms = [truncation_arms(m, s, profile) for m in method_names(core_only=True) for s in SEEDS]
-    table = truncation_table(arms, sweep_folder(profile, RESULTS), TRUNCATION)
-    assert len(table) == 8 and not table.isna().any().any()  # every arm of both truncations is stored
-    assert truncation_choice(table) == RunConfig.from_profile(profile, "full").truncation
+    for choice in CHOICES.values():
+        arms = choice.arms("lora", 1, profile)
+        assert arms["default"].key() != arms["alternative"].key()
+        assert replace(arms["alternative"], **{choice.setting: getattr(arms["default"], choice.setting)}) == arms["default"]
+        assert not arms["alternative"].evaluate_test and arms["alternative"].eval_size == 0  # tuning: no test review
+
+
+@pytest.mark.parametrize("name", list(CHOICES))
+def test_a_committed_choice_is_complete_and_the_default_follows_it_where_stated(name):
+    choice, profile = CHOICES[name], PROFILES["cpu"]
+    folder = choice.folder(profile, RESULTS)
+    if not (folder / "summary.md").is_file():
+        pytest.skip(f"no {name} comparison committed yet")
+    arms = [choice.arms(m, s, profile) for m in method_names(core_only=True) for s in SEEDS]
+    table = choice.table(arms, sweep_folder(profile, RESULTS), folder)
+    assert len(table) == 8 and not table.isna().any().any()  # every arm of both settings is stored
+    chosen = choice.alternative if choice.chooses_alternative(table) else getattr(arms[0]["default"], choice.setting)
+    assert f"Choice: **{choice.labels[chosen == choice.alternative]}**" in (folder / "summary.md").read_text()
+    if choice.default_follows:
+        assert chosen == getattr(RunConfig.from_profile(profile, "full"), choice.setting)

@@ -134,7 +134,7 @@ def test_readme_tables_are_generated_from_the_committed_results():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     readme = (root / "README.md").read_text()
-    for block in ("study", "picks", "truncation", "ablations", "mfu", "profile", "overhead", "scaling"):
+    for block in ("study", "picks", "truncation", "dropout", "ablations", "mfu", "profile", "overhead", "scaling"):
         assert f"<!-- begin:{block} -->" in readme and f"<!-- end:{block} -->" in readme
 
 

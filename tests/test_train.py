@@ -8,6 +8,7 @@ import torch
 from peft_imdb.hardware import choose_precision
 from peft_imdb.methods import method_names
 from peft_imdb.models import build_model, load_model, load_tokenizer
+from peft_imdb.tiny import FAMILIES
 from peft_imdb.train import classification_metrics, train_and_evaluate
 
 from conftest import tiny_config
@@ -53,6 +54,25 @@ def test_training_lowers_the_loss(tiny_models, imdb, method):
         optimizer.zero_grad()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+# gpt_neo's configs default every dropout to 0: there is nothing to turn off.
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "gpt_neo"])
+@pytest.mark.parametrize("method", ["full", "lora"])
+def test_without_dropout_a_training_forward_pass_is_deterministic(tiny_models, family, method):
+    tokenizer = load_tokenizer(str(tiny_models[family]))
+    batch = tokenizer(["a fine film, well acted", "dull and long"], padding=True, return_tensors="pt")
+    logits = {}
+    for dropout in (True, False):
+        model = build_model(tiny_config(tiny_models[family], method, dropout=dropout), tokenizer,
+                            choose_precision()).model.train()
+        with torch.no_grad():
+            for p in model.parameters():  # LoRA's B starts at zero, which would hide the adapter's dropout
+                if p.requires_grad:
+                    p.add_(0.05 * torch.randn_like(p))
+            logits[dropout] = [model(**batch).logits for _ in range(2)]
+    assert not torch.equal(*logits[True])  # the model's dropout draws new masks each pass
+    assert torch.equal(*logits[False])  # every dropout, the adapter's included, is off
 
 
 def test_same_seed_same_predictions(tiny_models, imdb, monkeypatch):

@@ -85,6 +85,9 @@ class RunConfig:
     # a review's verdict is often at its end). Not yet compared with "head" on validation reviews.
     truncation: str = "head_tail"
     group_by_length: bool = True  # batches of similar length in training, length-sorted evaluation
+    # False: every dropout of the model and its adapter at p=0 (no random masks to draw: a faster step on CPU).
+    # Compared with the default on validation reviews (sweep.CHOICES["dropout"]).
+    dropout: bool = True
     # False for tuning (sweep.py): the run never draws, sees or scores a test review; eval_size is then 0.
     evaluate_test: bool = True
     trust_remote_code: bool = False

@@ -195,6 +195,8 @@ def build_model(config, tokenizer, precision) -> Built:
         if peft_config is not None or method.prepare is not None:
             model.enable_input_require_grads()
     if peft_config is None:
+        if not config.dropout:
+            without_dropout(model)
         return Built(model, 32, [], heads, checkpointing)
     try:
         model = get_peft_model(model, peft_config)
@@ -206,8 +208,21 @@ def build_model(config, tokenizer, precision) -> Built:
             raise
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise Unsupported(f"peft cannot apply {method.name} to {architecture}: {detail[:300]}") from None
+    if not config.dropout:
+        without_dropout(model)
     targets = sorted(getattr(model.peft_config["default"], "target_modules", None) or [])
     return Built(model, 4 if method.quantized_base else 32, targets, heads, checkpointing)
+
+
+def without_dropout(model) -> None:
+    """Every dropout of the model at p=0: attention, hidden, classifier and the adapter's (RunConfig.dropout=False)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "dropout_prob", None), float):  # older transformers: BERT's SDPA attention
+            module.dropout_prob = 0.0
 
 
 def method_callbacks(config) -> list:

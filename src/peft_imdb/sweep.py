@@ -42,11 +42,6 @@ def sweep_folder(profile: Profile, root: str | os.PathLike | None = None) -> Pat
     return results_dir(root) / "sweeps" / f"lr_{profile.lr_table}_validation"
 
 
-def truncation_folder(profile: Profile, root: str | os.PathLike | None = None) -> Path:
-    """Where a profile's truncation comparison lives: <results>/sweeps/truncation_<lr table>_validation."""
-    return results_dir(root) / "sweeps" / f"truncation_{profile.lr_table}_validation"
-
-
 def tuning_run(base: RunConfig, val_size: int = TUNING_VAL_SIZE) -> RunConfig:
     """A study config as a tuning run: no test subset, `val_size` validation reviews to choose on."""
     return replace(base, eval_size=0, evaluate_test=False, val_size=val_size)
@@ -127,36 +122,75 @@ def write_sweep_summary(folder: str | os.PathLike, complete: bool = True) -> lis
     return [summary, picks_file]
 
 
-# --- Truncation, chosen on validation after the learning rates: head+tail (the default) against head ---
-
-TRUNCATION_RULE = ("head+tail (the default) stays unless head's validation accuracy, averaged over the seeds and "
-                   "then over the methods, is higher")
+# --- Settings chosen on validation after the learning rates: the sweep's runs against one alternative each ---
 
 
-def truncation_arms(method: str, seed: int, profile: Profile) -> dict[str, RunConfig]:
-    """The sweep's head+tail tuning run of a method at its pick, and the same run with head truncation."""
-    # The sweep ran every method in bf16 (its records say so); IA3's default is fp32 since, so it is named.
-    tuning = tuning_run(RunConfig.from_profile(profile, method, precision="bf16", seed=seed))
-    return {"head_tail": tuning, "head": replace(tuning, truncation="head")}
+@dataclass(frozen=True)
+class Choice:
+    """A setting compared on validation reviews: the sweep's run at each pick (the default) against one alternative.
+
+    The rule is stated here before the alternative's arms are trained: the alternative is chosen when its
+    validation accuracy minus the default's, averaged over the seeds and then over the methods, is above
+    `threshold` (in accuracy, not points).
+    """
+
+    name: str
+    setting: str  # the RunConfig field that differs between the arms
+    alternative: object  # its value in the alternative arm (the default arm is the sweep's run)
+    labels: tuple[str, str]  # how the summary names (the default, the alternative)
+    threshold: float
+    rule: str
+    question: str  # why it is compared, for the summary
+    # False: the comparison informs the next study, and the profile's default stays what the committed results
+    # were trained with until they are re-trained at the choice (stated before the arms ran).
+    default_follows: bool = True
+
+    def folder(self, profile: Profile, root: str | os.PathLike | None = None) -> Path:
+        """Where the comparison lives: <results>/sweeps/<name>_<lr table>_validation."""
+        return results_dir(root) / "sweeps" / f"{self.name}_{profile.lr_table}_validation"
+
+    def arms(self, method: str, seed: int, profile: Profile) -> dict[str, RunConfig]:
+        """The sweep's tuning run of a method at its pick, and the same run with the alternative setting."""
+        # The sweep ran every method in bf16 (its records say so); IA3's default is fp32 since, so it is named.
+        tuning = tuning_run(RunConfig.from_profile(profile, method, precision="bf16", seed=seed))
+        return {"default": tuning, "alternative": replace(tuning, **{self.setting: self.alternative})}
+
+    def table(self, arms: list[dict[str, RunConfig]], sweep: str | os.PathLike,
+              folder: str | os.PathLike) -> pd.DataFrame:
+        """Validation accuracy of each pair of arms: the default from the sweep's folder, the alternative from its own."""
+        rows = []
+        for pair in arms:
+            default, alternative = read_result(pair["default"].key(), sweep), read_result(pair["alternative"].key(), folder)
+            rows.append({"method": pair["default"].method, "lr": pair["default"].lr, "seed": pair["default"].seed,
+                         "default": _val_accuracy(default), "alternative": _val_accuracy(alternative)})
+        return pd.DataFrame(rows, columns=["method", "lr", "seed", "default", "alternative"])
+
+    def chooses_alternative(self, table: pd.DataFrame) -> bool:
+        """The rule on a complete table (no missing arm)."""
+        return bool(round(differences(table).mean(), 9) > self.threshold)  # rounded: no float noise at the bound
 
 
-def truncation_table(arms: list[dict[str, RunConfig]], sweep: str | os.PathLike,
-                     folder: str | os.PathLike) -> pd.DataFrame:
-    """Validation accuracy of each pair of arms: head+tail from the sweep's folder, head from its own."""
-    rows = []
-    for pair in arms:
-        tail, head = read_result(pair["head_tail"].key(), sweep), read_result(pair["head"].key(), folder)
-        rows.append({"method": pair["head"].method, "lr": pair["head"].lr, "seed": pair["head"].seed,
-                     "head_tail": tail.val_accuracy if tail is not None and tail.status == "ok" else None,
-                     "head": head.val_accuracy if head is not None and head.status == "ok" else None})
-    return pd.DataFrame(rows)
+def _val_accuracy(record) -> float | None:
+    return record.val_accuracy if record is not None and record.status == "ok" else None
 
 
-def truncation_differences(table: pd.DataFrame) -> pd.Series:
-    """Head − head+tail validation accuracy, averaged over the seeds of each method (the rule's first mean)."""
-    return (table["head"] - table["head_tail"]).groupby(table["method"], sort=False).mean()
+def differences(table: pd.DataFrame) -> pd.Series:
+    """Alternative − default validation accuracy, averaged over the seeds of each method (the rule's first mean)."""
+    return (table["alternative"] - table["default"]).groupby(table["method"], sort=False).mean()
 
 
-def truncation_choice(table: pd.DataFrame) -> str:
-    """The truncation TRUNCATION_RULE picks from a complete table (no missing arm)."""
-    return "head" if truncation_differences(table).mean() > 0 else "head_tail"
+CHOICES: dict[str, Choice] = {
+    "truncation": Choice(
+        "truncation", "truncation", "head", ("head+tail", "head"), 0.0,
+        "head+tail (the default) stays unless head's validation accuracy, averaged over the seeds and then over "
+        "the methods, is higher",
+        "Which tokens of a long review to keep: its first max-length tokens (head), or its first quarter and last "
+        "three quarters (head+tail, Sun et al. 2019)."),
+    "dropout": Choice(
+        "dropout", "dropout", False, ("dropout on", "dropout off"), -0.005,
+        "dropout off is chosen unless its validation accuracy, averaged over the seeds and then over the methods, "
+        "is 0.5 points or more below dropout on's (off trains faster on CPU, so near-ties go to it)",
+        "Every dropout of the model and its adapter at p=0 against the model's and method's own dropout: drawing "
+        "dropout's random masks is a quarter to a third of a CPU training step (README, Performance).",
+        default_follows=False),
+}

@@ -32,8 +32,9 @@ def rules(margin: float = MARGIN) -> list[str]:
     """The verdict and advice rules, stated once (with the margin) and applied to the measured table."""
     return [
         "Tuning never sees the test set: each learning rate is the pick of the validation-only sweep "
-        "(`sweeps/lr_<profile>_validation/summary.md`, its pick rule stated there) and the truncation was chosen "
-        "on validation too (`sweeps/truncation_<profile>_validation/summary.md`); tuning reviews and test reviews "
+        "(`sweeps/lr_<profile>_validation/summary.md`, its pick rule stated there), the truncation was chosen "
+        "on validation too (`sweeps/truncation_<profile>_validation/summary.md`) and dropout compared there "
+        "(`sweeps/dropout_<profile>_validation/summary.md`); tuning reviews and test reviews "
         "are disjoint, and tuning runs score no test review (tests/test_protocol.py).",
         "Like with like: gradient checkpointing is one study-wide setting; QLoRA's LoRA twin differs from it by the "
         "4-bit base alone; each row's precision is in the table (on a CPU with native bf16, `auto` keeps fp32 for a "

@@ -1,8 +1,9 @@
-"""Tuning on validation only: the learning-rate sweep each method's default comes from, and its pick rule.
+"""Tuning on validation only: the learning-rate sweep each method's default comes from, its pick rule, and the
+settings compared after it (CHOICES: truncation, dropout), each against the sweep's runs at the picks.
 
 A sweep run is a tuning run (`RunConfig.evaluate_test=False`): the test split is dropped before any review
 is drawn (train reviews whose text also occurs in the test split go with it), no test review is tokenized
-or scored, and the record holds validation accuracy alone. The pick rule is stated before the sweep runs:
+or scored, and the record holds validation accuracy alone. Every rule is stated before its runs.
 """
 
 from __future__ import annotations

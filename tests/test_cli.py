@@ -73,3 +73,16 @@ def test_qlora_without_nf4_is_skipped_not_crashed(tmp_path, data_dir, tiny_model
     assert rows.loc["qlora", "status"] == "skipped" and "NF4" in rows.loc["qlora", "reason"]
     assert rows.loc["full", "status"] == "ok"
 
+
+
+def test_no_dropout_is_its_own_run_and_leaves_the_default_key_alone():
+    from peft_imdb.cli import _configs, build_parser
+
+    def config(*flags):
+        args = build_parser().parse_args(["run", "--method", "lora", "--profile", "smoke", *flags])
+        return _configs(args, [], ["lora"], [0])[0]
+
+    plain, off = config(), config("--no-dropout")
+    assert plain.dropout and not off.dropout
+    assert "dropout" not in plain.identity() and off.identity()["dropout"] is False
+    assert off.key() != plain.key() and off.label() == "lora (dropout=False)"

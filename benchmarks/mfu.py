@@ -22,11 +22,10 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import torch
-from recipes import (RECIPES, benchmark_parser, padding_bound, prepare, recipe_data, save_benchmark, speed_settings,
-                     train_recipe)
+from recipes import (RECIPES, benchmark_parser, padding_bound, prepare, recipe_data, record_name, save_benchmark,
+                     speed_settings, train_recipe)
 
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SQUARE = 2048
@@ -127,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
     headline = next(r for r in rows if r["recipe"] == "ours" and r["max_length"] == max(args.lengths)
                     and r["method"] == ("full" if "full" in args.methods else args.methods[0]))
-    tag = Path(args.model).name if os.path.sep in args.model else args.model
-    path = save_benchmark(f"mfu_{tag}" + ("_quick" if args.quick else ""), {
+    path = save_benchmark(record_name("mfu", args.model, quick=args.quick), {
         "model": args.model, "methods": args.methods, "lengths": args.lengths, "steps": args.steps,
         "batch_size": args.batch_size, "seed": args.seed, "quick": args.quick,
         "ours_precision": ours.name, "ours_precision_reason": ours.reason, "ours_optim": ours_optim,

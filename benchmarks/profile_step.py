@@ -20,11 +20,11 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from mfu import add_speed_arguments, measure_peaks, measure_run, package_methods
-from recipes import RECIPES, benchmark_parser, prepare, recipe_data, save_benchmark, speed_settings, train_recipe
+from recipes import (RECIPES, benchmark_parser, prepare, recipe_data, record_name, save_benchmark, speed_settings,
+                     train_recipe)
 from transformers import TrainerCallback
 
 from peft_imdb.models import without_dropout
@@ -130,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                 "dropout_share": profiles[headline_method]["categories"]["dropout masks"],
                 "matmul_share": profiles[headline_method]["categories"]["matmul"],
                 "mfu_without_dropout": ours_off["mfu_of_bf16_peak"]}
-    tag = Path(args.model).name if os.path.sep in args.model else args.model
-    path = save_benchmark(f"profile_{tag}_L{args.max_length}" + ("_quick" if args.quick else ""), {
+    path = save_benchmark(record_name("profile", args.model, f"_L{args.max_length}", args.quick), {
         "model": args.model, "methods": args.methods, "max_length": args.max_length, "steps": args.steps,
         "profile_steps": args.profile_steps, "batch_size": args.batch_size, "seed": args.seed, "quick": args.quick,
         "peak_gflops": {name: p["peak"] for name, p in peaks.items()}, "rows": rows, "profiles": profiles,

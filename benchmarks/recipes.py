@@ -41,6 +41,12 @@ def benchmark_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def record_name(prefix: str, model: str, suffix: str = "", quick: bool = False) -> str:
+    """A benchmark record's name: <prefix>_<model's folder name or alias><suffix>, `_quick` for a smoke run."""
+    tag = Path(model).name if os.path.sep in model else model
+    return f"{prefix}_{tag}{suffix}" + ("_quick" if quick else "")
+
+
 def save_benchmark(name: str, payload: dict, folder: str | Path | None = None) -> Path:
     """Store a benchmark's measurements with the environment (results/benchmarks/<name>.json), atomically."""
     import json

@@ -1,20 +1,27 @@
 # Two entry points: `make study` (the main job on the default profile) and `make test`.
 # Both create .venv and install everything first; nothing outside this folder is changed.
-# `make test-oldest` runs the fast tests on the oldest supported versions (constraints-oldest.txt)
-# in .venv-oldest; `make lab` opens JupyterLab on notebooks/ with the project's kernel.
+# `make test-fast` runs the unit and integration tests (a quick check); `make test-oldest` runs them on the
+# oldest supported versions (constraints-oldest.txt) in .venv-oldest; `make lab` opens JupyterLab on
+# notebooks/ with the project's kernel.
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 OLDEST_VENV ?= .venv-oldest
 OLDEST_PY := $(OLDEST_VENV)/bin/python
-# The notebook-execution tests (tests/test_notebooks.py) and the `slow` ones run in `make test` only.
-FAST_TESTS := -m "not slow" --ignore=tests/test_notebooks.py
+# Test tiers (pytest markers, given per module in tests/conftest.py): unit, integration, system
+# (subprocesses, kills, the fork server, torchrun, benchmarks, notebooks, the real model) and audit
+# (the committed results, README blocks, version pins). `make test` runs every tier; the fast ones:
+FAST_TESTS := -m "unit or integration"
+# --strict-markers: a misspelt tier is an error, not a test silently left in its module's tier.
+PYTEST := -m pytest --strict-markers
+# More pytest options for every test target, e.g. PYTEST_ARGS="--durations=15" (.ci/run) or "-x -k claims".
+PYTEST_ARGS ?=
 KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study more-methods tuning ablations test test-oldest lab report notebooks reproduce clean
+.PHONY: setup study more-methods tuning ablations test test-fast test-oldest lab report notebooks reproduce clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,30 +46,21 @@ $(OLDEST_VENV)/.installed: pyproject.toml constraints-oldest.txt
 
 setup: $(VENV)/.installed
 
-study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detected profile, then the summary and charts
-	$(PY) -m peft_imdb matrix
-	$(PY) -m peft_imdb report
-	$(PY) scripts/update_readme.py
+# An experiment (src/peft_imdb/experiments.py) trains its runs not stored yet, then writes its summary; the
+# README's and docs' generated blocks follow.
+EXPERIMENTS = $(PY) -m peft_imdb experiment $(1) && $(PY) scripts/update_readme.py
 
-MORE_METHODS := dora vera adalora loha bitfit prompt_tuning
+study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detected profile, then the summary and charts
+	$(call EXPERIMENTS,study)
 
 more-methods: setup  ## the six added methods x 3 seeds at their validation-picked rates, then the summary and charts
-	$(PY) -m peft_imdb matrix --methods $(MORE_METHODS) --seeds 0 1 2
-	$(PY) -m peft_imdb report
-	$(PY) scripts/update_readme.py
+	$(call EXPERIMENTS,more-methods)
 
 tuning: setup  ## the validation-only choices: learning-rate sweep of all ten methods, then truncation and dropout
-	$(PY) -m peft_imdb sweep --methods full lora qlora ia3 $(MORE_METHODS)
-	$(PY) scripts/choose_on_validation.py truncation
-	$(PY) scripts/choose_on_validation.py dropout
-	$(PY) scripts/update_readme.py
+	$(call EXPERIMENTS,lr-sweep) && $(call EXPERIMENTS,truncation) && $(call EXPERIMENTS,dropout)
 
 ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds); reuses the study's identical runs
-	$(PY) -m peft_imdb ablation rank --seeds 0 1 2
-	$(PY) -m peft_imdb ablation targets --seeds 0 1 2
-	$(PY) -m peft_imdb ablation precision --seeds 0 1 2 3 4
-	$(PY) -m peft_imdb report
-	$(PY) scripts/update_readme.py
+	$(call EXPERIMENTS,rank) && $(call EXPERIMENTS,targets) && $(call EXPERIMENTS,precision)
 
 notebooks: setup  ## execute notebooks/ in place, with outputs, on PEFT_IMDB_PROFILE (default: detected)
 	$(PY) scripts/execute_notebooks.py
@@ -75,13 +73,16 @@ report: setup  ## results/summary.md, figures/ and the README's tables, from the
 reproduce: setup  ## re-train the committed runs from their configs and compare them run by run (exit 1 on a mismatch)
 	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(SCRATCH),--scratch $(SCRATCH))
 
-test: setup
-	$(PY) -m pytest
+test: setup  ## every test tier: unit, integration, system and audit
+	$(PY) $(PYTEST) $(PYTEST_ARGS)
 
-test-oldest: $(OLDEST_VENV)/.installed  ## the fast tests on the oldest supported versions
+test-fast: setup  ## the unit and integration tests on the pinned versions: a quick check
+	$(PY) $(PYTEST) $(FAST_TESTS) $(PYTEST_ARGS)
+
+test-oldest: $(OLDEST_VENV)/.installed  ## the unit and integration tests on the oldest supported versions
 	$(OLDEST_PY) -m pip list --format=freeze | grep -iE '^(torch|transformers|peft|accelerate|bitsandbytes|datasets)=='
-	# PY: scripts/gpu_check.sh (tests/test_gpucheck.py) runs this Python, not .venv's.
-	PY=$(CURDIR)/$(OLDEST_PY) $(OLDEST_PY) -m pytest $(FAST_TESTS)
+	# PY: scripts/gpu_check.sh (tests/test_gpucheck.py, a system test: PYTEST_ARGS='-m system') runs this Python.
+	PY=$(CURDIR)/$(OLDEST_PY) $(OLDEST_PY) $(PYTEST) $(FAST_TESTS) $(PYTEST_ARGS)
 
 lab: setup  ## JupyterLab on notebooks/, with the project's kernel as the default
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks --MappingKernelManager.default_kernel_name=$(KERNEL) \

@@ -21,11 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from
 
 from peft_imdb.config import RunConfig  # noqa: E402
 from peft_imdb.data import load_imdb  # noqa: E402
-from peft_imdb.compat import length_grouping_kwargs, warmup_kwargs  # noqa: E402
-from peft_imdb.hardware import (choose_precision, device_kind, fused_optimizer, resolve_precision,  # noqa: E402
-                                trainer_precision_args)
+from peft_imdb.hardware import fused_optimizer, resolve_precision  # noqa: E402
 from peft_imdb.models import build_model, load_tokenizer  # noqa: E402
-from peft_imdb.train import classification_metrics, in_order_trainer_class, prepare_data  # noqa: E402
+from peft_imdb.resolved import resolve  # noqa: E402
+from peft_imdb.train import classification_metrics, in_order_trainer_class, prepare_data, training_arguments  # noqa: E402
 
 RECIPES = ("usual", "ours")
 BENCHMARKS_DIR = Path(__file__).resolve().parents[1] / "results" / "benchmarks"
@@ -142,26 +141,21 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
     precision: auto|fp32|bf16 (auto: from the hardware); optim: a Trainer optimizer name (None: its default);
     adjust_model: a function applied to the built model (a counterfactual); callbacks: extra Trainer callbacks.
     """
-    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
     set_seed(config.seed)
-    precision = choose_precision(precision)
-    model = build_model(config, tokenizer, precision).model
+    ours = recipe == "ours"
+    run = resolve(replace(config, precision=precision, group_by_length=ours, optim=optim or config.optim))
+    model = build_model(run, tokenizer).model
     if adjust_model is not None:
         adjust_model(model)
-    ours = recipe == "ours"
     eval_set = data["test"] if eval_test_each_epoch else None
-    args = TrainingArguments(
-        output_dir="/tmp/peft-imdb-benchmark", num_train_epochs=config.epochs, max_steps=max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.eval_batch_size,
-        learning_rate=config.learning_rate, weight_decay=config.weight_decay,
-        **warmup_kwargs(config.warmup_ratio), lr_scheduler_type="linear",
-        **length_grouping_kwargs(ours), **trainer_precision_args(precision.name, device_kind() == "cuda"),
-        **({"optim": optim} if optim else {}),
-        eval_strategy="epoch" if eval_test_each_epoch else "no", save_strategy="no", report_to=[],
-        seed=config.seed, data_seed=config.seed, dataloader_num_workers=0, disable_tqdm=True,
-        logging_strategy="no",
-    )
+    # The recipe train.py runs (one builder), without what a benchmark does not measure: no checkpoint, no
+    # model selection, no logging.
+    args = training_arguments(run.config, run.precision.name, "/tmp/peft-imdb-benchmark", len(data["train"]),
+                              has_validation=eval_test_each_epoch, max_steps=max_steps, load_best_model_at_end=False,
+                              metric_for_best_model=None, save_strategy="no", save_total_limit=None,
+                              disable_tqdm=True, logging_strategy="no")
     trainer = in_order_trainer_class()(model=model, args=args, train_dataset=data["train"], eval_dataset=eval_set,
                                         data_collator=DataCollatorWithPadding(tokenizer), callbacks=callbacks)
     started = time.perf_counter()
@@ -177,4 +171,4 @@ def train_recipe(config: RunConfig, data, tokenizer, recipe: str, max_steps: int
     samples = steps * config.batch_size * config.gradient_accumulation_steps
     return Outcome(recipe, train_seconds, samples, eval_seconds, len(predicted),
                    classification_metrics(prediction.label_ids, predicted)["accuracy"], steps, correct, trainer,
-                   precision.name, str(getattr(args.optim, "value", args.optim)))
+                   run.precision.name, str(getattr(args.optim, "value", args.optim)))

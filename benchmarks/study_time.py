@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from peft_imdb.stats import mean_interval, paired_difference
+    from peft_imdb.resolved import resolve
     from peft_imdb.train import train_and_evaluate
 
     prepared = prepare(args.data_dir, args.model, method=args.method, seed=args.seed, train_size=args.train_size,
@@ -50,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     usual_seconds = time.perf_counter() - started - usual.eval_seconds  # the last epoch's eval already scored it
 
     started = time.perf_counter()
-    row, predictions = train_and_evaluate(config, imdb)
+    row, predictions = train_and_evaluate(resolve(config), imdb)
     ours_seconds = time.perf_counter() - started
     order = np.argsort(predictions.review_id)
     ours_correct = (predictions.predicted == predictions.label)[order]

@@ -26,9 +26,12 @@
 # %% [markdown]
 # ## Setup
 #
-# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
-# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
-# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
+# the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
+# the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
+# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
+# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
+# a runtime of its own) finds the runs of 01-04.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
 # overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
@@ -36,43 +39,16 @@
 # missing), run records go to `results/` and figures to `figures/` at the repository root.
 
 # %%
-# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
-# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
 REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
-# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
-DRIVE_FOLDER = None
-
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ON_COLAB = "google.colab" in sys.modules
-PLACEHOLDER = "/OWNER/" in REPO_URL
-clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
-if clone is None and ON_COLAB and not PLACEHOLDER:
-    clone = Path.cwd() / "peft-imdb"
-    if not clone.is_dir():
-        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
-    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
-if importlib.util.find_spec("peft_imdb") is None and clone is not None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
-    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
-    importlib.invalidate_caches()
-if ON_COLAB and DRIVE_FOLDER:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
-    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
-if importlib.util.find_spec("peft_imdb") is None:
-    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
-          "(or run `make setup` in a clone and pick the .venv kernel)")
-else:
-    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
-                                       if PLACEHOLDER and not ON_COLAB else ""))
+DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
+    assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
+    os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
+    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
+from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
+setup(REPO_URL, DRIVE_FOLDER)
 
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
@@ -178,6 +154,24 @@ Image(filename=str(histogram))
 
 # %%
 subset_overview(imdb, profile)
+
+# %% [markdown]
+# ## What each method trains and holds on the reference models (no weights needed)
+#
+# The reference reports fine-tuned roberta-base, DistilBERT, DeBERTa-v3-base and GPT-Neo 1.3B on a Colab T4.
+# What a method trains follows from the architecture alone: peft wraps a model built from its config on
+# PyTorch's meta device (shapes, no memory) exactly as it wraps a loaded one. `peft_imdb.estimate` does that
+# with the registry's settings (this repository's runs) and with each report's own settings where it states
+# them, and sets the reports' published counts beside ours (`published_trainable`, `agrees`). Model state, on a
+# T4 in fp16 mixed precision = weights (fp32; QLoRA's linear layers in 4-bit NF4) + gradients + AdamW's two
+# moments of what is trained. It is not the peak a T4 shows: activations, the CUDA context and temporary buffers
+# come on top, and only a real step measures them (`python -m peft_imdb estimate --model roberta --measure` on a
+# CUDA machine). From a terminal: `python -m peft_imdb estimate --model roberta`.
+
+# %%
+from peft_imdb.estimate import reference_table
+
+reference_table().round({"trainable_pct": 3, "adapter_pct": 3, "model_state_mb": 1})
 
 # %% [markdown]
 # ## Next

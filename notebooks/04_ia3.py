@@ -22,9 +22,12 @@
 # %% [markdown]
 # ## Setup
 #
-# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
-# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
-# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
+# the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
+# the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
+# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
+# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
+# a runtime of its own) finds the runs of 01-04.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
 # overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
@@ -32,43 +35,17 @@
 # missing), run records go to `results/` and figures to `figures/` at the repository root.
 
 # %%
-# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
-# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
 REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
-# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
-DRIVE_FOLDER = None
+DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
+    assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
+    os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
+    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
+from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
+setup(REPO_URL, DRIVE_FOLDER)
 
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ON_COLAB = "google.colab" in sys.modules
-PLACEHOLDER = "/OWNER/" in REPO_URL
-clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
-if clone is None and ON_COLAB and not PLACEHOLDER:
-    clone = Path.cwd() / "peft-imdb"
-    if not clone.is_dir():
-        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
-    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
-if importlib.util.find_spec("peft_imdb") is None and clone is not None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
-    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
-    importlib.invalidate_caches()
-if ON_COLAB and DRIVE_FOLDER:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
-    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
-if importlib.util.find_spec("peft_imdb") is None:
-    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
-          "(or run `make setup` in a clone and pick the .venv kernel)")
-else:
-    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
-                                       if PLACEHOLDER and not ON_COLAB else ""))
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
 from peft_imdb.views import (adapted_layer, as_call, describe_config, describe_settings, method_rows,
@@ -80,7 +57,8 @@ from peft_imdb.folders import folders
 from peft_imdb.models import load_model, load_tokenizer
 from peft_imdb.params import compare_parameters, expected_parameters
 from peft_imdb.plan import load_or_train
-from peft_imdb.results import load_results
+from peft_imdb.table import load_results
+from peft_imdb.resolved import resolve
 # %%
 # The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
 # else cpu. To choose here instead: os.environ["PEFT_IMDB_PROFILE"] = "smoke" before this line.
@@ -114,14 +92,16 @@ describe_config(config)
 # and the head (`modules_to_save`). IA3 has no rank or scale to choose: peft's defaults are the method.
 
 # %%
-peft_config = config.peft_config()  # a peft.IA3Config
+run = resolve(config)  # the run as it trains: precision, architecture, peft config, key
+peft_config = run.peft_config  # a peft.IA3Config
 as_call(peft_config)
 
 # %% [markdown]
 # ## `get_peft_model` on the real model
 #
 # The profile's pretrained model with a new 2-label head (`load_model`: `AutoModelForSequenceClassification`),
-# wrapped by peft with the config above. peft freezes every pretrained weight, adds one vector of ones to each targeted layer, and makes a
+# wrapped by peft with the config above. peft freezes every pretrained weight, adds one vector of ones to each
+# targeted layer, and makes a
 # trainable copy of the head (`modules_to_save`). `print_trainable_parameters` counts what will train; its
 # `all params` counts the head twice (the frozen original and its trainable copy), so it exceeds the
 # model's size (the formula's last line below) by the head's count.
@@ -161,7 +141,8 @@ expected
 # ## Training, or the stored run
 #
 # `load_or_train` looks in the results store first, by the config's key. The committed store holds the
-# CPU study's runs (the four methods and QLoRA's LoRA twin with 5 seeds each, made with `make study`), so on the `cpu` profile
+# CPU study's runs (the four methods and QLoRA's LoRA twin with 5 seeds each, made with `make study`), so on the
+# `cpu` profile
 # with the config above unchanged this cell shows the stored seed-0 row at once and says so in one line;
 # `retrain=True` trains it again and replaces that row. A changed config (another profile, e.g. Colab's
 # `colab-t4`, or any edited field) has no stored run and trains here: the run loads its own copy of the
@@ -204,5 +185,24 @@ method_rows(load_results(paths.results_dir), "ia3")
 # profile's 64, where the run only shows that the pipeline works. Seeds vary the initialization and the
 # order of the batches on top of that. `peak_memory_mb` is the CUDA allocator's peak during training on a
 # GPU, and the whole process's peak resident memory on CPU (`memory_kind`). 05_compare puts the four
-# methods side by side over all stored seeds: mean ± std, a 95% bootstrap interval over the test reviews,
-# and the paired difference to full fine-tuning on the same reviews.
+# methods side by side over all stored seeds: mean ± std over the seeds, and 95% intervals for each accuracy
+# and for its paired difference to full fine-tuning on the same test reviews, from a two-level bootstrap
+# that resamples the seeds and then the reviews, so they carry the seed-to-seed spread as well as the
+# finite test set; each method's verdict against full fine-tuning follows from them by the rules 05 states.
+
+# %% [markdown]
+# ## The finding
+#
+# What the committed study says about this method, as one sentence generated from its stored runs (every
+# seed, not only the run above): the accuracy with its 95% interval over seeds and reviews, the paired
+# difference to Full FT with its 95% and 90% intervals, and the verdict at the margin 05 states.
+
+# %%
+from peft_imdb.findings import method_finding
+
+print(method_finding("ia3", paths.results_dir))
+
+# %% [markdown]
+# The sentence compares IA3 with Full FT. IA3 trains in the precision the precision ablation allows it on this
+# machine (06), which may differ from the other methods': 05's table names each row's precision. *Inconclusive*
+# would mean more seeds or reviews, not "equal".

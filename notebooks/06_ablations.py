@@ -34,9 +34,12 @@
 # %% [markdown]
 # ## Setup
 #
-# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
-# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
-# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
+# the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
+# the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
+# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
+# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
+# a runtime of its own) finds the runs of 01-04.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
 # overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
@@ -44,53 +47,25 @@
 # missing), run records go to `results/` and figures to `figures/` at the repository root.
 
 # %%
-# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
-# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
 REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
-# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
-DRIVE_FOLDER = None
-
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ON_COLAB = "google.colab" in sys.modules
-PLACEHOLDER = "/OWNER/" in REPO_URL
-clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
-if clone is None and ON_COLAB and not PLACEHOLDER:
-    clone = Path.cwd() / "peft-imdb"
-    if not clone.is_dir():
-        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
-    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
-if importlib.util.find_spec("peft_imdb") is None and clone is not None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
-    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
-    importlib.invalidate_caches()
-if ON_COLAB and DRIVE_FOLDER:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
-    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
-if importlib.util.find_spec("peft_imdb") is None:
-    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
-          "(or run `make setup` in a clone and pick the .venv kernel)")
-else:
-    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
-                                       if PLACEHOLDER and not ON_COLAB else ""))
+DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
+    assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
+    os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
+    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
+from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
+setup(REPO_URL, DRIVE_FOLDER)
 
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
-from peft_imdb.views import ablation_base, ablation_plan, chart, describe_settings, statistics_view
+from peft_imdb.views import chart, describe_settings, experiment_plan, statistics_view
 
-from peft_imdb.ablations import ablation_configs, ablation_folder
+from peft_imdb.comparison import ablation_table
 from peft_imdb.config import detect_profile
+from peft_imdb.experiments import get_experiment, profile_base, run_experiment
 from peft_imdb.folders import folders
-from peft_imdb.plan import plan_runs, train_planned
-from peft_imdb.report import ablation_table, write_ablation
 
 # %%
 # The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
@@ -102,15 +77,17 @@ describe_settings(profile, paths)
 # %% [markdown]
 # ## The runs
 #
-# `base` holds each method's default config on this profile with seed 0: exactly the runs of 01-04, so
-# the ablations share their keys. The plan lists every ablation run (its label says what it changes), the
-# setting it varies, and whether it is already stored (in the ablation's folder, or in the study's store,
-# then copied) or will train. In each section below, `plan_runs` makes that split for one ablation (copying
-# what the study holds) and `train_planned` trains the rest, one run after the other, in this kernel.
+# Each ablation is an experiment (`peft_imdb/experiments.py`): its runs are built from `base`, each method's
+# default config on this profile (the runs of 01-04, so they share their keys). The plan lists every run of the
+# three ablations at seed 0 (its label says what it changes) and whether it is stored already, copied from the
+# study's store, or will train. In each section below, `run_experiment` trains what is missing, one run after
+# the other in this kernel, and writes the ablation's figure: the same call as
+# `python -m peft_imdb experiment NAME --seeds 0`.
 
 # %%
-base = ablation_base(profile, data_dir=paths.data_dir)
-ablation_plan(base, paths.results_dir)
+base = profile_base(profile, data_dir=paths.data_dir)
+SEEDS = (0,)  # the committed ablations have 3 seeds (5 for precision): `experiment NAME` without --seeds
+experiment_plan(["rank", "targets", "precision"], profile, paths.results_dir, paths.data_dir).query("seed in @SEEDS")
 
 # %% [markdown]
 # ## LoRA rank
@@ -122,10 +99,8 @@ ablation_plan(base, paths.results_dir)
 # (`α` 16) is 02's run, taken from the store.
 
 # %%
-folder = ablation_folder("rank", paths.results_dir)
-plan = plan_runs(ablation_configs("rank", base), folder, reuse_from=paths.results_dir)  # force=True: all again
-print(f"{len(plan.stored)} stored, {len(plan.copied)} copied from the study, {len(plan.train)} to train")
-trained = train_planned(plan.train, folder, in_process=True)
+code, written = run_experiment("rank", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
+folder = get_experiment("rank").path(profile, paths.results_dir)
 
 # %% [markdown]
 # ### rank: the table
@@ -144,7 +119,7 @@ statistics_view(ablation_table("rank", folder), "lora_r")
 # error bars are the 95% intervals over seeds and reviews.
 
 # %%
-chart(write_ablation("rank", folder, paths.figures_dir), "ablation_rank.png",
+chart(written, "ablation_rank.png",
       missing="this ablation has no finished (`ok`) runs.")
 
 # %% [markdown]
@@ -158,10 +133,8 @@ chart(write_ablation("rank", folder, paths.figures_dir), "ablation_rank.png",
 # store.
 
 # %%
-folder = ablation_folder("targets", paths.results_dir)
-plan = plan_runs(ablation_configs("targets", base), folder, reuse_from=paths.results_dir)  # force=True: all again
-print(f"{len(plan.stored)} stored, {len(plan.copied)} copied from the study, {len(plan.train)} to train")
-trained = train_planned(plan.train, folder, in_process=True)
+code, written = run_experiment("targets", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
+folder = get_experiment("targets").path(profile, paths.results_dir)
 
 # %% [markdown]
 # ### targets: the table
@@ -180,23 +153,21 @@ statistics_view(ablation_table("targets", folder), "placement")
 # error bars are the 95% intervals over seeds and reviews.
 
 # %%
-chart(write_ablation("targets", folder, paths.figures_dir), "ablation_targets.png",
+chart(written, "ablation_targets.png",
       missing="this ablation has no finished (`ok`) runs.")
 
 # %% [markdown]
 # ## Precision
 #
 # On hardware with native bf16 (this CPU's `avx512_bf16`, an Ampere GPU) `auto` trains in bf16 autocast, about
-# twice as fast as fp32 here (README, Performance). Speed is no reason to accept a different answer: each
+# twice as fast as fp32 here (docs/performance.md). Speed is no reason to accept a different answer: each
 # method runs in both precisions on the same reviews and seeds, and bf16 stays a method's CPU default only
 # where the 90% interval of bf16 − fp32 lies within ±1 point (*equivalent*); the registry's `cpu_bf16` says
 # which methods passed. Where `auto` picks fp32 anyway (a CPU without native bf16) the two runs are one.
 
 # %%
-folder = ablation_folder("precision", paths.results_dir)
-plan = plan_runs(ablation_configs("precision", base), folder, reuse_from=paths.results_dir)  # force=True: all again
-print(f"{len(plan.stored)} stored, {len(plan.copied)} copied from the study, {len(plan.train)} to train")
-trained = train_planned(plan.train, folder, in_process=True)
+code, written = run_experiment("precision", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
+folder = get_experiment("precision").path(profile, paths.results_dir)
 
 # %% [markdown]
 # ### precision: the table
@@ -215,7 +186,7 @@ statistics_view(ablation_table("precision", folder), "precision_mode")
 # bars are the 95% intervals over seeds and reviews, the labels the difference to fp32 and its verdict.
 
 # %%
-chart(write_ablation("precision", folder, paths.figures_dir), "ablation_precision.png",
+chart(written, "ablation_precision.png",
       missing="this ablation has no finished (`ok`) runs.")
 
 # %% [markdown]
@@ -223,20 +194,20 @@ chart(write_ablation("precision", folder, paths.figures_dir), "ablation_precisio
 #
 # The methods' learning rates differ by orders of magnitude, and a comparison in which one method sits at a
 # poor rate measures the rate, not the method. Each default was therefore picked by a sweep on validation
-# reviews drawn from the train split (`python -m peft_imdb sweep`, 2 seeds per rate): no test review was
+# reviews drawn from the train split (`python -m peft_imdb experiment lr-sweep`, 2 seeds per rate): no test review was
 # drawn, seen or scored, so the test set never chose a setting. The table is the sweep's, with its stated
 # pick rule; the figure marks each pick.
 
 # %%
-from peft_imdb.sweep import PICK_RULE, sweep_folder, sweep_table, write_sweep_chart
+from peft_imdb.sweep import PICK_RULE, sweep_table, write_sweep_chart
 
-sweep = sweep_folder(profile, paths.results_dir)
+sweep = get_experiment("lr-sweep").path(profile, paths.results_dir)
 print(PICK_RULE)
 sweep_table(sweep)
 
 # %%
 chart(write_sweep_chart(sweep, paths.figures_dir), f"sweep_{sweep.name}.png",
-      missing=f"no validation sweep is stored for this profile: run `python -m peft_imdb sweep --profile {profile.name}`.")
+      missing=f"no validation sweep is stored for this profile: run `python -m peft_imdb experiment lr-sweep --profile {profile.name}`.")
 
 # %% [markdown]
 # ## Reading the ablations

@@ -33,9 +33,12 @@
 # %% [markdown]
 # ## Setup
 #
-# The first cell makes `peft_imdb` importable. Where it is installed already (`make setup`, then the
-# `.venv` kernel) it only says so; in a clone of the repository without it, it installs the clone
-# (`pip install -e`); on Colab it clones `REPO_URL` (set it to this repository's URL) and installs that.
+# The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
+# the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
+# the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
+# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
+# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
+# a runtime of its own) finds the runs of 01-04.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
 # overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
@@ -43,57 +46,33 @@
 # missing), run records go to `results/` and figures to `figures/` at the repository root.
 
 # %%
-# Makes `peft_imdb` importable. Installed already: nothing to do. In a clone of the repository:
-# `pip install -e` of the clone. On Colab: clones REPO_URL into the working folder and installs that.
 REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-# Colab gives every notebook its own runtime: to let 05_compare see the runs of 01-04, keep the run
-# records on Google Drive, e.g. DRIVE_FOLDER = "/content/drive/MyDrive/peft-imdb".
-DRIVE_FOLDER = None
+DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+import os, subprocess, sys
+if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
+    assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
+    os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
+    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
+from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
+setup(REPO_URL, DRIVE_FOLDER)
 
-import importlib.util
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-ON_COLAB = "google.colab" in sys.modules
-PLACEHOLDER = "/OWNER/" in REPO_URL
-clone = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "src" / "peft_imdb").is_dir()), None)
-if clone is None and ON_COLAB and not PLACEHOLDER:
-    clone = Path.cwd() / "peft-imdb"
-    if not clone.is_dir():
-        subprocess.run(["git", "clone", "--quiet", REPO_URL, str(clone)], check=True)
-    os.chdir(clone / "notebooks")  # results/ and figures/ of the clone, as on any checkout
-if importlib.util.find_spec("peft_imdb") is None and clone is not None:
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)], check=True)
-    sys.path.insert(0, str(clone / "src"))  # an editable install reaches new processes; this one needs the path
-    importlib.invalidate_caches()
-if ON_COLAB and DRIVE_FOLDER:
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    os.environ.setdefault("PEFT_IMDB_RESULTS", f"{DRIVE_FOLDER}/results")
-    os.environ.setdefault("PEFT_IMDB_FIGURES", f"{DRIVE_FOLDER}/figures")
-if importlib.util.find_spec("peft_imdb") is None:
-    print("peft_imdb is not installed: set REPO_URL in this cell to the repository's URL and run it again "
-          "(or run `make setup` in a clone and pick the .venv kernel)")
-else:
-    print("peft_imdb is importable" + ("; on Colab, set REPO_URL in this cell to the repository's URL"
-                                       if PLACEHOLDER and not ON_COLAB else ""))
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
 from peft_imdb.views import as_call, describe_settings, method_rows, statistics_view
 import pandas as pd
 from peft import get_peft_model
 
-from peft_imdb.config import RunConfig, detect_profile, model_type
+from peft_imdb.config import RunConfig, detect_profile
+from peft_imdb.models import model_type
 from peft_imdb.folders import folders
 from peft_imdb.methods import get_method, method_names
 from peft_imdb.models import load_model, load_tokenizer
 from peft_imdb.params import expected_parameters
 from peft_imdb.plan import load_or_train
-from peft_imdb.report import add_statistics, summarize
-from peft_imdb.results import load_results
+from peft_imdb.comparison import add_statistics, summarize
+from peft_imdb.table import load_results
+from peft_imdb.resolved import resolve
 # %%
 # The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
 # else cpu. To choose here instead: os.environ["PEFT_IMDB_PROFILE"] = "smoke" before this line.
@@ -110,10 +89,11 @@ describe_settings(profile, paths)
 # %%
 MORE = [name for name in method_names() if not get_method(name).core]
 configs = {name: RunConfig.from_profile(profile, name, data_dir=paths.data_dir) for name in MORE}
+runs = {name: resolve(config) for name, config in configs.items()}  # each run as it trains
 architecture = model_type(profile.model)
 tokenizer = load_tokenizer(profile.model)
 pd.DataFrame({name: {"label": get_method(name).label, "learning rate": f"{config.learning_rate:g}",
-                     "what it trains": get_method(name).description, "key": config.key()}
+                     "what it trains": get_method(name).description, "key": runs[name].key}
               for name, config in configs.items()}).T
 
 
@@ -121,7 +101,7 @@ pd.DataFrame({name: {"label": get_method(name).label, "learning rate": f"{config
 def wrapped(name):
     """The profile's pretrained model with a new head, wrapped by peft as the registry entry says."""
     model = load_model(profile.model, tokenizer)  # AutoModelForSequenceClassification, 2 labels
-    return get_peft_model(model, configs[name].peft_config())
+    return get_peft_model(model, runs[name].peft_config)
 
 
 # %% [markdown]
@@ -133,7 +113,7 @@ def wrapped(name):
 # rank, targets and learning rate as LoRA: the difference between the two rows is DoRA's alone.
 
 # %%
-as_call(configs["dora"].peft_config())
+as_call(runs["dora"].peft_config)
 
 # %%
 peft_model = wrapped("dora")
@@ -149,7 +129,7 @@ peft_model.print_trainable_parameters()
 # parameters: saved with the adapter, never trained.
 
 # %%
-as_call(configs["vera"].peft_config())
+as_call(runs["vera"].peft_config)
 
 # %%
 peft_model = wrapped("vera")
@@ -169,7 +149,7 @@ peft_model.print_trainable_parameters()
 # training loss AdaLoRA reports includes its orthogonality penalty on `P` and `Q`.
 
 # %%
-as_call(configs["adalora"].peft_config())
+as_call(runs["adalora"].peft_config)
 
 # %%
 peft_model = wrapped("adalora")
@@ -185,7 +165,7 @@ get_method("adalora").callbacks(configs["adalora"])
 # `Linear` layers, and peft's LoHa has no adapter for them: there the run is stored as `skipped`.
 
 # %%
-as_call(configs["loha"].peft_config())
+as_call(runs["loha"].peft_config)
 
 # %%
 peft_model = wrapped("loha")
@@ -216,7 +196,7 @@ print(f"trainable params: {trainable:,} || all params: {total:,} || trainable%: 
 # virtual tokens and the review together exceed the model's positions.
 
 # %%
-as_call(configs["prompt_tuning"].peft_config())
+as_call(runs["prompt_tuning"].peft_config)
 
 # %%
 peft_model = wrapped("prompt_tuning")
@@ -265,14 +245,14 @@ pd.DataFrame({name: {"status": row.status, "accuracy": row.accuracy, "trainable_
 # ## Against the study's four methods
 #
 # The report's own helpers over the whole store: `summarize` groups the `ok` runs over seeds, and
-# `add_statistics` adds the 95% bootstrap interval of each accuracy and the paired difference to full
-# fine-tuning on the same test reviews, each with its two-level interval (seeds and reviews) and its verdict
+# `add_statistics` adds the 95% interval of each accuracy and of its paired difference to full fine-tuning
+# on the same test reviews, both from the two-level bootstrap (the seeds, then the reviews), and its verdict
 # by the study's margin. The six methods have 3 seeds each (the study's four have 5): their intervals are
 # wider, and *inconclusive* means the design could not tell, not that the methods are equal.
 
 # %%
 frame = load_results(paths.results_dir)
-table = add_statistics(summarize(frame[frame["model"] == configs["dora"].identity()["model"]]), paths.results_dir)
+table = add_statistics(summarize(frame[frame["model"] == runs["dora"].identity["model"]]), paths.results_dir)
 statistics_view(table)
 
 # %% [markdown]

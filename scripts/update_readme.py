@@ -1,8 +1,9 @@
-"""Regenerate the README's measured tables from stored results; no number in them is typed by hand.
+"""Regenerate the measured blocks of README.md and docs/*.md from stored results; no number in them is typed by hand.
 
-Each table sits between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md and is rebuilt from
-results/ (run records, predictions, benchmark records). `python scripts/update_readme.py --check`
-exits 1 when the README is out of date (the tests run that).
+Each block sits between `<!-- begin:NAME -->` and `<!-- end:NAME -->` in README.md or any docs/*.md (a block can
+live in any of them) and is rebuilt from results/ (run records, predictions, benchmark records).
+`python scripts/update_readme.py --check` exits 1, naming the file and the block, when one of them is out of date
+(the tests run that).
 """
 
 from __future__ import annotations
@@ -11,20 +12,49 @@ import argparse
 import json
 import re
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from peft_imdb.report import add_statistics, advice, method_table, summarize, twin_lines  # noqa: E402
-from peft_imdb.results import load_results  # noqa: E402
+from peft_imdb import findings as study_findings  # noqa: E402
+from peft_imdb.comparison import add_statistics, summarize  # noqa: E402
+from peft_imdb.config import PROFILES  # noqa: E402
+from peft_imdb.experiments import EXPERIMENTS  # noqa: E402
+from peft_imdb.report import advice, method_table, twin_lines  # noqa: E402
+from peft_imdb.table import load_results  # noqa: E402
 
 RESULTS = ROOT / "results"
 MISSING = "*Not measured yet: run the command above.*"
+MARKER = re.compile(r"^<!-- begin:([\w-]+) -->$", re.M)
+
+
+def files() -> list[Path]:
+    """The files whose blocks are generated: README.md and every docs/*.md."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _benchmarks(pattern: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((RESULTS / "benchmarks").glob(pattern))]
+    """Benchmark records, each with `record` set to its path under the repository."""
+    return [{**json.loads(p.read_text()), "record": p.relative_to(ROOT).as_posix()}
+            for p in sorted((RESULTS / "benchmarks").glob(pattern))]
+
+
+@lru_cache(maxsize=1)
+def _study_table():
+    """The study's statistics table, computed once per run of this script."""
+    return study_findings.study_statistics(RESULTS)
+
+
+def headline() -> str:
+    """One row per method against Full FT (findings.headline_markdown)."""
+    return study_findings.headline_markdown(RESULTS, table=_study_table())
+
+
+def findings() -> str:
+    """The study's findings as generated sentences (findings.findings)."""
+    return study_findings.findings_markdown(RESULTS, table=_study_table())
 
 
 def study() -> str:
@@ -39,12 +69,12 @@ def study() -> str:
 
 def ablations() -> str:
     """Each ablation's table with its verdicts against the reference, from results/ablations/<name>/."""
-    from peft_imdb.ablations import ABLATIONS
-    from peft_imdb.report import ablation_rows, ablation_tables
+    from peft_imdb.experiments import ablation_tables
+    from peft_imdb.report import ablation_rows
 
     parts = []
-    for name, table in ablation_tables(RESULTS).items():
-        parts += [f"**{name}**: {ABLATIONS[name].question}", ""] + ablation_rows(name, table) + [""]
+    for ablation in ablation_tables(PROFILES["cpu"], RESULTS):
+        parts += [f"**{ablation.name}**: {ablation.question}", ""] + ablation_rows(ablation) + [""]
     return "\n".join(parts).strip() if parts else MISSING
 
 
@@ -69,8 +99,8 @@ def mfu() -> str:
         lines += ["", f"Measured peaks (dense matmul, same process, the model's GEMM shapes and a 2048² square): "
                   f"fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s. Ours: "
                   f"{record['ours_precision']} ({record['ours_precision_reason']}), {record['ours_optim']}; "
-                  f"{record['steps']} steps × batch {record['batch_size']} per cell. Device: {record['env']['device']}, "
-                  f"commit {record['env']['git_commit'][:8]}."]
+                  f"{record['steps']} steps × batch {record['batch_size']} per cell. Device: {record['env']['device']}. "
+                  f"Record: `{record['record']}`."]
     return "\n".join(lines)
 
 
@@ -139,8 +169,8 @@ def profile() -> str:
     first = records[0]
     lines += ["", f"Shares of self CPU time over {first['profile_steps']} traced steps of our recipe (torch.profiler; "
               f"`dropout masks` is `aten::bernoulli_`); timings: {first['steps']} steps × batch {first['batch_size']} "
-              f"per cell, in the same process; single measurements, no interval. Device: {first['env']['device']}, commit "
-              + ", ".join(sorted({r['env']['git_commit'][:8] for r in records})) + "."]
+              f"per cell, in the same process; single measurements, no interval. Device: {first['env']['device']}. Records: "
+              + ", ".join(f"`{r['record']}`" for r in records) + "."]
     return "\n".join(lines)
 
 
@@ -163,11 +193,9 @@ def scaling() -> str:
 
 def picks() -> str:
     """Each method's grid and validation-picked CPU learning rate (the sweep's picks.json)."""
-    from peft_imdb.config import PROFILES
     from peft_imdb.methods import get_method, method_names
-    from peft_imdb.sweep import sweep_folder
 
-    path = sweep_folder(PROFILES["cpu"], RESULTS) / "picks.json"
+    path = EXPERIMENTS["lr-sweep"].path(PROFILES["cpu"], RESULTS) / "picks.json"
     if not path.is_file():
         return MISSING
     chosen = json.loads(path.read_text())
@@ -182,45 +210,70 @@ def picks() -> str:
 
 
 def choice(name: str) -> str:
-    """A validation comparison of one setting (sweep.CHOICES): its summary's table and choice."""
-    from peft_imdb.config import PROFILES
-    from peft_imdb.sweep import CHOICES
-
-    path = CHOICES[name].folder(PROFILES["cpu"], RESULTS) / "summary.md"
+    """A setting chosen on validation (the experiment `name`): its summary's rule, table and choice."""
+    path = EXPERIMENTS[name].path(PROFILES["cpu"], RESULTS) / "summary.md"
     if not path.is_file():
         return MISSING
     lines = path.read_text().splitlines()
-    return "\n".join(lines[next(i for i, line in enumerate(lines) if line.startswith("| method")):]).strip()
+    rule = [line for line in lines if line.startswith("Rule")]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("| method")):]
+    return "\n".join(rule + ([""] if rule else []) + table).strip()
 
 
-BLOCKS = {"study": study, "picks": picks, "truncation": lambda: choice("truncation"),
-          "dropout": lambda: choice("dropout"), "ablations": ablations, "mfu": mfu, "profile": profile,
-          "overhead": overhead, "scaling": scaling}
+BLOCKS = {"headline": headline, "findings": findings, "study": study, "picks": picks,
+          "truncation": lambda: choice("truncation"), "dropout": lambda: choice("dropout"), "ablations": ablations,
+          "mfu": mfu, "profile": profile, "overhead": overhead, "scaling": scaling}
 
 
-def render(text: str) -> str:
-    """README text with every generated block rebuilt."""
+def _pattern(name: str) -> re.Pattern:
+    return re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
+
+
+def render(text: str, built: dict[str, str] | None = None) -> str:
+    """The text with every generated block in it rebuilt (each block built once per `built` cache)."""
+    built = {} if built is None else built
     for name, build in BLOCKS.items():
-        pattern = re.compile(rf"(<!-- begin:{name} -->\n)(?:.*?\n)?(<!-- end:{name} -->)", re.S)
-        text = pattern.sub(lambda m: m.group(1) + build() + "\n" + m.group(2), text)
+        pattern = _pattern(name)
+        if pattern.search(text):
+            if name not in built:
+                built[name] = build()
+            text = pattern.sub(lambda m: m.group(1) + built[name] + "\n" + m.group(2), text)
     return text
 
 
+def stale_blocks(current: str, fresh: str) -> list[str]:
+    """The names of the blocks whose text differs between the current and the rebuilt file."""
+    return [name for name in BLOCKS
+            if [m.group(0) for m in _pattern(name).finditer(current)] != [m.group(0) for m in _pattern(name).finditer(fresh)]]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Rewrite README.md (or with --check, say whether it is up to date)."""
+    """Rewrite README.md and docs/*.md (or with --check, say which file and block is out of date)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if README.md differs from the results")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if a block of README.md or docs/*.md differs from the results")
     args = parser.parse_args(argv)
-    path = ROOT / "README.md"
-    current = path.read_text()
-    fresh = render(current)
-    if args.check:
-        if fresh != current:
-            print("README.md is out of date with results/: run python scripts/update_readme.py", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(fresh)
-    print(f"updated {path}")
+    built: dict[str, str] = {}
+    problems, found = [], set()
+    for path in files():
+        current = path.read_text()
+        names = set(MARKER.findall(current))
+        found |= names
+        where = path.relative_to(ROOT).as_posix()
+        problems += [f"{where}: block '{name}' is not one update_readme.py builds" for name in sorted(names - set(BLOCKS))]
+        fresh = render(current, built)
+        if args.check:
+            problems += [f"{where}: block '{name}' is out of date with results/" for name in stale_blocks(current, fresh)]
+        elif fresh != current:
+            path.write_text(fresh)
+            print(f"updated {where}")
+    problems += [f"block '{name}' is in none of README.md, docs/*.md" for name in BLOCKS if name not in found]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        if args.check:
+            print("run python scripts/update_readme.py", file=sys.stderr)
+        return 1
     return 0
 
 

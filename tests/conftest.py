@@ -1,4 +1,22 @@
-"""Shared fixtures: the real IMDb folder, tiny random models of each family, a tiny run config."""
+"""Shared fixtures: the real IMDb folder, tiny random models of each family, a tiny run config, fake training;
+and the test tiers.
+
+Tiers (pytest markers; every test has exactly one, `make test` runs them all):
+  unit         no model, no data set, no store, no CLI: pure logic on in-memory values; seconds
+  integration  tiny random models, the real IMDb data, the results store, the CLI in-process (real or fake
+               training); a single short interpreter run that checks what the installed stack prints
+  system       processes: subprocess matrices and kills, the fork server, claims races, torchrun, tmpfs
+               mounts, benchmarks, notebook kernels, JupyterLab, pip; and the real pretrained model (`slow`)
+  audit        checks over what is committed: results/ records and sweeps, the README's generated blocks,
+               the notebooks' committed outputs, version pins, the CI and Makefile wiring
+
+`make test-fast` (pinned stack) and `make test-oldest` (oldest stack) run `-m "unit or integration"`.
+A module's tier is MODULE_TIERS below; a test that differs says so with its own `@pytest.mark.<tier>`, which
+wins. A test module missing from the table, whose tests carry no tier of their own, fails collection.
+
+The package is imported inside the fixtures, not here: the tiers (and `pytest --collect-only -m ...`) do not
+depend on the package importing.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +25,85 @@ from pathlib import Path
 
 import pytest
 
-from peft_imdb.config import RunConfig
-from peft_imdb.data import load_imdb
-from peft_imdb.tiny import FAMILIES, build_tiny_model
-
 REPO = Path(__file__).resolve().parents[1]
+TESTS = Path(__file__).resolve().parent
+
+TIERS = {
+    "unit": "no training at all: pure logic on in-memory values, no model, data set, store or CLI (seconds)",
+    "integration": "tiny random models, the real IMDb data, the results store, the CLI in-process",
+    "system": "subprocesses, kills, the fork server, claims races, torchrun, benchmarks, notebooks, the real model",
+    "audit": "checks over the committed records/results, sweeps, README/docs generated blocks, version pins",
+}
+
+# Each test module's tier; the tests marked with another tier in the module are listed after it.
+MODULE_TIERS = {
+    "test_benchmarks.py": "system",  # unit: the padding bound by hand
+    # unit: the timeout setting; system: the thread race, dying workers, two real matrices, a killed matrix
+    "test_claims.py": "integration",
+    "test_cli.py": "integration",  # unit: --no-dropout's key; system: the matrix in forked run processes
+    "test_committed_store.py": "audit",
+    "test_compat.py": "unit",  # integration: the tiny-model merge and tokenizers, the import-is-silent interpreter
+    "test_config.py": "unit",
+    "test_curves.py": "unit",  # integration: the chart from a store, a run storing its history
+    "test_data.py": "unit",  # integration: the real IMDb folder, its subsets, tokenizing
+    # unit: the shipped configs, printed figures, adapter items; system: a real MiniLM build per method
+    "test_estimate.py": "integration",
+    # unit: the runs each experiment plans; system: rank on the real model (smoke)
+    "test_experiments.py": "integration",
+    "test_faults.py": "integration",  # system: tmpfs mounts, the full disk in a subprocess matrix, a killed report
+    "test_findings.py": "integration",  # audit: the committed sentences, the README and docs
+    "test_flops.py": "unit",  # integration: a tiny LoRA model; system: benchmarks/mfu.py
+    "test_gpucheck.py": "system",  # unit: the synthetic reviews
+    "test_hardware_tracking.py": "unit",
+    "test_inference.py": "integration",
+    "test_methods.py": "integration",  # unit: an unknown architecture
+    "test_more_methods.py": "integration",  # unit: the registry, AdaLoRA's schedule
+    "test_notebooks.py": "system",  # audit: the committed notebooks; integration: load_or_train
+    "test_packaging.py": "audit",  # system: pip against an index, a JupyterLab server
+    "test_precision.py": "unit",  # integration: a bf16 Trainer run on a tiny model
+    # integration: a tuning run, the tuning reviews; audit: the committed sweeps and choices
+    "test_protocol.py": "unit",
+    "test_real_model.py": "system",  # unit: the shipped weights are there
+    "test_registry.py": "integration",  # unit: the adapter flag's shortcuts
+    "test_reliability.py": "integration",  # system: the killed matrix and run process, the fork server, torchrun
+    "test_report.py": "integration",  # unit: the Pareto front; audit: the README's generated tables
+    "test_reproduce.py": "integration",  # unit: same_stack
+    "test_results.py": "integration",  # unit: a bad status
+    "test_setup_cell.py": "unit",  # audit: the first cell's length; integration: a real git clone, a bare interpreter
+    "test_stats.py": "unit",
+    "test_stats_two_level.py": "unit",
+    "test_train.py": "integration",  # unit: the metrics on a known case
+}
+
+
+def pytest_configure(config):
+    for name, description in TIERS.items():
+        config.addinivalue_line("markers", f"{name}: test tier: {description}")
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the tier a module gives is a marker to select on
+def pytest_collection_modifyitems(config, items):
+    """Give every test under tests/ exactly one tier: its own marker, else its module's; else fail collection."""
+    problems = []
+    for item in items:
+        try:
+            module = item.path.resolve().relative_to(TESTS).as_posix()
+        except ValueError:
+            continue  # not one of ours
+        own = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(own) > 1:
+            problems.append(f"{item.nodeid}: {len(own)} tiers ({', '.join(own)}); a test has exactly one")
+        elif not own:
+            if module not in MODULE_TIERS:
+                problems.append(f"{item.nodeid}: no tier: add {module!r} to MODULE_TIERS in tests/conftest.py "
+                                f"or mark the test with one of {', '.join(TIERS)}")
+            else:
+                item.add_marker(MODULE_TIERS[module])
+    if problems:
+        raise pytest.UsageError("untiered tests:\n" + "\n".join(problems))
+
+
+# --- data and tiny models --------------------------------------------------------------------------
 
 
 def imdb_dir() -> Path:
@@ -29,20 +121,59 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def imdb(data_dir):
+    from peft_imdb.data import load_imdb
+
     return load_imdb(data_dir)
 
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory, imdb) -> dict[str, Path]:
     """One tiny random classifier per architecture family, tokenizer trained on real reviews."""
+    from peft_imdb.tiny import FAMILIES, build_tiny_model
+
     root = tmp_path_factory.mktemp("tiny-models")
     texts = imdb["train"].select(range(0, 25000, 125))["text"]
     return {family: build_tiny_model(family, root / family, texts) for family in FAMILIES}
 
 
-def tiny_config(model: str | Path, method: str, **overrides) -> RunConfig:
+def tiny_config(model: str | Path, method: str, **overrides):
     """A run small enough for seconds on CPU."""
+    from peft_imdb.config import RunConfig
+
     settings = dict(model=str(model), method=method, train_size=32, eval_size=16, val_size=8,
                     epochs=1, max_length=32, batch_size=8, lr=1e-3)
     settings.update(overrides)
     return RunConfig(**settings)
+
+
+# --- fake training ---------------------------------------------------------------------------------
+
+
+def store_ok_row(run, results_dir):
+    """What a stubbed training stores: an `ok` record of made-up metrics for the resolved run."""
+    from peft_imdb.results import save_result
+
+    result = run.record("ok", accuracy=0.5, f1=0.5, trainable_params=1, total_params=2, train_time_s=1.0,
+                        peak_memory_mb=1.0, memory_kind="cpu_rss")
+    save_result(result, results_dir)
+    return result
+
+
+@pytest.fixture
+def fake_runs(monkeypatch) -> list[str]:
+    """Training replaced by a stub (runner.train_and_store) that stores an `ok` row at once (store_ok_row).
+
+    Returns the keys it ran, in order. No model and no data are touched: for the plumbing around training
+    (matrix, claims, shards, merge, load_or_train, the checks that stop a command before anything trains).
+    Applies in this process only: commands of `matrix` must run with --in-process.
+    """
+    import peft_imdb.runner as runner
+
+    calls: list[str] = []
+
+    def train_and_store(run, results_dir=None, imdb=None):
+        calls.append(run.key)
+        return store_ok_row(run, results_dir)
+
+    monkeypatch.setattr(runner, "train_and_store", train_and_store)
+    return calls

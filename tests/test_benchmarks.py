@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from recipes import padding_bound  # noqa: E402
 
 
+@pytest.mark.unit
 def test_padding_bound_by_hand():
     # Two batches of 2 at max length 10: padded to 10 -> 40 tokens; sorted [9, 8] [3, 2] -> 18 + 6 = 24.
     assert padding_bound(np.array([3, 9, 2, 8]), batch_size=2, max_length=10) == pytest.approx(40 / 24)

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 import peft_imdb.runner as runner
-from peft_imdb import claims
+from peft_imdb.parallel import claims
 from peft_imdb.cli import main
 from peft_imdb.config import RunConfig
 from peft_imdb.results import RunResult, read_results, save_result
+from peft_imdb.resolved import resolve
 
 import test_reliability
 from test_reliability import PLANNED, _matrix_args, _small_data, _wait_for
@@ -91,12 +92,14 @@ def test_a_claim_from_another_host_is_taken_over_only_after_the_timeout(tmp_path
     taken.release()
 
 
+@pytest.mark.unit
 def test_a_bad_timeout_setting_is_a_one_line_error(monkeypatch):
     monkeypatch.setenv(claims.TIMEOUT_ENV, "soon")
     with pytest.raises(claims.UserError, match="PEFT_IMDB_CLAIM_TIMEOUT_S must be a positive number"):
         claims.claim_timeout_s()
 
 
+@pytest.mark.system
 def test_only_one_of_many_takers_gets_a_stale_claim(tmp_path):
     _write_claim(tmp_path, "k1", host="other-host", pid=1, heartbeat_age_s=10_000)
     barrier, got = threading.Barrier(8), []
@@ -120,23 +123,24 @@ def test_only_one_of_many_takers_gets_a_stale_claim(tmp_path):
 # --- matrix on a shared folder (training stubbed) ---------------------------------------------------
 
 @pytest.fixture
-def fake_runs(monkeypatch, tiny_models) -> list[str]:
-    calls: list[str] = []
+def fake_runs(fake_runs, monkeypatch, tiny_models) -> list[str]:
+    """conftest's fake training, which checks that each run is claimed while it trains."""
     monkeypatch.setattr(test_reliability, "MODEL", str(tiny_models["bert"]))  # what _matrix_args trains
+    stub = runner.train_and_store
 
-    def train_and_store(config: RunConfig, results_dir=None, imdb=None) -> RunResult:
-        calls.append(config.key())
-        assert claims.claim_path(config.key(), results_dir).is_file()  # claimed while it trains
-        return test_reliability.store_ok_row(config, results_dir)
+    def train_and_store(run, results_dir=None, imdb=None) -> RunResult:
+        assert claims.claim_path(run.key, results_dir).is_file()  # claimed while it trains
+        return stub(run, results_dir, imdb)
 
     monkeypatch.setattr(runner, "train_and_store", train_and_store)
-    return calls
+    return fake_runs
 
 
 def _sleeper() -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
 
 
+@pytest.mark.system
 def test_matrix_skips_a_claimed_run_and_picks_it_up_at_the_end_when_its_worker_died(tmp_path, fake_runs,
                                                                                       monkeypatch, capsys):
     from peft_imdb.cli import _configs, build_parser
@@ -145,7 +149,7 @@ def test_matrix_skips_a_claimed_run_and_picks_it_up_at_the_end_when_its_worker_d
     data, out = _small_data(tmp_path / "data"), tmp_path / "out"
     args = _matrix_args(data, out)
     planned = _configs(build_parser().parse_args(args), [test_reliability.MODEL], ["full", "lora", "ia3", "qlora"], [0, 1])
-    keys = sorted(c.key() for c in with_control_arms(planned))
+    keys = sorted(resolve(c).key for c in with_control_arms(planned))
     assert len(keys) == PLANNED
     busy, gone = keys[0], keys[1]
     alive, dying = _sleeper(), _sleeper()  # two other workers on this host
@@ -154,11 +158,11 @@ def test_matrix_skips_a_claimed_run_and_picks_it_up_at_the_end_when_its_worker_d
         _write_claim(out, gone, pid=dying.pid)
         stub = runner.train_and_store
 
-        def train_and_store(config, results_dir=None, imdb=None):
+        def train_and_store(run, results_dir=None, imdb=None):
             if dying.poll() is None:  # the second worker dies while we train: its claim is left behind
                 dying.kill()
                 dying.wait()
-            return stub(config, results_dir, imdb)
+            return stub(run, results_dir, imdb)
 
         monkeypatch.setattr(runner, "train_and_store", train_and_store)
         assert main(args) == 0
@@ -185,11 +189,11 @@ def test_a_run_finished_by_another_worker_meanwhile_is_not_trained_again(tmp_pat
     fake_runs.clear()
     stub = runner.train_and_store
 
-    def train_and_store(config, results_dir=None, imdb=None):  # another worker finishes the last run meanwhile
+    def train_and_store(run, results_dir=None, imdb=None):  # another worker finishes the last run meanwhile
         if not fake_runs:
             record = RunResult(key=first[-1], model="m", method="lora", seed=1, status="ok", accuracy=0.9)
             save_result(record, out)
-        return stub(config, results_dir, imdb)
+        return stub(run, results_dir, imdb)
 
     runner.train_and_store, saved = train_and_store, runner.train_and_store
     try:
@@ -225,6 +229,7 @@ def _trained(output: str) -> list[str]:
     return re.findall(r"^trained (\S+)$", output, re.M)
 
 
+@pytest.mark.system
 def test_two_matrices_on_one_folder_train_every_run_once_and_sooner(tmp_path, tiny_models):
     """Two workers on one folder against one worker alone on another, all three started together.
 
@@ -263,6 +268,7 @@ def test_two_matrices_on_one_folder_train_every_run_once_and_sooner(tmp_path, ti
     print(f"pair {pair_s:.1f}s, one worker {single_s:.1f}s")
 
 
+@pytest.mark.system
 def test_the_claim_of_a_killed_matrix_is_taken_over(tmp_path, tiny_models):
     data, out = _small_data(tmp_path / "data", rows=80), tmp_path / "out"
     command = _tiny_matrix(tiny_models["bert"], data, out)  # killed as soon as it claims its run

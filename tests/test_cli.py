@@ -5,8 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from peft_imdb.cli import main
-from peft_imdb.results import load_results
+from peft_imdb.table import load_results
+from peft_imdb.resolved import resolve
 
 
 def _cli(*args, env_data=None):
@@ -39,6 +42,7 @@ def test_too_large_sizes_are_a_clear_error(tmp_path, data_dir, tiny_models, caps
     assert code == 2 and "smaller size" in capsys.readouterr().err
 
 
+@pytest.mark.system
 def test_matrix_skips_finished_runs_and_report_draws(tmp_path, data_dir, tiny_models):
     args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "lora", "--seeds", "0", "1",
             "--data-dir", str(data_dir), "--results-dir", str(tmp_path), "--profile", "smoke",
@@ -75,6 +79,7 @@ def test_qlora_without_nf4_is_skipped_not_crashed(tmp_path, data_dir, tiny_model
 
 
 
+@pytest.mark.unit
 def test_no_dropout_is_its_own_run_and_leaves_the_default_key_alone():
     from peft_imdb.cli import _configs, build_parser
 
@@ -84,5 +89,5 @@ def test_no_dropout_is_its_own_run_and_leaves_the_default_key_alone():
 
     plain, off = config(), config("--no-dropout")
     assert plain.dropout and not off.dropout
-    assert "dropout" not in plain.identity() and off.identity()["dropout"] is False
-    assert off.key() != plain.key() and off.label() == "lora (dropout=False)"
+    assert "dropout" not in resolve(plain).identity and resolve(off).identity["dropout"] is False
+    assert resolve(off).key != resolve(plain).key and resolve(off).label == "lora (dropout=False)"

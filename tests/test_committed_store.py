@@ -1,4 +1,5 @@
-"""The committed results store, as migrated to the registry's run identity: every record and prediction loads."""
+"""The committed results store: every record has the key its config resolves to, its predictions, and a true
+precision reason."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from peft_imdb.config import RunConfig
 from peft_imdb.results import load_predictions, read_results
+from peft_imdb.resolved import resolve
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 FOLDERS = sorted({p.parent for p in RESULTS.rglob("runs") if p.is_dir()})
@@ -19,12 +21,14 @@ def test_every_committed_record_has_the_key_its_config_gives_and_its_predictions
     records = read_results(folder, keep_aside=False)
     assert records and len(records) == len(list((folder / "runs").glob("*.json")))
     for record in records:
-        config = RunConfig.from_dict(record.config)
-        # A key hashes the peft config as the installed peft serializes it (peft < 0.15 has no `modules_to_save`
-        # on prompt-learning configs): keys are compared under the peft version the record was trained with.
-        if record.env["versions"]["peft"] == version("peft"):
-            assert record.key == config.key() and record.group == config.group()
-            assert record.identity == config.identity()
+        # A key hashes the peft config as the installed peft serializes it: peft < 0.15 has no `modules_to_save`
+        # on prompt-learning configs, so prompt tuning's keys are compared under the peft it was trained with.
+        if record.method != "prompt_tuning" or record.env["versions"]["peft"] == version("peft"):
+            run = resolve(RunConfig.from_dict(record.config))
+            assert (record.key, record.group, record.identity) == (run.key, run.group, run.identity)
+        # auto resolved it, or the experiment asked for it: a bf16 run says which, never "requested" by default
+        if record.precision_mode == "bf16":
+            assert record.precision_reason.startswith("auto: "), record.key
         if record.status == "ok" and (folder / "predictions").is_dir():
             predictions = load_predictions(record.key, folder)
             assert predictions is not None and len(predictions) == record.config["eval_size"]
@@ -33,8 +37,8 @@ def test_every_committed_record_has_the_key_its_config_gives_and_its_predictions
 
 def test_the_study_is_five_seeds_of_each_arm_trained_alike_from_clean_commits():
     from peft_imdb.methods import METHODS, method_names
-    from peft_imdb.report import summarize
-    from peft_imdb.results import load_results
+    from peft_imdb.comparison import summarize
+    from peft_imdb.table import load_results
 
     table = summarize(load_results(RESULTS))
     twin = f"lora (lr={METHODS['qlora'].learning_rates['cpu']:g})"  # LoRA with QLoRA's settings

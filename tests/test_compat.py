@@ -74,6 +74,7 @@ def test_nf4_support_is_false_with_the_reason_when_transformers_is_too_old(monke
     assert not ok and "transformers 4.46.0" in reason and ">= 4.53" in reason
 
 
+@pytest.mark.integration
 def test_drop_peft_config_after_a_real_merge(tmp_path):
     from peft import LoraConfig, TaskType, get_peft_model
     from transformers import AutoModelForSequenceClassification
@@ -88,6 +89,7 @@ def test_drop_peft_config_after_a_real_merge(tmp_path):
     assert compat.drop_peft_config(merged) is merged  # nothing to drop: unchanged
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("family", ["distilbert", "bert", "roberta", "deberta-v2"])
 def test_tiny_tokenizers_emit_no_token_type_ids(tmp_path, family):
     import torch
@@ -103,6 +105,7 @@ def test_tiny_tokenizers_emit_no_token_type_ids(tmp_path, family):
         assert AutoModelForSequenceClassification.from_pretrained(folder)(**batch).logits.shape == (2, 2)
 
 
+@pytest.mark.integration
 def test_importing_the_package_and_probing_nf4_prints_nothing():
     """bitsandbytes < 0.48 logs a warning at import on CPU; it must not reach stderr (one-line errors)."""
     code = ("import peft_imdb, bitsandbytes, peft, transformers\n"

@@ -6,23 +6,25 @@ import pytest
 
 import dataclasses
 
-from peft_imdb.config import PROFILES, RunConfig, detect_profile, model_id
+from peft_imdb.config import PROFILES, RunConfig, detect_profile
+from peft_imdb.models import model_id
 from peft_imdb.errors import UserError
 from peft_imdb.methods import get_method, parse_adapter
+from peft_imdb.resolved import resolve
 
 
 def test_key_ignores_where_the_data_is_and_number_types():
     base = RunConfig(model="minilm", method="lora", epochs=1, data_dir="/a")
-    assert base.key() == RunConfig(model="minilm", method="lora", epochs=1.0, data_dir="../b").key()
-    assert base.key() != RunConfig(model="minilm", method="lora", epochs=2).key()
-    assert base.key() != RunConfig(model="minilm", method="lora", seed=1).key()
+    assert resolve(base).key == resolve(RunConfig(model="minilm", method="lora", epochs=1.0, data_dir="../b")).key
+    assert resolve(base).key != resolve(RunConfig(model="minilm", method="lora", epochs=2)).key
+    assert resolve(base).key != resolve(RunConfig(model="minilm", method="lora", seed=1)).key
 
 
 def test_default_lr_is_the_methods_and_explicit_lr_changes_the_key():
     config = RunConfig(model="minilm", method="ia3", lr_table="cpu")
     assert config.learning_rate == get_method("ia3").learning_rates["cpu"]
-    assert RunConfig(model="minilm", method="ia3", lr=config.learning_rate).key() == config.key()
-    assert RunConfig(model="minilm", method="ia3", lr=1e-3).key() != config.key()
+    assert resolve(RunConfig(model="minilm", method="ia3", lr=config.learning_rate)).key == resolve(config).key
+    assert resolve(RunConfig(model="minilm", method="ia3", lr=1e-3)).key != resolve(config).key
 
 
 def test_profile_defaults_and_overrides():
@@ -49,14 +51,14 @@ def test_profile_from_the_environment(monkeypatch):
 
 def test_identity_holds_the_resolved_peft_config_and_only_what_differs_from_defaults():
     lora = RunConfig(model="minilm", method="lora")
-    adapter = lora.identity()["adapter"]
+    adapter = resolve(lora).identity["adapter"]
     assert adapter["target_modules"] == ["query", "value"] and adapter["lora_alpha"] == 16
     assert "r" not in adapter  # r=8 is LoraConfig's own default
-    assert "adapter" not in RunConfig(model="minilm", method="full").identity()
+    assert "adapter" not in resolve(RunConfig(model="minilm", method="full")).identity
     # Naming a default explicitly is the same run; any other value is another run.
-    assert RunConfig(model="minilm", method="lora", adapter={"r": 8}).key() == lora.key()
-    assert RunConfig(model="minilm", method="lora", adapter={"r": 16}).key() != lora.key()
-    assert RunConfig(model="minilm", method="lora", adapter={"target_modules": ["value", "query"]}).key() == lora.key()
+    assert resolve(RunConfig(model="minilm", method="lora", adapter={"r": 8})).key == resolve(lora).key
+    assert resolve(RunConfig(model="minilm", method="lora", adapter={"r": 16})).key != resolve(lora).key
+    assert resolve(RunConfig(model="minilm", method="lora", adapter={"target_modules": ["value", "query"]})).key == resolve(lora).key
 
 
 def test_a_new_field_with_a_default_renames_no_run():
@@ -65,17 +67,17 @@ def test_a_new_field_with_a_default_renames_no_run():
         new_setting: int = 3
 
     for method in ("full", "lora"):
-        assert Extended(model="minilm", method=method).key() == RunConfig(model="minilm", method=method).key()
-        assert Extended(model="minilm", method=method, new_setting=4).key() != RunConfig(model="minilm",
-                                                                                         method=method).key()
+        assert resolve(Extended(model="minilm", method=method)).key == resolve(RunConfig(model="minilm", method=method)).key
+        assert resolve(Extended(model="minilm", method=method, new_setting=4)).key != resolve(RunConfig(model="minilm",
+                                                                                         method=method)).key
 
 
 def test_seeds_share_a_group_and_labels_say_what_differs():
     runs = [RunConfig(model="minilm", method="lora", seed=s) for s in (0, 1)]
-    assert runs[0].group() == runs[1].group() and runs[0].key() != runs[1].key()
-    assert runs[0].label() == "lora"
-    assert RunConfig(model="minilm", method="lora", adapter={"r": 16}).label() == "lora (r=16)"
-    assert RunConfig(model="minilm", method="full", lr=3e-4, truncation="head").label() == "full (lr=0.0003, truncation=head)"
+    assert resolve(runs[0]).group == resolve(runs[1]).group and resolve(runs[0]).key != resolve(runs[1]).key
+    assert resolve(runs[0]).label == "lora"
+    assert resolve(RunConfig(model="minilm", method="lora", adapter={"r": 16})).label == "lora (r=16)"
+    assert resolve(RunConfig(model="minilm", method="full", lr=3e-4, truncation="head")).label == "full (lr=0.0003, truncation=head)"
 
 
 def test_a_model_folder_is_named_by_its_contents_not_its_path(tmp_path):

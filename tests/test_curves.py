@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from conftest import tiny_config
 from peft_imdb.curves import curve_frame, loss_curves_chart
-from peft_imdb.results import RunResult, load_results, save_result
+from peft_imdb.results import RunResult, save_result
+from peft_imdb.table import load_results
 from peft_imdb.train import log_history
+from peft_imdb.resolved import resolve
 
 
 def synthetic_record(method: str, seed: int, history: bool = True) -> RunResult:
@@ -29,6 +33,7 @@ def test_chart_from_two_methods_by_two_seeds(tmp_path):
     assert not list(path.parent.glob(".*.tmp"))  # written atomically: no temporary file left
 
 
+@pytest.mark.integration
 def test_chart_from_the_store_frame(tmp_path):
     for method in ("full", "lora"):
         for seed in (0, 1):
@@ -61,11 +66,12 @@ def test_log_history_keeps_plain_numbers():
     ]
 
 
+@pytest.mark.integration
 def test_a_run_stores_its_history(tiny_models, imdb):
     from peft_imdb.train import train_and_evaluate
 
     config = tiny_config(tiny_models["bert"], "full", train_size=128, val_size=16, epochs=3, lr=2e-3)
-    result, _ = train_and_evaluate(config, imdb)
+    result, _ = train_and_evaluate(resolve(config), imdb)
     losses = [entry["loss"] for entry in result.log_history if "loss" in entry]
     evals = [entry for entry in result.log_history if "eval_accuracy" in entry]
     assert len(losses) >= 10  # short runs log more often than every 25 steps

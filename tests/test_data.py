@@ -13,12 +13,14 @@ from peft_imdb.errors import UserError
 from peft_imdb.models import load_tokenizer
 
 
+@pytest.mark.integration
 def test_real_folder_has_the_full_balanced_split(imdb):
     for split in ("train", "test"):
         labels = np.asarray(imdb[split]["label"])
         assert len(labels) == 25000 and labels.sum() == 12500
 
 
+@pytest.mark.integration
 def test_subsets_are_balanced_disjoint_and_seeded(imdb):
     splits = make_splits(imdb, train_size=300, eval_size=200, val_size=100, seed=7)
     assert [len(splits[s]) for s in ("train", "validation", "test")] == [300, 100, 200]
@@ -43,6 +45,7 @@ def test_sizes_larger_than_the_data_are_a_clear_error():
         balanced_indices(np.array([0, 1, 0, 1]), 6, seed=0)
 
 
+@pytest.mark.integration
 def test_tokenize_truncates_and_does_not_pad(imdb, tiny_models):
     tokenizer = load_tokenizer(str(tiny_models["bert"]))
     splits = make_splits(imdb, train_size=20, eval_size=20, val_size=0)

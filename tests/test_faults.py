@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-import peft_imdb.runner as runner
-from peft_imdb import claims
+from peft_imdb import results as results_module
+from peft_imdb.parallel import claims
+from peft_imdb.results import STORE_ERROR_EXIT
 from peft_imdb.cli import main
 
 from test_claims import _env, _trained
@@ -104,13 +105,6 @@ def _fill(folder: Path) -> None:
             assert exc.errno == errno.ENOSPC
 
 
-@pytest.fixture
-def fake_runs(monkeypatch) -> list[str]:
-    calls: list[str] = []
-    monkeypatch.setattr(runner, "train_and_store", lambda config, *a, **k: calls.append(config.key()))
-    return calls
-
-
 def _one_line_error(err: str) -> str:
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
@@ -159,8 +153,8 @@ def test_a_read_only_results_folder_is_a_one_line_error(tmp_path, command, fake_
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
         return probe(folder)
 
-    probe = claims._probe
-    monkeypatch.setattr(claims, "_probe", refused)
+    probe = results_module._probe
+    monkeypatch.setattr(results_module, "_probe", refused)
     target = out / "ablations" / "rank" if command == "ablation" else out
     assert main(COMMANDS[command](data, out)) == 2
     line = _one_line_error(capsys.readouterr().err)
@@ -168,6 +162,7 @@ def test_a_read_only_results_folder_is_a_one_line_error(tmp_path, command, fake_
     assert not fake_runs and not list(out.iterdir())
 
 
+@pytest.mark.system
 def test_a_read_only_mount_is_a_one_line_error(tmp_path, fake_runs, capsys):
     """A real read-only file system (a tmpfs mounted ro), which stops root too."""
     out = tmp_path / "ro"
@@ -183,6 +178,7 @@ def test_a_read_only_mount_is_a_one_line_error(tmp_path, fake_runs, capsys):
         _umount(out)
 
 
+@pytest.mark.system
 def test_a_folder_on_a_disk_already_full_is_a_one_line_error(tmp_path, fake_runs, capsys):
     disk = tmp_path / "disk"
     if not _mount_tmpfs(disk, "size=16k"):
@@ -198,6 +194,7 @@ def test_a_folder_on_a_disk_already_full_is_a_one_line_error(tmp_path, fake_runs
 
 # --- a disk that fills up while a run trains ---------------------------------------------------------
 
+@pytest.mark.system
 @pytest.mark.parametrize("full", ["tmpfs", "hook"])
 @pytest.mark.parametrize("mode", ["in-process", "isolated"])
 def test_a_full_disk_after_training_prints_the_record_and_leaves_no_partial_file(tmp_path, tiny_models, mode, full,
@@ -221,7 +218,7 @@ def test_a_full_disk_after_training_prints_the_record_and_leaves_no_partial_file
             assert claimed, "the run was never claimed"
             _fill(disk)
         stdout, stderr = matrix.communicate(timeout=600)
-        assert matrix.returncode == claims.STORE_ERROR_EXIT == 3, stderr[-3000:]
+        assert matrix.returncode == STORE_ERROR_EXIT == 3, stderr[-3000:]
         assert "Traceback" not in stderr
         errors = [line for line in stderr.splitlines() if line.startswith("error")]
         assert len(errors) == 1, stderr[-3000:]
@@ -311,6 +308,7 @@ def test_a_report_interrupted_halfway_leaves_the_previous_report(tmp_path, monke
     assert main(args) == 0 and (root / "summary.md").read_bytes() != old["summary.md"]
 
 
+@pytest.mark.system
 def test_a_report_killed_halfway_leaves_the_previous_report(tmp_path, fault_env):
     root, figures = tmp_path / "results", tmp_path / "figures"
     _report_store(root)

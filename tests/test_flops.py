@@ -41,6 +41,7 @@ def test_full_fine_tuning_by_hand():
     assert mfu(50e9, 200e9) == 0.25
 
 
+@pytest.mark.integration
 def test_lora_frozen_weights_cost_four_not_six():
     from peft import LoraConfig, get_peft_model
     from transformers import BertForSequenceClassification
@@ -81,6 +82,7 @@ def test_matmul_timer_measures_something():
     assert matmul_flops_per_second(64, 64, 64, torch.float32, min_seconds=0.01) > 1e6
 
 
+@pytest.mark.system
 def test_mfu_benchmark_quick_on_a_tiny_model(tmp_path, imdb, data_dir):
     from peft_imdb.tiny import build_tiny_model
 

@@ -6,12 +6,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 from peft_imdb.gpucheck import synthetic_reviews
 from peft_imdb.hardware import resolve_precision
 
 
+@pytest.mark.unit
 def test_synthetic_reviews_are_balanced_and_long_enough():
     data = synthetic_reviews(10, words_per_review=50)
     assert sum(data["train"]["label"]) == 5 and all(len(t.split()) == 50 for t in data["train"]["text"])

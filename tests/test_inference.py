@@ -7,13 +7,14 @@ from peft_imdb.config import RunConfig
 from peft_imdb.errors import UserError
 from peft_imdb.hardware import choose_precision
 from peft_imdb.models import build_model, load_tokenizer, merge_adapter
+from peft_imdb.resolved import resolve
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
 def test_merged_adapter_gives_the_same_logits(method, tiny_models):
     config = RunConfig(model=str(tiny_models["bert"]), method=method)
     tokenizer = load_tokenizer(config.model)
-    model = build_model(config, tokenizer, choose_precision()).model
+    model = build_model(resolve(config), tokenizer).model
     torch.manual_seed(0)
     with torch.no_grad():  # as if trained: adapters away from their identity initialisation
         for name, parameter in model.named_parameters():
@@ -35,6 +36,6 @@ def test_merged_adapter_gives_the_same_logits(method, tiny_models):
 
 def test_full_finetuning_has_nothing_to_merge(tiny_models):
     config = RunConfig(model=str(tiny_models["bert"]), method="full")
-    model = build_model(config, load_tokenizer(config.model), choose_precision()).model
+    model = build_model(resolve(config), load_tokenizer(config.model)).model
     with pytest.raises(UserError, match="full fine-tuning has none"):
         merge_adapter(model)

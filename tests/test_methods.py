@@ -10,6 +10,7 @@ from peft_imdb.methods import get_method, method_names
 from peft_imdb.models import build_model, load_tokenizer
 from peft_imdb.params import count_parameters
 from peft_imdb.tiny import DECODERS, FAMILIES
+from peft_imdb.resolved import resolve
 
 from conftest import tiny_config
 
@@ -25,7 +26,7 @@ def _batch(tokenizer, texts=("a great film", "an awful movie , really bad and lo
 def test_build_and_train_one_step(tiny_models, family, method):
     config = tiny_config(tiny_models[family], method)
     tokenizer = load_tokenizer(config.model)
-    built = build_model(config, tokenizer, choose_precision())
+    built = build_model(resolve(config), tokenizer)
     model = built.model
     counts = count_parameters(model, built.head_modules)
 
@@ -62,12 +63,12 @@ def test_qlora_base_layers_are_4bit_and_head_is_not(tiny_models, family):
     import bitsandbytes as bnb
 
     config = tiny_config(tiny_models[family], "qlora")
-    built = build_model(config, load_tokenizer(config.model), choose_precision())
+    built = build_model(resolve(config), load_tokenizer(config.model))
     four_bit = [n for n, m in built.model.named_modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert four_bit and built.base_weight_bits == 4
     assert not [n for n in four_bit if any(f".{h}" in f".{n}" for h in built.head_modules)]
     # The true parameter count matches the same model unquantized with the same LoRA.
-    lora = build_model(tiny_config(tiny_models[family], "lora"), load_tokenizer(config.model), choose_precision())
+    lora = build_model(resolve(tiny_config(tiny_models[family], "lora")), load_tokenizer(config.model))
     assert (count_parameters(built.model, built.head_modules).total
             == count_parameters(lora.model, lora.head_modules).total)
 
@@ -78,6 +79,7 @@ def test_decoders_get_a_pad_token(tiny_models):
         assert tokenizer.pad_token is not None and tokenizer.pad_token == tokenizer.eos_token
 
 
+@pytest.mark.unit
 def test_unknown_architecture_without_targets_is_a_clear_error():
     from peft_imdb.errors import UserError
 

@@ -18,6 +18,7 @@ from peft_imdb.params import ALL_PARAMETERS, count_parameters, expected_paramete
 from peft_imdb.results import read_results
 from peft_imdb.runner import train_and_store
 from peft_imdb.tiny import FAMILIES
+from peft_imdb.resolved import resolve
 
 from conftest import tiny_config
 
@@ -38,6 +39,7 @@ def _batch(tokenizer, texts=("a great film", "an awful movie , really bad and lo
     return batch
 
 
+@pytest.mark.unit
 def test_the_six_are_registered_outside_the_core_four():
     assert [m for m in method_names() if m in MORE] == MORE
     assert method_names(core_only=True) == ["full", "lora", "qlora", "ia3"]
@@ -51,7 +53,7 @@ def test_builds_trains_what_it_should_and_matches_its_formula(tiny_models, famil
     config = tiny_config(tiny_models[family], method)
     tokenizer = load_tokenizer(config.model)
     try:
-        built = build_model(config, tokenizer, choose_precision())
+        built = build_model(resolve(config), tokenizer)
     except Unsupported as exc:
         assert (method, family) in UNSUPPORTED, f"{method} on {family} should build: {exc}"
         assert re.search(UNSUPPORTED[(method, family)], str(exc)), str(exc)
@@ -106,14 +108,15 @@ def test_formula_tables_name_what_each_method_trains(tiny_models):
 
 
 def test_unsupported_combinations_are_stored_as_skipped(tiny_models, imdb, tmp_path):
-    row = train_and_store(tiny_config(tiny_models["gpt2"], "loha"), tmp_path, imdb)
+    row = train_and_store(resolve(tiny_config(tiny_models["gpt2"], "loha")), tmp_path, imdb)
     assert row.status == "skipped" and "Conv1D" in row.reason
     # A soft prompt needs positions of its own: past the model's positions it is skipped, with the fix.
-    row = train_and_store(tiny_config(tiny_models["bert"], "prompt_tuning", max_length=120), tmp_path, imdb)
+    row = train_and_store(resolve(tiny_config(tiny_models["bert"], "prompt_tuning", max_length=120)), tmp_path, imdb)
     assert row.status == "skipped" and "--max-length 108" in row.reason
     assert {r.status for r in read_results(tmp_path)} == {"skipped"}
 
 
+@pytest.mark.unit
 def test_adalora_schedule_follows_the_run():
     def steps(**overrides):
         settings = dict(model="minilm", method="adalora", train_size=64, batch_size=8)
@@ -128,10 +131,10 @@ def test_adalora_schedule_follows_the_run():
 
 def test_adalora_total_step_is_in_the_peft_config_and_the_identity(tiny_models):
     config = tiny_config(tiny_models["bert"], "adalora", train_size=64, batch_size=8)
-    peft_config = config.peft_config()
+    peft_config = resolve(config).peft_config
     assert (peft_config.total_step, peft_config.tinit, peft_config.tfinal) == (8, 0, 1)
-    assert config.identity()["adapter"]["total_step"] == 8
-    assert tiny_config(tiny_models["bert"], "adalora", train_size=128).key() != config.key()
+    assert resolve(config).identity["adapter"]["total_step"] == 8
+    assert resolve(tiny_config(tiny_models["bert"], "adalora", train_size=128)).key != resolve(config).key
     assert parse_adapter("adalora", ["init_r=6"]) == {"init_r": 6}
 
 
@@ -150,8 +153,8 @@ def test_adalora_reallocates_after_each_optimizer_step_with_the_gradients(tiny_m
 
     monkeypatch.setattr(AdaLoraModel, "update_and_allocate", update_and_allocate)
     config = tiny_config(tiny_models["bert"], "adalora", train_size=40, batch_size=8, val_size=0)
-    row = train_and_evaluate(config, imdb)[0]
-    assert row.status == "ok" and row.train_steps == 5 == config.peft_config().total_step
+    row = train_and_evaluate(resolve(config), imdb)[0]
+    assert row.status == "ok" and row.train_steps == 5 == resolve(config).peft_config.total_step
     assert calls == [(step, True) for step in range(5)]  # every step, before zero_grad
 
 
@@ -179,7 +182,7 @@ def test_bitfit_artifact_holds_only_what_it_trains(tiny_models, tmp_path):
     from peft_imdb.models import save_artifact
 
     config = tiny_config(tiny_models["bert"], "bitfit")
-    built = build_model(config, load_tokenizer(config.model), choose_precision())
+    built = build_model(resolve(config), load_tokenizer(config.model))
     save_artifact(built.model, tmp_path / "artifact", "bitfit")
     saved = load_file(str(tmp_path / "artifact" / "trained_parameters.safetensors"))
     assert sum(t.numel() for t in saved.values()) == count_parameters(built.model, built.head_modules).trainable

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
-import types
 from pathlib import Path
 
 import jupytext
@@ -15,14 +13,14 @@ import nbformat
 import pytest
 from jupytext.config import load_jupytext_config
 
-from peft_imdb.ablations import ABLATIONS, ablation_configs, ablation_folder
 from peft_imdb.config import PROFILES
 from peft_imdb.execution import execute, execute_notebook, notebook_paths
 from peft_imdb.plan import load_or_train
 from peft_imdb.plots import CHARTS
 from peft_imdb.report import RULES
 from peft_imdb.results import RunResult, read_result, save_result
-from peft_imdb.views import ablation_base
+from peft_imdb.experiments import ablations, experiment_configs, profile_base
+from peft_imdb.resolved import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO / "notebooks"
@@ -66,11 +64,13 @@ def _stderr(notebook) -> list[str]:
 # --- the files: cheap, no kernel -----------------------------------------------------------------
 
 
+@pytest.mark.audit
 def test_notebooks_are_found_in_reading_order():
     assert NOTEBOOKS == ["00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3", "05_compare",
                          "06_ablations", "07_more_methods"]
 
 
+@pytest.mark.audit
 def test_each_notebook_is_paired_with_its_py_twin_and_in_sync():
     """notebooks/jupytext.toml pairs every .ipynb with a percent-format .py; their cells must be the same."""
     assert load_jupytext_config(str(NOTEBOOKS_DIR)).formats == ["ipynb,py:percent"]
@@ -82,6 +82,7 @@ def test_each_notebook_is_paired_with_its_py_twin_and_in_sync():
             "then re-execute it (scripts/execute_notebooks.py)")
 
 
+@pytest.mark.audit
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_notebook_is_valid_with_a_python3_kernel(name):
     notebook = _read(name)
@@ -92,9 +93,10 @@ def test_committed_notebook_is_valid_with_a_python3_kernel(name):
         assert notebook["metadata"].get("accelerator") == "GPU", f"{name} would open on a CPU runtime"
 
 
+@pytest.mark.audit
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_committed_outputs_are_complete_and_clean(name):
-    """Graders read the committed outputs: every code cell ran, nothing failed, warned or names this machine."""
+    """The committed outputs are what readers see: every code cell ran, nothing failed, warned or names this machine."""
     notebook = _read(name)
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert all(cell["execution_count"] for cell in code), f"{name}: run scripts/execute_notebooks.py"
@@ -106,92 +108,11 @@ def test_committed_outputs_are_complete_and_clean(name):
     assert all("execution" not in cell["metadata"] for cell in code), "no timing metadata: it churns every run"
 
 
+@pytest.mark.audit
 def test_readme_lists_every_notebook_in_order_with_a_colab_badge():
     lines = [line for line in (NOTEBOOKS_DIR / "README.md").read_text().splitlines() if ".ipynb" in line
              and "colab-badge" in line]
     assert [next(n for n in NOTEBOOKS if f"{n}.ipynb" in line) for line in lines] == NOTEBOOKS
-
-
-# --- the first cell: what it does where ----------------------------------------------------------
-
-
-class _Installer:
-    """Stands in for subprocess.run and for the package's absence: records the commands the cell runs."""
-
-    def __init__(self, monkeypatch, importable: bool):
-        import importlib.util
-
-        self.commands: list[list[str]] = []
-        self.importable = importable
-        real_find_spec = importlib.util.find_spec
-
-        def find_spec(name, *args):
-            if name == "peft_imdb":
-                return real_find_spec(name) if self.importable else None
-            return real_find_spec(name, *args)
-
-        def run(command, **kwargs):
-            self.commands.append([str(part) for part in command])
-            if command[:2] == ["git", "clone"]:
-                (Path(command[-1]) / "src" / "peft_imdb").mkdir(parents=True)
-                (Path(command[-1]) / "notebooks").mkdir()
-            if "pip" in command:
-                self.importable = True
-            return subprocess.CompletedProcess(command, 0)
-
-        monkeypatch.setattr(importlib.util, "find_spec", find_spec)
-        monkeypatch.setattr(subprocess, "run", run)
-        monkeypatch.setattr(sys, "path", list(sys.path))
-
-
-def _first_cell(name: str, repo_url: str | None = None) -> str:
-    source = next(cell for cell in _read(name)["cells"] if cell["cell_type"] == "code")["source"]
-    if repo_url:
-        source = re.sub(r'^REPO_URL = "[^"]*"', f'REPO_URL = "{repo_url}"', source, count=1, flags=re.M)
-    return source
-
-
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_first_cell_as_shipped_carries_on_where_the_package_is_installed(name, monkeypatch, tmp_path, capsys):
-    installer = _Installer(monkeypatch, importable=True)
-    monkeypatch.chdir(tmp_path)  # not a clone: as on a machine with the package installed
-    exec(_first_cell(name), {})
-    assert installer.commands == []
-    [line] = capsys.readouterr().out.splitlines()
-    assert "REPO_URL" in line and "importable" in line
-
-
-def test_first_cell_installs_the_clone_it_runs_in(monkeypatch, capsys):
-    installer = _Installer(monkeypatch, importable=False)
-    monkeypatch.chdir(NOTEBOOKS_DIR)
-    exec(_first_cell("02_lora"), {})
-    assert installer.commands == [[sys.executable, "-m", "pip", "install", "--quiet", "-e", str(REPO)]]
-    assert str(REPO / "src") in sys.path
-    [line] = capsys.readouterr().out.splitlines()
-    assert "importable" in line and str(REPO) not in line
-
-
-def test_first_cell_without_package_or_clone_says_what_to_set(monkeypatch, tmp_path, capsys):
-    installer = _Installer(monkeypatch, importable=False)
-    monkeypatch.chdir(tmp_path)
-    exec(_first_cell("02_lora"), {})  # no exception: the next cell's import says the rest
-    assert installer.commands == []
-    [line] = capsys.readouterr().out.splitlines()
-    assert "set REPO_URL" in line
-
-
-def test_first_cell_on_colab_clones_and_installs_the_repository(monkeypatch, tmp_path, capsys):
-    installer = _Installer(monkeypatch, importable=False)
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.chdir(tmp_path)  # Colab's /content
-    exec(_first_cell("02_lora", "https://github.com/someone/peft-imdb"), {})
-    clone = tmp_path / "peft-imdb"
-    assert installer.commands == [
-        ["git", "clone", "--quiet", "https://github.com/someone/peft-imdb", str(clone)],
-        [sys.executable, "-m", "pip", "install", "--quiet", "-e", str(clone)],
-    ]
-    assert Path.cwd() == clone / "notebooks"  # the clone's results/ and figures/ are used
-    assert capsys.readouterr().out.strip() == "peft_imdb is importable"
 
 
 # --- execution: a real kernel, the smoke profile ------------------------------------------------
@@ -283,11 +204,13 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
         # Small enough to commit: the charts are inline PNGs of a few tens of KB.
         assert len(nbformat.writes(notebook)) < 1_000_000
     if name == "06_ablations":
-        base = ablation_base(PROFILES["smoke"], data_dir=str(smoke_env["data"]))
+        smoke = PROFILES["smoke"]
+        base = profile_base(smoke, data_dir=str(smoke_env["data"]))
         study = {r["key"]: r for r in _run_records(smoke_env["results"]) if r["status"] == "ok"}
-        for ablation in ABLATIONS:
-            records = {r["key"]: r for r in _run_records(ablation_folder(ablation, smoke_env["results"]))}
-            assert sorted(records) == sorted(c.key() for c in ablation_configs(ablation, base)), ablation
+        for ablation, experiment in ablations().items():
+            records = {r["key"]: r for r in _run_records(experiment.path(smoke, smoke_env["results"]))}
+            planned = {resolve(c).key for c in experiment_configs(experiment, base, (0,))}
+            assert sorted(records) == sorted(planned), ablation
             copied = [key for key in records if key in study]
             assert {records[key]["method"] for key in copied} == STUDY_RUNS_IN[ablation] & {
                 study[key]["method"] for key in study}, ablation
@@ -296,7 +219,7 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
             assert all(r["status"] in (("ok", "skipped") if r["method"] == "qlora" else ("ok",))
                        for r in records.values()), ablation
             assert (smoke_env["figures"] / f"ablation_{ablation}.png").is_file()
-        assert text.count('"image/png"') == len(ABLATIONS)
+        assert text.count('"image/png"') == len(ablations())
         assert "stored in the study: copied" in text and "placement" in text
 
 
@@ -313,22 +236,12 @@ def test_rerunning_a_method_notebook_shows_its_stored_run(executed, smoke_env):
     assert "retrain=True trains it again" in text
 
 
-def test_load_or_train_trains_only_without_a_finished_stored_run(tmp_path, monkeypatch, capsys):
+@pytest.mark.integration
+def test_load_or_train_trains_only_without_a_finished_stored_run(tmp_path, fake_runs, capsys):
     """A stored `ok` row is returned as it is; retrain=True, or a skipped/failed row, trains it here."""
-    import peft_imdb.runner
-
-    trained = []
-
-    def fake_train_and_store(config, results_dir=None, imdb=None):
-        trained.append(config.key())
-        result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
-                           status="ok", accuracy=0.75)
-        save_result(result, results_dir)
-        return result
-
-    monkeypatch.setattr(peft_imdb.runner, "train_and_store", fake_train_and_store)
-    config = ablation_base(PROFILES["smoke"], ["lora"])["lora"]
-    key = config.key()
+    trained = fake_runs  # conftest's fake training: the keys it ran
+    config = profile_base(PROFILES["smoke"])("lora", 0)
+    key = resolve(config).key
     save_result(RunResult(key=key, model=config.model, method="lora", seed=0, status="skipped", reason="no"), tmp_path)
     assert load_or_train(config, tmp_path).status == "ok" and trained == [key]  # a skipped row is tried again
     stored = read_result(key, tmp_path)

@@ -1,14 +1,17 @@
 """Packaging: one source of truth for the ranges, a lock inside them, the oldest stack at their floors,
-a Colab-safe requirements.txt, and `make lab`'s JupyterLab with the project's kernel."""
+a Colab-safe requirements.txt, `make lab`'s JupyterLab with the project's kernel, and the test tiers as CI and
+the Makefile run them."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from pathlib import Path
@@ -99,12 +102,113 @@ def test_the_oldest_constraints_pin_every_lower_bound():
             f"constraints-oldest.txt pins {name}=={pins[name]}, but pyproject.toml's floor is {requirement}")
 
 
-def test_ci_runs_the_pinned_suite_and_the_oldest_stack():
+# --- the test tiers: what CI and the Makefile run ---------------------------------------------------
+
+FAST = '-m "unit or integration"'
+
+
+def _pytest_command(target: str) -> str:
+    """The pytest command line `make <target>` runs (make -n: printed, not run), without PYTEST_ARGS."""
+    # Under `make test` this process inherits the outer make's variables (MAKEFLAGS): not for this one.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTEST_ARGS")}
+    dry = subprocess.run(["make", "-n", target, "PYTEST_ARGS="], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    (line,) = [line for line in dry.stdout.splitlines() if " -m pytest " in f"{line} "]
+    return line.strip()
+
+
+def test_ci_runs_every_tier_on_the_pinned_stack_and_the_fast_tiers_on_the_oldest():
     ci = (REPO / ".ci" / "run").read_text()
-    assert re.search(r"^make test \|\|", ci, re.M) and re.search(r"^[^#]*\bmake test-oldest\b.*&$", ci, re.M)
+    assert re.search(r"^make test PYTEST_ARGS=--durations=15 \|\|", ci, re.M)
+    assert re.search(r"^[^#]*\bmake test-oldest PYTEST_ARGS=--durations=15\b.*&$", ci, re.M)  # beside it
     assert "wait $oldest" in ci and "exit $status" in ci  # non-zero when either suite failed
-    makefile = (REPO / "Makefile").read_text()
-    assert "constraints-oldest.txt" in makefile and '-m "not slow"' in makefile
+    assert re.search(r"^echo .*total time", ci, re.M) and "BUDGET_S=1200" in ci  # the 20-minute budget, watched
+    assert "constraints-oldest.txt" in (REPO / "Makefile").read_text()
+    everything = _pytest_command("test")
+    assert " -m pytest --strict-markers" in everything and '-m "' not in everything and "--ignore" not in everything
+    assert _pytest_command("test-fast").endswith(f"--strict-markers {FAST}")  # the pinned stack
+    oldest = _pytest_command("test-oldest")
+    assert oldest.startswith("PY=") and ".venv-oldest/bin/python -m pytest" in oldest and oldest.endswith(FAST)
+
+
+def test_every_test_module_has_a_tier():
+    from conftest import MODULE_TIERS, TIERS
+
+    assert sorted(MODULE_TIERS) == sorted(p.name for p in (REPO / "tests").glob("test_*.py")), (
+        "tests/conftest.py's MODULE_TIERS must name every test module, and only those")
+    assert set(MODULE_TIERS.values()) <= set(TIERS) == {"unit", "integration", "system", "audit"}
+
+
+def test_every_collected_test_has_exactly_one_tier(request):
+    from conftest import TIERS
+
+    registered = {line.split(":")[0] for line in request.config.getini("markers")}
+    assert set(TIERS) | {"slow", "network"} <= registered
+    for item in request.session.items:
+        assert len({mark.name for mark in item.iter_markers() if mark.name in TIERS}) == 1, item.nodeid
+
+
+def _collect(root: Path, files: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`pytest --collect-only -q` on test files beside a copy of tests/conftest.py, outside the repository."""
+    tests = root / "tests"
+    tests.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "tests" / "conftest.py", tests / "conftest.py")
+    (root / "pytest.ini").write_text("[pytest]\n")  # the rootdir: not the repository's pyproject.toml
+    for name, text in files.items():
+        (tests / name).write_text(textwrap.dedent(text))
+    return subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                           "--strict-markers", *args, "tests"], cwd=root, capture_output=True, text=True, timeout=300)
+
+
+def _selected(done: subprocess.CompletedProcess) -> list[str]:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return sorted(line.split("::")[1] for line in done.stdout.splitlines() if "::" in line)
+
+
+def test_a_test_gets_its_modules_tier_or_its_own_and_an_untiered_one_fails_collection(tmp_path):
+    tiered = {
+        "test_stats.py": """
+            import pytest
+
+            def test_by_module():  # test_stats.py is a unit module
+                pass
+
+            @pytest.mark.system
+            def test_own_tier():
+                pass
+        """,
+        "test_not_in_the_table.py": """
+            import pytest
+
+            pytestmark = pytest.mark.audit
+
+            def test_module_marker():
+                pass
+        """,
+    }
+    assert _selected(_collect(tmp_path / "ok", tiered, "-m", "unit")) == ["test_by_module"]
+    assert _selected(_collect(tmp_path / "ok", tiered, "-m", "system or audit")) == ["test_module_marker",
+                                                                                     "test_own_tier"]
+    untiered = {
+        "test_stats.py": """
+            import pytest
+
+            @pytest.mark.unit
+            @pytest.mark.integration
+            def test_two_tiers():
+                pass
+        """,
+        "test_brand_new.py": """
+            def test_without_a_tier():
+                pass
+        """,
+    }
+    done = _collect(tmp_path / "bad", untiered, "-m", "unit or integration")
+    output = done.stdout + done.stderr
+    assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
+    assert "test_brand_new.py::test_without_a_tier: no tier" in output and "MODULE_TIERS" in output
+    assert "test_stats.py::test_two_tiers: 2 tiers (integration, unit)" in output
 
 
 # --- pip: requirements.txt keeps a preinstalled torch -------------------------------------------
@@ -114,6 +218,7 @@ _NO_INDEX = ("No matching distribution found", "Could not find a version", "NewC
              "Network is unreachable", "ProxyError", "Max retries exceeded", "ConnectTimeout")
 
 
+@pytest.mark.system
 @pytest.mark.network
 def test_requirements_txt_keeps_the_installed_torch(tmp_path):
     """On Colab torch is preinstalled: `pip install -r requirements.txt` must not replace it."""
@@ -140,6 +245,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.system
 def test_jupyterlab_serves_the_projects_kernel(tmp_path):
     pytest.importorskip("jupyterlab", reason="JupyterLab is in the dev extra (make setup), not in [test]")
     port, token = _free_port(), "peft-imdb-test-token"

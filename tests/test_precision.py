@@ -82,6 +82,7 @@ def _tiny_bert():
     return BertForSequenceClassification(config)
 
 
+@pytest.mark.integration
 def test_bf16_trainer_run_on_cpu_autocasts_train_and_eval_and_keeps_fp32_master_weights(tmp_path):
     from datasets import Dataset
     from transformers import Trainer, TrainingArguments

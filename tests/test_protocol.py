@@ -14,13 +14,16 @@ from peft_imdb.errors import UserError
 from peft_imdb.methods import METHODS, method_names
 from peft_imdb.plan import with_control_arms
 from peft_imdb.results import read_results
-from peft_imdb.sweep import CHOICES, LEARNED, SEEDS, picks, sweep_configs, sweep_folder, sweep_table
+from peft_imdb.experiments import get_experiment
+from peft_imdb.sweep import CHOICES, LEARNED, SEEDS, picks, sweep_configs, sweep_table
+from peft_imdb.resolved import resolve
 
 from conftest import tiny_config
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
+@pytest.mark.integration
 def test_a_tuning_run_never_draws_scores_or_stores_a_test_review(tiny_models, imdb, tmp_path, monkeypatch):
     import peft_imdb.results as results
     from transformers import Trainer
@@ -33,12 +36,13 @@ def test_a_tuning_run_never_draws_scores_or_stores_a_test_review(tiny_models, im
     monkeypatch.setattr(Trainer, "predict", forbidden)  # the only way a run scores its test subset
     monkeypatch.setattr(results, "load_predictions", forbidden)
     config = tiny_config(tiny_models["bert"], "lora", eval_size=0, evaluate_test=False, val_size=16)
-    row = train_and_store(config, tmp_path, imdb)
+    row = train_and_store(resolve(config), tmp_path, imdb)
     assert row.status == "ok", row.reason
     assert row.accuracy is None and row.val_accuracy is not None and row.confusion_matrix is None
     assert not (tmp_path / "predictions").exists()
 
 
+@pytest.mark.integration
 def test_tuning_reviews_exclude_every_test_text(imdb):
     tuning = without_test_texts(imdb)
     assert list(tuning) == ["train"]
@@ -77,13 +81,14 @@ def test_qlora_gets_a_lora_arm_with_exactly_its_settings():
     (arm,) = [c for c in configs[2:]]
     assert arm.method == "lora" and replace(arm, method="qlora") == qlora
     # At the same settings as a LoRA run, the arm is that run: one key, trained once.
-    assert with_control_arms([RunConfig.from_profile(PROFILES["cpu"], "qlora", lr=1e-3)])[1].key() == \
-        RunConfig.from_profile(PROFILES["cpu"], "lora", lr=1e-3).key()
+    assert resolve(with_control_arms([RunConfig.from_profile(PROFILES["cpu"], "qlora", lr=1e-3)])[1]).key == \
+        resolve(RunConfig.from_profile(PROFILES["cpu"], "lora", lr=1e-3)).key
 
 
 VALIDATION_SWEEPS = sorted((RESULTS / "sweeps").glob("*_validation"))
 
 
+@pytest.mark.audit
 @pytest.mark.skipif(not VALIDATION_SWEEPS, reason="no validation sweep committed yet")
 def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(imdb):
     study = [r for r in read_results(RESULTS) if r.status == "ok"]
@@ -134,22 +139,24 @@ def test_dropout_rule_turns_dropout_off_unless_it_loses_half_a_point_or_more():
 def test_each_choice_arm_differs_from_the_sweeps_run_in_its_setting_alone():
     profile = PROFILES["cpu"]
     for choice in CHOICES.values():
-        arms = choice.arms("lora", 1, profile)
-        assert arms["default"].key() != arms["alternative"].key()
+        arms = choice.arms(RunConfig.from_profile(profile, "lora", seed=1))
+        assert resolve(arms["default"]).key != resolve(arms["alternative"]).key
         assert replace(arms["alternative"], **{choice.setting: getattr(arms["default"], choice.setting)}) == arms["default"]
         assert not arms["alternative"].evaluate_test and arms["alternative"].eval_size == 0  # tuning: no test review
 
 
+@pytest.mark.audit
 @pytest.mark.parametrize("name", list(CHOICES))
-def test_a_committed_choice_is_complete_and_the_default_follows_it_where_stated(name):
+def test_a_committed_choice_is_complete_and_the_default_follows_it_unless_its_summary_says_not_yet(name):
     choice, profile = CHOICES[name], PROFILES["cpu"]
-    folder = choice.folder(profile, RESULTS)
+    folder = get_experiment(name).path(profile, RESULTS)
     if not (folder / "summary.md").is_file():
         pytest.skip(f"no {name} comparison committed yet")
-    arms = [choice.arms(m, s, profile) for m in method_names(core_only=True) for s in SEEDS]
-    table = choice.table(arms, sweep_folder(profile, RESULTS), folder)
+    arms = [choice.arms(RunConfig.from_profile(profile, m, seed=s)) for m in method_names(core_only=True) for s in SEEDS]
+    table = choice.table(arms, get_experiment("lr-sweep").path(profile, RESULTS), folder)
     assert len(table) == 8 and not table.isna().any().any()  # every arm of both settings is stored
     chosen = choice.alternative if choice.chooses_alternative(table) else getattr(arms[0]["default"], choice.setting)
-    assert f"Choice: **{choice.labels[chosen == choice.alternative]}**" in (folder / "summary.md").read_text()
-    if choice.default_follows:
+    summary = (folder / "summary.md").read_text()
+    assert f"Choice: **{choice.labels[chosen == choice.alternative]}**" in summary
+    if "Not yet the default" not in summary:
         assert chosen == getattr(RunConfig.from_profile(profile, "full"), choice.setting)

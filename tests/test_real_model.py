@@ -7,8 +7,10 @@ import pytest
 from peft_imdb.config import PROFILES, RunConfig
 from peft_imdb.models import resolve_model
 from peft_imdb.train import train_and_evaluate
+from peft_imdb.resolved import resolve
 
 
+@pytest.mark.unit
 def test_offline_default_resolves_to_shipped_weights():
     from pathlib import Path
 
@@ -22,7 +24,7 @@ def test_real_model_learns_sentiment(imdb, method, floor):
     # The cpu profile's recipe (one epoch, L=128, the precision `auto` picks for this CPU) on 1000 reviews
     # rather than 2000: with 400 the model is still near chance after one epoch (measured: 0.55 full, 0.57 LoRA).
     config = RunConfig.from_profile(PROFILES["cpu"], method, train_size=1000, eval_size=400, val_size=0)
-    row = train_and_evaluate(config, imdb)[0]
+    row = train_and_evaluate(resolve(config), imdb)[0]
     assert row.status == "ok"
     # 400 balanced test reviews: chance is 0.5 (95% band about 0.45-0.55); the floor is well above it.
     assert row.accuracy >= floor, row.accuracy

@@ -8,6 +8,7 @@ from peft_imdb.cli import main
 from peft_imdb.errors import UserError
 from peft_imdb.methods import METHODS, Method, get_method, lora_layer, method_names, register
 from peft_imdb.results import read_results
+from peft_imdb.resolved import resolve
 
 
 @pytest.fixture
@@ -58,12 +59,13 @@ def test_bad_adapter_flags_are_one_line_errors_with_exit_code_2(flags, message, 
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.unit
 def test_the_adapter_flag_and_its_shortcuts_make_the_same_run(tmp_path):
     from peft_imdb.cli import _configs, build_parser
 
     def key(*flags):
         args = build_parser().parse_args(["run", "--method", "lora", "--profile", "smoke", *flags])
-        return _configs(args, [], ["lora"], [0])[0].key()
+        return resolve(_configs(args, [], ["lora"], [0])[0]).key
 
     assert key("--lora-r", "16") == key("--adapter", "r=16") != key()
     assert key("--target-modules", "query", "key") == key("--adapter", "target_modules=query,key")

@@ -1,4 +1,4 @@
-"""Reliability (issue 6): corrupt records, shards and merge, bad input, a failing run, a killed matrix."""
+"""Reliability: corrupt records, shards and merge, bad input, a failing run, a killed matrix."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ import pytest
 
 import peft_imdb.runner as runner
 from peft_imdb.cli import main
-from peft_imdb.config import RunConfig
-from peft_imdb.results import RunResult, load_results, read_results, save_result
+from peft_imdb.results import RunResult, read_results, save_result
+from peft_imdb.table import load_results
+from peft_imdb.resolved import resolve
 
 REVIEWS = ["a fine film, well acted", "dull and far too long", "loved it", "hated every minute"]
 
@@ -37,26 +38,10 @@ MODEL = "set by the fake_runs fixture"
 
 
 @pytest.fixture
-def fake_runs(monkeypatch, tiny_models) -> list[str]:
-    """Replace training by a stub that stores an `ok` row at once; returns the keys it ran, in order."""
-    calls: list[str] = []
+def fake_runs(fake_runs, monkeypatch, tiny_models) -> list[str]:
+    """conftest's fake training (an `ok` row stored at once; the keys it ran, in order), with MODEL a tiny BERT."""
     monkeypatch.setitem(globals(), "MODEL", str(tiny_models["bert"]))
-
-    def train_and_store(config: RunConfig, results_dir=None, imdb=None) -> RunResult:
-        calls.append(config.key())
-        return store_ok_row(config, results_dir)
-
-    monkeypatch.setattr(runner, "train_and_store", train_and_store)
-    return calls
-
-
-def store_ok_row(config: RunConfig, results_dir) -> RunResult:
-    """What a stubbed training stores: an `ok` row of made-up metrics for the config."""
-    result = RunResult(key=config.key(), model=config.model, method=config.method, seed=config.seed,
-                       status="ok", accuracy=0.5, f1=0.5, trainable_params=1, total_params=2,
-                       train_time_s=1.0, peak_memory_mb=1.0, memory_kind="cpu_rss", config=config.to_dict())
-    save_result(result, results_dir)
-    return result
+    return fake_runs
 
 
 # What _matrix_args plans: 4 methods and QLoRA's control arm (LoRA at QLoRA's learning rate), x 2 seeds.
@@ -213,6 +198,7 @@ def _record_files(runs: Path) -> list[Path]:
     return sorted(runs.glob("*.json")) if runs.is_dir() else []
 
 
+@pytest.mark.system
 def test_a_killed_matrix_leaves_a_valid_store_and_a_rerun_finishes(tmp_path, data_dir, tiny_models, capsys):
     out, runs = tmp_path / "out", tmp_path / "out" / "runs"
     args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "lora", "ia3", "--seeds", "0",
@@ -270,9 +256,9 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
         return callback
 
     monkeypatch.setattr(tracking.Tracker, "callback", interrupting)
-    first = runner.train_and_store(config, tmp_path, imdb)
+    first = runner.train_and_store(resolve(config), tmp_path, imdb)
     assert first.status == "failed" and "interrupted" in first.reason
-    folder = checkpoint_dir(config.key(), tmp_path)
+    folder = checkpoint_dir(resolve(config).key, tmp_path)
     assert [p.name for p in folder.glob("checkpoint-*")] == ["checkpoint-4"]
     assert list(folder.glob("checkpoint-4/*.safetensors"))  # safetensors only
     monkeypatch.undo()
@@ -285,11 +271,11 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
         return callback
 
     monkeypatch.setattr(tracking.Tracker, "callback", counting)
-    second = runner.train_and_store(config, tmp_path, imdb)
+    second = runner.train_and_store(resolve(config), tmp_path, imdb)
     assert second.status == "ok" and second.resumed_from_step == 4
     assert steps == [5, 6, 7, 8]  # only the second epoch was trained again
     assert not folder.exists()  # deleted once the run is stored
-    uninterrupted = train_and_evaluate(replace(config, resume=False), imdb)[0]
+    uninterrupted = train_and_evaluate(resolve(replace(config, resume=False)), imdb)[0]
     assert uninterrupted.resumed_from_step is None
     assert second.confusion_matrix == uninterrupted.confusion_matrix
 
@@ -326,6 +312,7 @@ def _isolated_matrix(data: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
+@pytest.mark.system
 def test_a_killed_run_process_is_recorded_as_failed_and_the_matrix_says_so(tmp_path):
     data, out = _small_data(tmp_path / "data", rows=80), tmp_path / "out"
     matrix = _isolated_matrix(data, out)
@@ -339,6 +326,7 @@ def test_a_killed_run_process_is_recorded_as_failed_and_the_matrix_says_so(tmp_p
     assert row.status == "failed" and "killed by signal 9" in row.reason
 
 
+@pytest.mark.system
 def test_killing_the_matrix_kills_its_run_process_too(tmp_path):
     data, out = _small_data(tmp_path / "data", rows=80), tmp_path / "out"
     matrix = _isolated_matrix(data, out)
@@ -350,6 +338,7 @@ def test_killing_the_matrix_kills_its_run_process_too(tmp_path):
         "the run's process outlived the killed matrix"
 
 
+@pytest.mark.system
 def test_a_record_says_which_process_trained_it(tmp_path, data_dir, tiny_models):
     """Memory peaks differ between a forked run process and the command's own: the record tells them apart."""
     args = ["matrix", "--model", str(tiny_models["bert"]), "--methods", "full", "--seeds", "0", "--profile", "smoke",
@@ -366,6 +355,7 @@ def _imported_stack(reply) -> None:
     reply.send(sorted(name for name in ("torch", "transformers", "peft", "peft_imdb.train") if name in sys.modules))
 
 
+@pytest.mark.system
 def test_a_run_process_starts_with_the_training_stack_already_imported():
     """No run pays the ~6 s import of torch, transformers and peft: its process is forked from a server that did."""
     context = runner.run_context()
@@ -377,6 +367,7 @@ def test_a_run_process_starts_with_the_training_stack_already_imported():
     assert reader.recv() == ["peft", "peft_imdb.train", "torch", "transformers"]
 
 
+@pytest.mark.system
 def test_torchrun_trains_on_two_processes_and_rank_zero_writes_one_row(tmp_path, data_dir):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "peft_imdb", "run",

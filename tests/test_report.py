@@ -4,10 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peft_imdb.config import RunConfig
 from peft_imdb.plots import pareto_front
-from peft_imdb.report import add_statistics, advice, summarize, write_ablation, write_report
-from peft_imdb.results import RunResult, load_results, save_predictions, save_result
+from peft_imdb.comparison import add_statistics, summarize
+from peft_imdb.config import PROFILES, RunConfig
+from peft_imdb.experiments import ablation_tables, get_experiment, write_reports
+from peft_imdb.report import advice, write_ablation, write_report
+from peft_imdb.results import RunResult, save_predictions, save_result
+from peft_imdb.table import load_results
+from peft_imdb.resolved import resolve
 
 ACCURACY = {"full": 0.86, "lora": 0.85, "qlora": 0.80, "ia3": 0.78}
 ACCURACY_TWIN_LR = 1.234e-3  # a LoRA row whose runs are stored at Full FT's accuracy
@@ -25,7 +29,7 @@ def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrid
     correct = rng.permutation(np.arange(reviews) < round(accuracy * reviews))
     predicted = np.where(correct, labels, 1 - labels)
     row = RunResult(
-        key=config.key(), group=config.group(), identity=config.identity(), model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
+        key=resolve(config).key, group=resolve(config).group, identity=resolve(config).identity, model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
         accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS[method], adapter_params=0, head_params=0,
         total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
         eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0,
@@ -85,7 +89,7 @@ def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
     for r in (2, 8, 32):
         fake_run(store / "ablations" / "rank", "lora", 0, adapter={"r": r, "lora_alpha": 2 * r})
     figures = tmp_path / "figures"
-    first = write_report(store, figures)
+    first = write_reports(PROFILES["cpu"], store, figures)
     names = {p.name for p in first}
     assert {"summary.md", "accuracy.png", "pareto_memory.png", "pareto_params.png", "pareto_time.png",
             "ablation_rank.png", "model_state_memory.png", "trainable_params.png", "train_time.png"} <= names
@@ -95,14 +99,16 @@ def test_report_writes_every_figure_and_is_deterministic(store, tmp_path):
     assert "95% CI" in text and "Holm p = " in text and "*worse*" in text and "## Ablation: rank" in text
     for method in ACCURACY:
         assert f"| minilm | {method} | 3 | {RunConfig(model='minilm', method=method).learning_rate:.2g} | fp32 |" in text
-    write_report(store, figures)
+    write_reports(PROFILES["cpu"], store, figures)
     assert (store / "summary.md").read_text() == text
 
 
-def test_an_ablation_figure_needs_finished_runs(tmp_path):
-    assert write_ablation("rank", tmp_path / "empty", tmp_path) == []
-    fake_run(tmp_path / "abl", "lora", 0, adapter={"r": 4, "lora_alpha": 8})
-    assert write_ablation("rank", tmp_path / "abl", tmp_path)[0].name == "ablation_rank.png"
+def test_an_ablation_table_and_figure_need_finished_runs(tmp_path):
+    assert ablation_tables(PROFILES["cpu"], tmp_path) == []
+    fake_run(tmp_path / "ablations" / "rank", "lora", 0, adapter={"r": 4, "lora_alpha": 8})
+    (rank,) = ablation_tables(PROFILES["cpu"], tmp_path)
+    assert rank.name == "rank" and list(rank.table["lora_r"]) == [4]
+    assert write_ablation(rank, tmp_path).name == "ablation_rank.png"
 
 
 def test_a_run_differing_in_one_adapter_field_is_its_own_row(store, tmp_path):
@@ -118,13 +124,15 @@ def test_a_run_differing_in_one_adapter_field_is_its_own_row(store, tmp_path):
     assert "| minilm | lora (r=16) | 1 |" in text and "| minilm | lora | 3 |" in text
 
 
+@pytest.mark.unit
 def test_pareto_front_keeps_only_undominated_points():
     costs = pd.Series([1.0, 2.0, 3.0, 4.0], index=list("abcd"))
     accuracy = pd.Series([0.7, 0.9, 0.8, 0.95], index=list("abcd"))
     assert pareto_front(costs, accuracy) == ["a", "b", "d"]
 
 
-def test_readme_tables_are_generated_from_the_committed_results():
+@pytest.mark.audit
+def test_readme_and_docs_tables_are_generated_from_the_committed_results():
     import subprocess
     import sys
     from pathlib import Path
@@ -133,9 +141,12 @@ def test_readme_tables_are_generated_from_the_committed_results():
     done = subprocess.run([sys.executable, str(root / "scripts" / "update_readme.py"), "--check"],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    pages = "\n".join(p.read_text() for p in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+    for block in ("headline", "findings", "study", "picks", "truncation", "dropout", "ablations", "mfu", "profile",
+                  "overhead", "scaling"):
+        assert f"<!-- begin:{block} -->" in pages and f"<!-- end:{block} -->" in pages
     readme = (root / "README.md").read_text()
-    for block in ("study", "picks", "truncation", "dropout", "ablations", "mfu", "profile", "overhead", "scaling"):
-        assert f"<!-- begin:{block} -->" in readme and f"<!-- end:{block} -->" in readme
+    assert "<!-- begin:headline -->" in readme and "<!-- begin:findings -->" in readme
 
 
 def test_an_empty_store_gives_an_empty_table_and_no_advice(tmp_path):
@@ -145,14 +156,15 @@ def test_an_empty_store_gives_an_empty_table_and_no_advice(tmp_path):
 
 
 def test_an_ablation_compares_each_method_with_its_own_reference_row(tmp_path):
-    from peft_imdb.report import ablation_table
+    from peft_imdb.comparison import ablation_table
 
     folder = tmp_path / "ablations" / "precision"
     for method in ("full", "lora"):
         for precision in ("bf16", "fp32"):
             for seed in range(3):
                 fake_run(folder, method, seed, reviews=8000, precision=precision)
-    table = ablation_table("precision", folder).set_index(["method", "precision_mode"])
+    table = ablation_table(folder, "precision_mode", get_experiment("precision").reference)
+    table = table.set_index(["method", "precision_mode"])
     for method in ("full", "lora"):
         assert np.isnan(table.loc[(method, "fp32"), "diff"])  # fp32 is the reference
         bf16 = table.loc[(method, "bf16")]

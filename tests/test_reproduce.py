@@ -71,6 +71,7 @@ def test_other_machine_compares_intervals(tiny_store, tmp_path, data_dir):
     assert len(list((scratch / "runs").glob("*.json"))) == 1 and load_predictions(stored.key, scratch) is not None
 
 
+@pytest.mark.unit
 def test_same_stack_reads_device_cpu_and_versions():
     here = {"device": "cpu (x86_64, 2 threads)", "versions": {"torch": "2.13.0+cpu"},
             "cpu": {"cpu_model": "AMD EPYC", "bf16_flags": ["avx512_bf16"], "avx512f": True}}

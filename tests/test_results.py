@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from peft_imdb.results import COLUMNS, RunResult, has_ok_result, load_results, read_results, save_result
+from peft_imdb.results import RunResult, has_ok_result, read_results, save_result
+from peft_imdb.table import COLUMNS, load_results
 
 
 def _row(key="m__lora__seed0__abc", accuracy=0.8, status="ok", **extra) -> RunResult:
@@ -47,6 +48,7 @@ def test_only_ok_rows_count_as_done(tmp_path):
     assert has_ok_result("m__lora__seed0__abc", tmp_path)
 
 
+@pytest.mark.unit
 def test_a_bad_status_is_refused():
     with pytest.raises(ValueError):
         _row(status="done")

@@ -10,10 +10,12 @@ from peft_imdb.methods import method_names
 from peft_imdb.models import build_model, load_model, load_tokenizer
 from peft_imdb.tiny import FAMILIES
 from peft_imdb.train import classification_metrics, train_and_evaluate
+from peft_imdb.resolved import resolve
 
 from conftest import tiny_config
 
 
+@pytest.mark.unit
 def test_metrics_on_a_known_case():
     metrics = classification_metrics([1, 1, 0, 0], [1, 0, 0, 0])
     assert metrics["accuracy"] == 0.75 and metrics["precision"] == 1.0 and metrics["recall"] == 0.5
@@ -23,8 +25,8 @@ def test_metrics_on_a_known_case():
 @pytest.mark.parametrize("method", method_names())
 def test_run_returns_a_complete_row(tiny_models, imdb, method):
     config = tiny_config(tiny_models["bert"], method)
-    row = train_and_evaluate(config, imdb)[0]
-    assert row.status == "ok" and row.key == config.key()
+    row = train_and_evaluate(resolve(config), imdb)[0]
+    assert row.status == "ok" and row.key == resolve(config).key
     assert 0 <= row.accuracy <= 1 and sum(map(sum, row.confusion_matrix)) == 16
     assert row.trainable_params > 0 and row.total_params >= row.trainable_params
     assert row.train_time_s > 0 and row.eval_time_s > 0 and row.peak_memory_mb > 0
@@ -40,7 +42,7 @@ def test_run_returns_a_complete_row(tiny_models, imdb, method):
 def test_training_lowers_the_loss(tiny_models, imdb, method):
     config = tiny_config(tiny_models["bert"], method, lr=1e-3 if method == "full" else 1e-2)
     tokenizer = load_tokenizer(config.model)
-    model = build_model(config, tokenizer, choose_precision()).model
+    model = build_model(resolve(config), tokenizer).model
     reviews = imdb["train"].select(list(range(8)) + list(range(24992, 25000)))
     batch = tokenizer(list(reviews["text"]), truncation=True, max_length=32, padding=True, return_tensors="pt")
     batch["labels"] = torch.tensor(list(reviews["label"]))
@@ -64,8 +66,7 @@ def test_without_dropout_a_training_forward_pass_is_deterministic(tiny_models, f
     batch = tokenizer(["a fine film, well acted", "dull and long"], padding=True, return_tensors="pt")
     logits = {}
     for dropout in (True, False):
-        model = build_model(tiny_config(tiny_models[family], method, dropout=dropout), tokenizer,
-                            choose_precision()).model.train()
+        model = build_model(resolve(tiny_config(tiny_models[family], method, dropout=dropout)), tokenizer).model.train()
         with torch.no_grad():
             for p in model.parameters():  # LoRA's B starts at zero, which would hide the adapter's dropout
                 if p.requires_grad:
@@ -88,7 +89,7 @@ def test_same_seed_same_predictions(tiny_models, imdb, monkeypatch):
 
     monkeypatch.setattr(Trainer, "predict", predict)
     config = tiny_config(tiny_models["roberta"], "lora")
-    first, second = train_and_evaluate(config, imdb)[0], train_and_evaluate(config, imdb)[0]
+    first, second = train_and_evaluate(resolve(config), imdb)[0], train_and_evaluate(resolve(config), imdb)[0]
     assert len(predicted) == 2 and predicted[0] == predicted[1]  # review by review, not just the counts
     assert first.accuracy == second.accuracy and first.confusion_matrix == second.confusion_matrix
     assert first.train_loss == second.train_loss and first.val_accuracy == second.val_accuracy
@@ -100,7 +101,7 @@ def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path, me
 
     config = tiny_config(tiny_models["bert"], method)
     tokenizer = load_tokenizer(config.model)
-    model = build_model(config, tokenizer, choose_precision()).model
+    model = build_model(resolve(config), tokenizer).model
     with torch.no_grad():  # move the adapter and head away from their initial values
         for p in model.parameters():
             if p.requires_grad:
@@ -117,6 +118,6 @@ def test_saved_adapter_reloads_to_the_same_predictions(tiny_models, tmp_path, me
 @pytest.mark.parametrize("method", ["full", "qlora"])
 def test_several_epochs_select_the_best_validation_epoch(tiny_models, imdb, method):
     config = tiny_config(tiny_models["bert"], method, epochs=2, val_size=16)
-    row = train_and_evaluate(config, imdb)[0]
+    row = train_and_evaluate(resolve(config), imdb)[0]
     assert row.status == "ok" and len(row.val_accuracy_per_epoch) == 2
     assert row.val_accuracy == max(row.val_accuracy_per_epoch)

@@ -1,4 +1,4 @@
-"""Command line: `python -m peft_imdb run | matrix | ablation | report | merge | reproduce`."""
+"""Command line: `python -m peft_imdb run | matrix | experiment | ablation | sweep | report | merge | reproduce | estimate`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PROFILES, RunConfig, detect_profile
+from . import estimate as estimate_command
+from .config import PROFILES, Profile, RunConfig, detect_profile
 from .errors import UserError
-from .hardware import resolve_precision
 from .methods import METHODS, get_method, method_names, parse_adapter
+from .results import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error, results_dir
 
 
 def _size(text: str) -> int | str:
@@ -56,7 +57,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
                         help="recompute activations in the backward pass: less memory, ~30%% slower")
-    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+    parser.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=None,
                         help="training and evaluation precision (default auto: bf16 on a GPU of compute capability "
                         ">= 8.0 or a CPU with native bf16, fp16 on older GPUs, else fp32); stored resolved")
     parser.add_argument("--qlora-compute-dtype", help="fp32, fp16 or bf16 (default: from the hardware)")
@@ -76,8 +77,17 @@ def _report_to(parser: argparse.ArgumentParser) -> None:
                         "metrics) to <results>/tensorboard/<run key>/ (needs `pip install tensorboard`)")
 
 
+def _experiment_flags(parser: argparse.ArgumentParser, seeds_help: str) -> None:
+    parser.add_argument("--model")
+    parser.add_argument("--methods", nargs="+", default=None, help="only these methods' runs (default: all it has)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=None, help=seeds_help)
+    parser.add_argument("--force", action="store_true", help="re-run finished runs too")
+    parser.add_argument("--in-process", action="store_true", help="run every run in this process")
+    parser.add_argument("--figures-dir", default="figures")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the six commands."""
+    """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="python -m peft_imdb", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -102,25 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "figures start clean and a crash costs one row)")
     _common(matrix)
 
-    ablation = commands.add_parser("ablation", help="one ablation of the study into results/ablations/<name>/")
-    ablation.add_argument("name", help="rank (LoRA rank 2, 8, 32), targets (attention vs attention + "
-                          "feed-forward) or precision (the hardware's fast precision vs fp32); the learning-rate "
-                          "ablation is `sweep`")
-    ablation.add_argument("--model")
-    ablation.add_argument("--methods", nargs="+", default=None,
-                          help="only these methods' runs (default: all the ablation has)")
-    ablation.add_argument("--seeds", nargs="+", type=int, default=[0])
-    ablation.add_argument("--force", action="store_true", help="re-run finished runs too")
-    ablation.add_argument("--in-process", action="store_true", help="run every run in this process")
-    ablation.add_argument("--figures-dir", default="figures")
-    _common(ablation)
+    experiment = commands.add_parser("experiment", help="one experiment of the study (its runs, then its summary); "
+                                      "--list names them")
+    experiment.add_argument("name", nargs="?", help="the experiment (see --list)")
+    experiment.add_argument("--list", action="store_true", help="name every experiment with its runs and folder")
+    _experiment_flags(experiment, seeds_help="default: the experiment's own")
+    _common(experiment)
 
-    sweep = commands.add_parser("sweep", help="the learning-rate sweep on validation (tuning: no test review is "
-                                "drawn or scored) into results/sweeps/lr_<table>_validation/, with its picks")
-    sweep.add_argument("--model")
-    sweep.add_argument("--methods", nargs="+", default=None, help="default: the four core methods")
-    sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    sweep.add_argument("--in-process", action="store_true", help="run every run in this process")
+    # Aliases of `experiment`: the ablations by name, and the learning-rate sweep.
+    ablation = commands.add_parser("ablation", help="an ablation (rank, targets, precision): `experiment NAME`")
+    ablation.add_argument("name", help="rank, targets or precision")
+    _experiment_flags(ablation, seeds_help="default: the experiment's own")
+    _common(ablation)
+    sweep = commands.add_parser("sweep", help="the learning-rate sweep on validation: `experiment lr-sweep`")
+    _experiment_flags(sweep, seeds_help="default: the sweep's own (0 1)")
     _common(sweep)
 
     report = commands.add_parser("report", help="summary table and charts from the results store")
@@ -145,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--data-dir", help="folder with train.jsonl/test.jsonl (default: PEFT_IMDB_DATA, else the hub)")
     reproduce.add_argument("--in-process", action="store_true", help="run every run in this process")
     _report_to(reproduce)
+
+    estimate = commands.add_parser("estimate", help="trainable parameters and model-state memory of each method on a "
+                                   "model, from its config alone (no weights, no training)")
+    estimate_command.add_arguments(estimate)
     return parser
 
 
@@ -163,24 +172,38 @@ def _adapter_items(args) -> list[str]:
     return items + list(getattr(args, "adapter", []) or [])
 
 
-def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> list[RunConfig]:
-    if args.profile and args.profile not in PROFILES:
-        raise UserError(f"unknown profile {args.profile!r}; use one of {', '.join(PROFILES)}")
-    profile = PROFILES[args.profile] if args.profile else detect_profile()
+def _profile(args) -> Profile:
+    """The profile the command names (--profile), else the detected one."""
+    name = getattr(args, "profile", None)
+    if name and name not in PROFILES:
+        raise UserError(f"unknown profile {name!r}; use one of {', '.join(PROFILES)}")
+    return PROFILES[name] if name else detect_profile()
+
+
+def _base(args, methods: list[str]):
+    """base(method, seed, model=None) -> the method's config on the profile with the flags given on the command line."""
+    profile = _profile(args)
     # Only flags given on the command line override the profile; 'full' means the whole split.
     overrides = {name: getattr(args, name) for name in CONFIG_FLAGS if getattr(args, name, None) is not None}
     overrides.update({k: None for k, v in overrides.items() if v == "full"})
-    requested = getattr(args, "precision", None) or "auto"
-    if requested != "auto":  # auto is resolved per method (the registry's cpu_bf16) by RunConfig.from_profile
-        overrides["precision"] = resolve_precision(requested)  # UserError if impossible
+    if getattr(args, "precision", None):
+        overrides["precision"] = args.precision
     items = _adapter_items(args)
     # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).
     adapters = {m: parse_adapter(m, items if len(methods) == 1 or get_method(m).config_class else [])
                 for m in methods}
-    return [
-        RunConfig.from_profile(profile, method, model=model, seed=seed, adapter=adapters[method], **overrides)
-        for model, method, seed in itertools.product(models or [profile.model], methods, seeds)
-    ]
+
+    def base(method: str, seed: int, model: str | None = None) -> RunConfig:
+        return RunConfig.from_profile(profile, method, model=model or getattr(args, "model", None) or profile.model,
+                                      seed=seed, adapter=adapters.get(method, {}), **overrides)
+
+    return base
+
+
+def _configs(args, models: list[str], methods: list[str], seeds: list[int]) -> list[RunConfig]:
+    base = _base(args, methods)
+    return [base(method, seed, model) for model, method, seed in
+            itertools.product(models or [_profile(args).model], methods, seeds)]
 
 
 def _print_row(result) -> None:
@@ -193,26 +216,31 @@ def _print_row(result) -> None:
           f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
 
 
-def _matrix(args, configs: list[RunConfig], reuse_from: str | None = None) -> int:
+def _matrix(args, configs: list[RunConfig], reuse_from: str | os.PathLike | None = None,
+            results: str | os.PathLike | None = None) -> int:
+    """Resolve, plan and train the configs into `results` (default --results-dir); 1 when a run failed."""
     from .data import load_imdb
-    from .plan import parse_shard, plan_runs, shard_configs, train_planned
+    from .parallel.shards import parse_shard, shard_runs
+    from .plan import plan_runs, resolve_all, train_planned
     from .train import world
 
+    results = results if results is not None else args.results_dir
+    runs = resolve_all(configs)
     if getattr(args, "shard", None):
         k, n = parse_shard(args.shard)
-        total, configs = len(configs), shard_configs(configs, k, n)
-        print(f"shard {k}/{n}: {len(configs)} of {total} run(s)")
-    plan = plan_runs(configs, args.results_dir, force=args.force, reuse_from=reuse_from)
+        total, runs = len(runs), shard_runs(runs, k, n)
+        print(f"shard {k}/{n}: {len(runs)} of {total} run(s)")
+    plan = plan_runs(runs, results, force=args.force, reuse_from=reuse_from)
     if plan.copied:
         print(f"reused {len(plan.copied)} finished run(s) of the main study")
     if plan.stored:
         print(f"skipping {len(plan.stored)} finished run(s) (use --force to re-run)")
     if not plan.train:
         return 0
-    imdb = load_imdb(plan.train[0].data_dir)  # fail fast on bad data; each run's process reads it again
+    imdb = load_imdb(plan.train[0].config.data_dir)  # fail fast on bad data; each run's process reads it again
     rank = world()[0]
     started = time.perf_counter()
-    rows = train_planned(plan.train, args.results_dir, imdb, in_process=args.in_process,
+    rows = train_planned(plan.train, results, imdb, in_process=args.in_process,
                          on_result=_print_row if rank == 0 else None, force=args.force)
     if rank == 0:
         print(overhead_line(rows, time.perf_counter() - started))
@@ -227,38 +255,32 @@ def overhead_line(rows, wall_s: float) -> str:
             f"(process start, imports, model load, tokenization, storing) {share:.1%}")
 
 
-def _ablation(args) -> int:
-    """Run one ablation into <results>/ablations/<name>, reusing the main study's identical runs."""
-    from .ablations import ablation_configs, ablation_folder
-    from .report import write_ablation
-    from .results import results_dir
+def _experiment(args, name: str) -> int:
+    """Train an experiment's runs not stored yet into its folder, then write its summary."""
+    from .experiments import get_experiment, run_experiment
 
-    configs = []
-    for seed in args.seeds:
-        base = {c.method: c for c in _configs(args, [args.model] if args.model else [], method_names(True), [seed])}
-        configs += [c for c in ablation_configs(args.name, base) if args.methods is None or c.method in args.methods]
-    folder = ablation_folder(args.name, args.results_dir)
-    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None}), configs,
-                   reuse_from=None if args.force else str(results_dir(args.results_dir)))
-    for path in write_ablation(args.name, folder, args.figures_dir):
+    profile = _profile(args)
+    check_writable(get_experiment(name).path(profile, args.results_dir))
+    code, written = run_experiment(
+        name, profile, _base(args, method_names()), args.results_dir, args.figures_dir, args.seeds, args.methods,
+        args.force, train=lambda configs, folder, reuse: _matrix(args, configs, reuse_from=reuse, results=folder))
+    for path in written:
         print(f"wrote {path}")
     return code
 
 
-def _sweep(args) -> int:
-    """Train the validation sweep's runs not stored yet, then write its table and picks."""
-    from .results import has_ok_result
-    from .sweep import TUNING_VAL_SIZE, sweep_configs, sweep_folder, write_sweep_summary
+def _list_experiments(args) -> int:
+    """One line per experiment: its name, runs (for the profile and its seeds), folder and question."""
+    from .experiments import EXPERIMENTS, experiment_configs
+    from .plan import resolve_all
 
-    profile = PROFILES[args.profile] if args.profile else detect_profile()
-    bases = _configs(args, [args.model] if args.model else [], args.methods or method_names(True), [0])
-    configs = sweep_configs(bases, tuple(args.seeds), args.val_size or TUNING_VAL_SIZE)
-    folder = sweep_folder(profile, args.results_dir)
-    code = _matrix(argparse.Namespace(**{**vars(args), "results_dir": str(folder), "shard": None, "force": False}),
-                   configs)
-    for path in write_sweep_summary(folder, complete=all(has_ok_result(c.key(), folder) for c in configs)):
-        print(f"wrote {path}")
-    return code
+    profile, base = _profile(args), _base(args, method_names())
+    for name, experiment in EXPERIMENTS.items():
+        runs = resolve_all(experiment_configs(experiment, base, args.seeds, args.methods))
+        folder = experiment.path(profile, args.results_dir)
+        seeds = " ".join(map(str, args.seeds or experiment.seeds))
+        print(f"{name:<13} {len(runs):>3} run(s), seeds {seeds:<10} {folder}  {experiment.question}")
+    return 0
 
 
 def _reproduce(args) -> int:
@@ -286,30 +308,28 @@ def _start_tensorboard(args) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
-    from .claims import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error
-    from .results import results_dir
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    if args.command == "estimate":  # writes nothing: no folder to check
+        return estimate_command.run(args)
     try:
         # A folder that cannot hold the store stops every writing command before any training; reproduce
         # only reads the store and writes to its scratch folder.
         if args.command == "reproduce":
             if args.scratch:
                 check_writable(args.scratch, "scratch folder", "--scratch")
-        else:
-            check_writable(results_dir(args.results_dir) / ("ablations/" + args.name if args.command == "ablation"
-                                                           else ""))
+        elif args.command not in ("experiment", "ablation", "sweep"):  # those check their experiment's folder
+            check_writable(results_dir(args.results_dir))
         if getattr(args, "report_to", "none") == "tensorboard":
             _start_tensorboard(args)
         if getattr(args, "figures_dir", None):
             check_writable(args.figures_dir, "figures folder", "--figures-dir")
         if args.command == "report":
-            from .report import write_report
+            from .experiments import write_reports
 
             if not 0 < args.margin < 0.5:
                 raise UserError(f"--margin is an accuracy difference between 0 and 0.5, got {args.margin}")
-            for path in write_report(args.results_dir, args.figures_dir, args.margin):
+            for path in write_reports(_profile(args), args.results_dir, args.figures_dir, args.margin):
                 print(f"wrote {path}")
             return 0
         if args.command == "merge":
@@ -318,10 +338,20 @@ def main(argv: list[str] | None = None) -> int:
             for line in merge_results(args.dirs, args.results_dir):
                 print(line)
             return 0
+        if args.command == "experiment":
+            if args.list:
+                return _list_experiments(args)
+            if not args.name:
+                raise UserError("name an experiment (python -m peft_imdb experiment --list names them)")
+            return _experiment(args, args.name)
         if args.command == "ablation":
-            return _ablation(args)
+            from .experiments import ablations
+
+            if args.name not in ablations():
+                raise UserError(f"unknown ablation {args.name!r}; use one of {', '.join(ablations())}")
+            return _experiment(args, args.name)
         if args.command == "sweep":
-            return _sweep(args)
+            return _experiment(args, "lr-sweep")
         if args.command == "reproduce":
             return _reproduce(args)
         if args.command == "run":

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import os
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import UserError
-from .methods import get_method, non_default_fields, plain_fields
+from .methods import get_method
 
 
 @dataclass(frozen=True)
@@ -78,11 +74,12 @@ class RunConfig:
     adapter: dict[str, Any] = field(default_factory=dict)
     gradient_accumulation_steps: int = 1
     gradient_checkpointing: bool = False
-    precision: str = "fp32"  # the resolved training precision (fp32, bf16, fp16): a bf16 run stays one
+    # fp32, bf16, fp16, or auto (the machine's choice, resolved per method when the run is resolved: resolved.py).
+    precision: str = "fp32"
     qlora_compute_dtype: str | None = None  # None: from hardware.qlora_compute_dtype (follows the precision)
     optim: str | None = None  # None: the Trainer's AdamW; "paged_adamw_8bit" saves memory for QLoRA on CUDA
     # "head_tail" keeps the first quarter and the last three quarters of max_length tokens (Sun et al. 2019:
-    # a review's verdict is often at its end). Not yet compared with "head" on validation reviews.
+    # a review's verdict is often at its end); chosen over "head" on validation reviews (sweep.CHOICES).
     truncation: str = "head_tail"
     group_by_length: bool = True  # batches of similar length in training, length-sorted evaluation
     # False: every dropout of the model and its adapter at p=0 (no random masks to draw: a faster step on CPU).
@@ -115,8 +112,8 @@ class RunConfig:
             raise UserError(f"--truncation must be head or head_tail, got {self.truncation!r}")
         if self.lr_table not in method.learning_rates:
             raise UserError(f"unknown lr table {self.lr_table!r}; use one of {', '.join(method.learning_rates)}")
-        if self.precision not in ("fp32", "bf16", "fp16"):
-            raise UserError(f"--precision must resolve to fp32, bf16 or fp16, got {self.precision!r}")
+        if self.precision not in ("auto", "fast", "fp32", "bf16", "fp16"):
+            raise UserError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
 
     @property
     def learning_rate(self) -> float:
@@ -125,9 +122,7 @@ class RunConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, **overrides: Any) -> "RunConfig":
-        """Build a config from a profile's defaults, with explicit overrides; precision resolved from the hardware."""
-        from .hardware import resolve_precision
-
+        """Build a config from a profile's defaults, with explicit overrides; precision `auto` unless given."""
         base = dict(
             model=profile.model, method=method, train_size=profile.train_size,
             eval_size=profile.eval_size, val_size=profile.val_size, epochs=profile.epochs,
@@ -135,8 +130,8 @@ class RunConfig:
             eval_batch_size=profile.eval_batch_size, lr_table=profile.lr_table,
         )
         base.update(overrides)
-        if base.get("precision") in (None, "auto"):
-            base["precision"] = resolve_precision("auto", get_method(method).cpu_bf16)
+        if base.get("precision") is None:
+            base["precision"] = "auto"
         if base.get("lr") is None:  # stored resolved: a later change of the method's default renames no run
             base["lr"] = get_method(method).learning_rates[base["lr_table"]]
         return cls(**base)
@@ -145,92 +140,8 @@ class RunConfig:
         """Plain-data view of the config (JSON-able)."""
         return asdict(self)
 
-    def peft_config(self):
-        """The method's peft config on this model's architecture (None for full fine-tuning)."""
-        architecture = model_type(self.model, self.trust_remote_code)
-        return get_method(self.method).peft_config(architecture, self.adapter, run=self)
-
-    def identity(self) -> dict[str, Any]:
-        """What determines the run: model, method, lr, the settings away from their defaults, the peft config.
-
-        A setting at its dataclass default, and a peft field at its class default, stays out: adding a field
-        with a default renames no stored run. Defaults are therefore never changed here; profiles set values.
-        """
-        chosen = {"model": model_id(self.model), "method": self.method, "lr": self.learning_rate}
-        for spec in fields(self):
-            if not spec.compare or spec.name in chosen or spec.name == "adapter":
-                continue
-            if getattr(self, spec.name) != _default(spec):
-                chosen[spec.name] = getattr(self, spec.name)
-        adapter = non_default_fields(self.peft_config())
-        if adapter:
-            chosen["adapter"] = adapter
-        return chosen
-
-    def label(self) -> str:
-        """The method's name and what sets the run apart from the method's defaults at its data setting: `lora (r=16)`."""
-        # The data setting heads its table; precision has a column of its own (it is the machine's choice).
-        data_setting = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir",
-                                                            "precision"}
-        reset = {f.name: _default(f) for f in fields(self) if f.compare and f.name not in data_setting}
-        default = replace(self, adapter={}, lr=None, **reset)
-        mine, base = self.identity(), default.identity()
-        parts = [f"{name}={_short(mine.get(name))}" for name in sorted(set(mine) | set(base))
-                 if name != "adapter" and mine.get(name) != base.get(name)]
-        if self.adapter:  # every peft field that differs, with the value the run really had
-            a, b = (plain_fields(c.peft_config()) for c in (self, default))
-            parts += [f"{k}={_short(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        return self.method + (f" ({', '.join(sorted(parts))})" if parts else "")
-
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         """Inverse of to_dict; keys of other versions are ignored."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
-
-    def group(self) -> str:
-        """Hash of the identity without the seed: the runs of one summary row share it."""
-        identity = {k: v for k, v in self.identity().items() if k != "seed"}
-        return hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
-
-    def key(self) -> str:
-        """The run's name in the store: model, method and seed for reading, then the group hash."""
-        slug = model_id(self.model).replace("/", "--")
-        return f"{slug}__{self.method}__seed{self.seed}__{self.group()}"
-
-
-def _default(spec) -> Any:
-    """A dataclass field's default value."""
-    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
-
-
-def _short(value: Any) -> str:
-    """A setting's value as a label shows it: lists comma-joined, floats short."""
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "none"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-@functools.lru_cache(maxsize=None)
-def model_type(model: str, trust_remote_code: bool = False) -> str:
-    """The architecture (config.model_type) of a model name, alias or folder."""
-    from .models import load_config
-
-    return load_config(model, trust_remote_code).model_type
-
-
-@functools.lru_cache(maxsize=None)
-def model_id(model: str) -> str:
-    """A machine-independent name: an alias or hub id as given; a folder as its name + a hash of its contents.
-
-    The hash covers config.json and the names of the weight files, so the same model installed in two
-    places is one model, and another model in a folder of the same name is another.
-    """
-    path = Path(model).expanduser()
-    if not path.is_dir():
-        return model
-    config = path / "config.json"
-    digest = hashlib.sha1(config.read_bytes() if config.is_file() else b"")
-    for name in sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin")):
-        digest.update(name.encode())
-    return f"{path.resolve().name}-{digest.hexdigest()[:8]}"

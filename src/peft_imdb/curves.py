@@ -8,21 +8,20 @@ from pathlib import Path
 import pandas as pd
 
 from .plots import _save, colour, plt
+from .resolved import stored_label
 from .results import RunResult
 
 CURVE_COLUMNS = ["key", "method", "label", "seed", "step", "epoch", "loss"]
 
 
 def _label(record: RunResult) -> str:
-    from .results import _label as stored_label
-
-    return stored_label(record.config or {}, record.method)
+    return record.label or stored_label(record.config or {}, record.method)
 
 
 def curve_frame(frame_or_records: pd.DataFrame | Iterable[RunResult]) -> pd.DataFrame:
     """Tidy training-loss points, one row per run x logging step: key, method, label, seed, step, epoch, loss.
 
-    Takes the store as `results.load_results` gives it (a `log_history` column) or a list of RunResult;
+    Takes the store as `table.load_results` gives it (a `log_history` column) or a list of RunResult;
     runs without a log history (records made before it was stored) add no rows.
     """
     if isinstance(frame_or_records, pd.DataFrame):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from datasets import Dataset, DatasetDict
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 HUB_DATASET = "stanfordnlp/imdb"
 DATA_ENV = "PEFT_IMDB_DATA"
@@ -52,7 +52,7 @@ def _read_split(path: Path) -> Dataset:
         else:
             frame = pd.read_json(path, lines=path.suffix == ".jsonl")
     except ValueError as exc:
-        raise UserError(f"{path} is not readable as {path.suffix[1:]}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{path} is not readable as {path.suffix[1:]}: {first_line(exc)}") from None
     return Dataset.from_pandas(_validated(frame, path), preserve_index=False)
 
 

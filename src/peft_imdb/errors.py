@@ -7,3 +7,9 @@ class UserError(Exception):
 
 class Unsupported(Exception):
     """This machine cannot run the requested method (the run is recorded as skipped)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message up to its first line break; its type's name when it has no message."""
+    text = str(exc)
+    return text.splitlines()[0] if text.strip() else type(exc).__name__

@@ -15,7 +15,7 @@ import tempfile
 from datasets import Dataset, DatasetDict
 
 from .config import RunConfig
-from .hardware import choose_precision, device_kind, device_name, nf4_support, resolve_precision
+from .hardware import choose_precision, device_kind, device_name, nf4_support
 from .methods import METHODS, method_names
 from .models import resolve_model
 
@@ -40,8 +40,10 @@ def count_4bit_layers(model_name: str) -> int:
 
     from .models import build_model, load_tokenizer
 
-    config = RunConfig(model=model_name, method="qlora", precision=resolve_precision())
-    model = build_model(config, load_tokenizer(model_name), choose_precision(config.precision)).model
+    from .resolved import resolve
+
+    model = build_model(resolve(RunConfig(model=model_name, method="qlora", precision="auto")),
+                        load_tokenizer(model_name)).model
     return sum(isinstance(m, bnb.nn.Linear4bit) for m in model.modules())
 
 
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _check(args, model: str) -> int:
+    from .resolved import resolve
     from .train import train_and_evaluate
 
     steps = 1 if args.dry_run else args.steps
@@ -83,7 +86,7 @@ def _check(args, model: str) -> int:
         config = RunConfig(model=model, method=method, train_size=n, eval_size=2 * args.batch_size,
                            val_size=0, epochs=1, max_length=args.max_length, batch_size=args.batch_size,
                            eval_batch_size=args.batch_size, precision=precision.name)
-        row = train_and_evaluate(config, data)[0]
+        row = train_and_evaluate(resolve(config), data)[0]
         peaks[method] = row.peak_memory_mb
         reserved = f"{row.peak_reserved_mb:.0f}" if row.peak_reserved_mb is not None else "n/a"
         print(f"{method:6s} precision={row.precision_mode} peak_mb={row.peak_memory_mb:.0f} "

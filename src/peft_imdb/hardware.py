@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 
 @dataclass(frozen=True)
@@ -124,15 +124,29 @@ def choose_precision(requested: str = "auto", capability: tuple[int, int] | None
     return Precision("fp32", f"auto: {where}: bf16 would be emulated (slower) and fp16 is a no-op on CPU")
 
 
-def resolve_precision(requested: str = "auto", cpu_bf16: bool = True) -> str:
-    """The concrete precision name (fp32, bf16 or fp16) a request resolves to on this machine.
+def run_precision(requested: str = "auto", cpu_bf16: bool = True, method: str = "") -> Precision:
+    """The precision a run trains in, with its reason: `requested` resolved for this machine and the method.
 
-    cpu_bf16=False (a method whose bf16 was not shown equivalent to fp32) makes `auto` pick fp32 on a CPU.
+    `auto` on a CPU with native bf16 keeps fp32 for a method whose bf16 was not shown equivalent to fp32
+    (cpu_bf16=False). `fast` is what `auto` picks for the hardware alone, whatever the method's CPU default
+    (the precision ablation's arm).
     """
-    chosen = choose_precision(requested).name
-    if requested == "auto" and chosen == "bf16" and not cpu_bf16 and not torch.cuda.is_available():
-        return "fp32"
+    if requested == "fast":
+        chosen = choose_precision("auto")
+        if not cpu_bf16 and chosen.bf16 and not torch.cuda.is_available():
+            return Precision("bf16", f"{chosen.reason} ({method}'s fp32 CPU default set aside: the hardware's fast "
+                                     "precision was asked for)")
+        return chosen
+    chosen = choose_precision(requested)
+    if requested == "auto" and chosen.bf16 and not cpu_bf16 and not torch.cuda.is_available():
+        return Precision("fp32", f"{chosen.reason}, but {method} keeps fp32 on CPU (its bf16 was not shown "
+                                 "equivalent to fp32: registry cpu_bf16=False)")
     return chosen
+
+
+def resolve_precision(requested: str = "auto", cpu_bf16: bool = True) -> str:
+    """The concrete precision name (fp32, bf16 or fp16) a request resolves to on this machine."""
+    return run_precision(requested, cpu_bf16).name
 
 
 def trainer_precision_args(precision_name: str, cuda: bool) -> dict:
@@ -195,7 +209,7 @@ def _nf4_bf16_on_cpu() -> tuple[bool, str]:
                 out.float().square().mean().backward()
                 outputs[dtype] = (out.detach().float(), inputs.grad.float())
     except Exception as exc:  # bitsandbytes missing, or a kernel that fails here
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         return False, f"NF4 with bf16 compute fails on this CPU ({first}): 4-bit layers compute in fp32"
     (ref, ref_grad), (out, grad) = outputs[torch.float32], outputs[torch.bfloat16]
     error = max(float((out - ref).abs().max() / ref.abs().max()),
@@ -234,6 +248,6 @@ def nf4_support() -> tuple[bool, str]:
             layer = bnb.nn.Linear4bit(64, 64, bias=False, compute_dtype=torch.float32, quant_type="nf4")
             layer.to(device)(torch.ones(2, 64, device=device))
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        first = first_line(exc)
         return False, f"bitsandbytes {bnb.__version__} cannot run NF4 on {device}: {first}"
     return True, f"bitsandbytes {bnb.__version__} runs NF4 on {device}"

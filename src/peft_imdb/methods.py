@@ -9,19 +9,14 @@ parameters it trains. Adding a method is one `register(Method(...))` call.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from .errors import UserError
+from .errors import UserError, first_line
+from .peft_fields import field_names, typed_fields
 from .targets import IA3_TARGETS, LAST_TOKEN_CLASSIFIERS, LORA_TARGETS, head_modules, preset
-
-# Fields of a peft config that describe where or how it is used, not what is trained.
-RUNTIME_FIELDS = {"base_model_name_or_path", "revision", "inference_mode", "peft_version"}
-
 
 @dataclass(frozen=True)
 class LayerCount:
@@ -153,63 +148,19 @@ class Method:
         fields_ = {**self.defaults}
         if "target_modules" not in adapter and self.targets is not None:
             fields_.update(self.targets(model_type))
-        elif "feedforward_modules" in _field_names(cls) and "feedforward_modules" not in adapter:
+        elif "feedforward_modules" in field_names(cls) and "feedforward_modules" not in adapter:
             # Chosen targets: the feed-forward ones among them keep being treated as feed-forward.
             feedforward = set(IA3_TARGETS.get(model_type, ([], []))[1])
             adapter["feedforward_modules"] = [t for t in adapter["target_modules"] if t in feedforward]
         if self.run_fields is not None and run is not None:
             fields_.update(self.run_fields(run))
         fields_.update(adapter)
-        if "modules_to_save" in _field_names(cls):  # prompt learning on peft < 0.15 sets its own head
+        if "modules_to_save" in field_names(cls):  # prompt learning on peft < 0.15 sets its own head
             fields_.setdefault("modules_to_save", head_modules(model_type))
         try:
             return cls(task_type=TaskType.SEQ_CLS, **fields_)
         except (TypeError, ValueError) as exc:
-            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise UserError(f"invalid {self.name} adapter settings ({first}); see --adapter in --help") from None
-
-
-def _field_names(cls) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
-
-
-# peft config classes that refuse to be built from their defaults alone, and the value that lets them:
-# AdaLoRA needs its schedule's length (any value gives the same defaults for every other field).
-CLASS_DEFAULTS_NEED = {"AdaLoraConfig": {"total_step": 1}}
-
-
-def class_defaults(cls):
-    """An instance of a peft config class at its defaults (what identities and --adapter compare against)."""
-    return cls(**CLASS_DEFAULTS_NEED.get(cls.__name__, {}))
-
-
-def _plain(value: Any) -> Any:
-    """A peft config value as plain JSON data: sets sorted, enums by value."""
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def plain_fields(peft_config) -> dict[str, Any]:
-    """Every field of a peft config that says what is trained, as plain JSON data ({} for none)."""
-    if peft_config is None:
-        return {}
-    return {k: _plain(v) for k, v in sorted(peft_config.to_dict().items()) if k not in RUNTIME_FIELDS}
-
-
-def non_default_fields(peft_config) -> dict[str, Any]:
-    """The fields of a peft config that differ from its class's defaults, as plain data (the run identity)."""
-    if peft_config is None:
-        return {}
-    default = plain_fields(class_defaults(type(peft_config)))
-    return {k: v for k, v in plain_fields(peft_config).items()
-            if k not in default or json.dumps(v) != json.dumps(default[k])}
+            raise UserError(f"invalid {self.name} adapter settings ({first_line(exc)}); see --adapter in --help") from None
 
 
 METHODS: dict[str, Method] = {}
@@ -236,42 +187,12 @@ def method_names(core_only: bool = False) -> list[str]:
 
 def parse_adapter(method: str, items: list[str]) -> dict[str, Any]:
     """`key=value` items in peft's names, typed by the method's peft config class; UserError when invalid."""
-    entry = get_method(method)
-    cls = entry.peft_class()
+    cls = get_method(method).peft_class()
     if cls is None:
         if items:
             raise UserError(f"{method} has no adapter settings; drop --adapter {' '.join(items)}")
         return {}
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    example = class_defaults(cls)
-    adapter: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep or not name:
-            raise UserError(f"--adapter takes key=value items (e.g. r=16), got {item!r}")
-        if name not in known or name in RUNTIME_FIELDS | {"task_type", "peft_type"}:
-            raise UserError(f"{cls.__name__} has no setting {name!r}; valid: "
-                            f"{', '.join(sorted(set(known) - RUNTIME_FIELDS - {'task_type', 'peft_type'}))}")
-        adapter[name] = _typed(name, text, str(known[name].type), getattr(example, name), cls.__name__)
-    return adapter
-
-
-def _typed(name: str, text: str, annotation: str, default: Any, where: str) -> Any:
-    """Convert one --adapter value to the type its peft field holds."""
-    try:
-        if "list" in annotation or isinstance(default, (list, set)):
-            return [part for part in text.split(",") if part]
-        if isinstance(default, bool) or annotation.startswith("bool"):
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError
-            return text.lower() in ("true", "1")
-        if isinstance(default, int) or annotation == "int":
-            return int(text)
-        if isinstance(default, float) or annotation == "float":
-            return float(text)
-    except ValueError:
-        raise UserError(f"{where}.{name} expects {annotation}, got {text!r}") from None
-    return text
+    return typed_fields(cls, items)
 
 
 # Learning rates per profile lr table, with the evidence for each:

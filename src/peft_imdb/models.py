@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 import functools
+import hashlib
 import os
+import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 OFFLINE_DEFAULT = "minilm"
 ALIASES = {
@@ -69,7 +71,7 @@ def _from_pretrained(loader, name: str, **kwargs):
 
 
 def _load_error(name: str, exc: Exception) -> UserError:
-    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = first_line(exc)
     where = "" if hub_reachable() else "the hub is unreachable and it is not cached; "
     return UserError(
         f"cannot load model {name!r} ({where}{detail[:120]}); use an alias ({', '.join(ALIASES)}), "
@@ -82,6 +84,29 @@ def load_config(name: str, trust_remote_code: bool = False):
     from transformers import AutoConfig
 
     return _from_pretrained(AutoConfig.from_pretrained, name, trust_remote_code=trust_remote_code)
+
+
+@functools.lru_cache(maxsize=None)
+def model_type(model: str, trust_remote_code: bool = False) -> str:
+    """The architecture (config.model_type) of a model name, alias or folder."""
+    return load_config(model, trust_remote_code).model_type
+
+
+@functools.lru_cache(maxsize=None)
+def model_id(model: str) -> str:
+    """A machine-independent name: an alias or hub id as given; a folder as its name + a hash of its contents.
+
+    The hash covers config.json and the names of the weight files, so the same model installed in two
+    places is one model, and another model in a folder of the same name is another.
+    """
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        return model
+    config = path / "config.json"
+    digest = hashlib.sha1(config.read_bytes() if config.is_file() else b"")
+    for name in sorted(p.name for p in path.iterdir() if p.suffix in (".safetensors", ".bin")):
+        digest.update(name.encode())
+    return f"{path.resolve().name}-{digest.hexdigest()[:8]}"
 
 
 def load_tokenizer(name: str, trust_remote_code: bool = False):
@@ -155,63 +180,82 @@ class Built:
     gradient_checkpointing: bool = False
 
 
-def build_model(config, tokenizer, precision) -> Built:
-    """Load config.model and wrap it as its registry entry says: 4-bit base or not, peft adapter or none."""
-    from peft import get_peft_model, prepare_model_for_kbit_training
+def build_model(run, tokenizer) -> Built:
+    """Load the run's model and wrap it as its registry entry says: 4-bit base or not, peft adapter or none."""
+    from peft import prepare_model_for_kbit_training
 
-    from .compat import enable_checkpointing
-    from .config import model_type
     from .errors import Unsupported
     from .hardware import device_kind, dtype_name, nf4_support, qlora_compute_dtype
-    from .methods import get_method
     from .targets import head_modules
 
-    method = get_method(config.method)
+    config, method, precision = run.config, run.method, run.precision
     trust = config.trust_remote_code
-    architecture = model_type(config.model, trust)
-    heads = head_modules(architecture)
-    peft_config = config.peft_config()
-    checkpointing = config.gradient_checkpointing
-    if method.unsupported is not None:
-        reason = method.unsupported(config, load_config(config.model, trust))
-        if reason:
-            raise Unsupported(reason)
+    check_supported(config, method, load_config(config.model, trust))
     if method.quantized_base:
         ok, reason = nf4_support()
         if not ok:
             raise Unsupported(reason)
         compute = config.qlora_compute_dtype or dtype_name(qlora_compute_dtype(precision.name, device_kind() == "cuda")[0])
-        model = load_model(config.model, tokenizer, nf4_config(precision, heads, compute), trust)
+        model = load_model(config.model, tokenizer, nf4_config(precision, head_modules(run.architecture), compute), trust)
         # Casts norms to fp32. The QLoRA recipe also turns gradient checkpointing on; here it is one
         # study-wide setting (config.gradient_checkpointing), the same for every method, so QLoRA's memory
         # and time differ from LoRA's by the 4-bit base alone.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     else:
         model = load_model(config.model, tokenizer, trust_remote_code=trust)
+    return adapt(model, config, method, run.architecture, run.peft_config)
+
+
+def check_supported(config, method, model_config) -> None:
+    """Unsupported (the run is recorded as skipped) when the method says it cannot run this model."""
+    from .errors import Unsupported
+
+    reason = method.unsupported(config, model_config) if method.unsupported is not None else None
+    if reason:
+        raise Unsupported(reason)
+
+
+def adapt(model, config, method, architecture: str, peft_config) -> Built:
+    """Make a loaded model (a quantized base already prepared) what the method trains: its own trainable parameters
+    (BitFit), gradient checkpointing, the peft adapter, dropout off where the config says so."""
+    from peft import get_peft_model
+
+    from .compat import enable_checkpointing
+    from .errors import Unsupported
+    from .targets import head_modules
+
+    heads, checkpointing = head_modules(architecture), config.gradient_checkpointing
     if method.prepare is not None:  # the method marks what it trains itself (BitFit: biases and head)
         method.prepare(model, architecture)
     if checkpointing:
         enable_checkpointing(model)
         if peft_config is not None or method.prepare is not None:
             model.enable_input_require_grads()
-    if peft_config is None:
-        if not config.dropout:
-            without_dropout(model)
-        return Built(model, 32, [], heads, checkpointing)
-    try:
-        model = get_peft_model(model, peft_config)
-    except (ValueError, TypeError, NotImplementedError) as exc:
-        # peft refuses the method's own defaults on this architecture (no such layers, a layer type the
-        # method has no adapter for): the run is recorded as skipped, with peft's reason. Settings the user
-        # chose (--adapter) that peft refuses are that run's failure, recorded as failed.
-        if config.adapter:
-            raise
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise Unsupported(f"peft cannot apply {method.name} to {architecture}: {detail[:300]}") from None
+    if peft_config is not None:
+        try:
+            model = get_peft_model(model, copy.deepcopy(peft_config))  # peft keeps and changes the config it is given
+        except (ValueError, TypeError, NotImplementedError) as exc:
+            # peft refuses the method's own defaults on this architecture (no such layers, a layer type the
+            # method has no adapter for): the run is recorded as skipped, with peft's reason. Settings the user
+            # chose (--adapter) that peft refuses are that run's failure, recorded as failed.
+            if config.adapter:
+                raise
+            raise Unsupported(f"peft cannot apply {method.name} to {architecture}: {first_line(exc)[:300]}") from None
     if not config.dropout:
         without_dropout(model)
-    targets = sorted(getattr(model.peft_config["default"], "target_modules", None) or [])
+    targets = sorted(getattr(model.peft_config["default"], "target_modules", None) or []) if peft_config else []
     return Built(model, 4 if method.quantized_base else 32, targets, heads, checkpointing)
+
+
+def meta_model(model_config):
+    """The sequence classifier (2 labels) of a config, built on the meta device: shapes and dtypes, no memory."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    model_config = copy.deepcopy(model_config)
+    model_config.num_labels = 2
+    with torch.device("meta"), transformers_errors_only():
+        return AutoModelForSequenceClassification.from_config(model_config)
 
 
 def without_dropout(model) -> None:
@@ -225,12 +269,9 @@ def without_dropout(model) -> None:
             module.dropout_prob = 0.0
 
 
-def method_callbacks(config) -> list:
+def method_callbacks(run) -> list:
     """The Trainer callbacks the run's method needs (AdaLoRA's rank reallocation); none for most methods."""
-    from .methods import get_method
-
-    method = get_method(config.method)
-    return method.callbacks(config) if method.callbacks is not None else []
+    return run.method.callbacks(run.config) if run.method.callbacks is not None else []
 
 
 def merge_adapter(model):

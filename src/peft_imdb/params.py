@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .config import RunConfig, model_type
+from .config import RunConfig
+from .models import model_type
 from .results import RunResult
 
 ALL_PARAMETERS = "all parameters of the trained model"
@@ -55,21 +56,16 @@ def weights_mb(model) -> dict[str, float]:
 
 def meta_model(config: RunConfig, wrapped: bool = True):
     """The run's model with no weights (on the meta device), wrapped by peft as the method says: enough to count."""
-    import torch
+    import copy
+
     from peft import get_peft_model
-    from transformers import AutoModelForSequenceClassification
 
-    from .models import load_config
+    from .models import load_config, meta_model as build_on_meta
+    from .resolved import resolve
 
-    model_config = load_config(config.model, config.trust_remote_code)
-    model_config.num_labels = 2
-    with torch.device("meta"):
-        model = AutoModelForSequenceClassification.from_config(model_config,
-                                                               trust_remote_code=config.trust_remote_code)
-    peft_config = config.peft_config() if wrapped else None
-    if peft_config is None:
-        return model
-    return get_peft_model(model, peft_config)
+    model = build_on_meta(load_config(config.model, config.trust_remote_code))
+    peft_config = resolve(config).peft_config if wrapped else None
+    return model if peft_config is None else get_peft_model(model, copy.deepcopy(peft_config))
 
 
 def adapted_layers(model) -> dict[str, object]:

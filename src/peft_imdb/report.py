@@ -7,25 +7,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .ablations import ABLATIONS
-from .config import PROFILES
-from .methods import METHODS, method_names
+from .comparison import (ALPHA, MARGIN, POWER, SETTING, AblationTable, add_statistics, correctness,
+                         reference_rows, summarize)
 from .curves import loss_curves_chart
+from .methods import METHODS
 from .plots import ablation_chart, pareto_chart, summary_charts
-from .results import atomic_write_text, load_predictions, load_results, results_dir
-from .sweep import sweep_folder, write_sweep_chart
-from .stats import (LEVEL, TOST_LEVEL, detectable_difference_from, holm, two_level_difference, two_level_interval,
-                    variance_components, verdict)
-
-AGGREGATED = ["accuracy", "f1", "precision", "recall", "trainable_params", "adapter_params", "head_params",
-              "model_state_mb", "working_memory_mb", "train_time_s", "eval_time_s", "peak_memory_mb",
-              "eval_peak_memory_mb", "load_peak_memory_mb", "frozen_weights_mb", "trainable_weights_mb", "saved_mb",
-              "train_samples_per_s", "eval_samples_per_s"]
-SETTING = ["model", "train_size", "eval_size", "epochs", "max_length"]
-REFERENCE = "full"
-MARGIN = 0.01  # the equivalence margin, declared before the data: one accuracy point
-ALPHA = 0.05
-POWER = 0.8
+from .results import atomic_write_text, results_dir
+from .stats import LEVEL, TOST_LEVEL, two_level_difference, verdict
+from .sweep import write_sweep_chart
+from .table import load_results
 
 
 def rules(margin: float = MARGIN) -> list[str]:
@@ -55,126 +45,13 @@ def rules(margin: float = MARGIN) -> list[str]:
 RULES = rules()
 
 
-def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
-    """Mean and std over seeds of every `ok` run, one row per run identity without the seed (its group).
-
-    Two runs that differ in anything but the seed are two rows; the label says how a row differs from the
-    method's defaults (`lora (r=16)`).
-    """
-    ok = frame[frame["status"] == "ok"]
-    if ok.empty:
-        return pd.DataFrame()
-    keys = ["model", "method", "train_size", "eval_size", "epochs", "max_length", "lr", "group", "label", *extra]
-    ok = ok.assign(**{k: ok[k].fillna("full") for k in ("train_size", "eval_size")})
-    aggregated = [c for c in AGGREGATED if c in ok.columns]
-    ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") for c in aggregated})
-    grouped = ok.groupby(keys, sort=False, dropna=False)
-    summary = grouped[aggregated].agg(["mean", "std"])
-    summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
-    summary["n"] = grouped.size()
-    summary["keys"] = grouped["key"].agg(list)
-    for column in ("memory_kind", "base_weight_bits", "device", "precision_mode"):
-        if column not in keys:
-            summary[column] = grouped[column].first()
-    if "confusion_matrix" in ok:
-        summary["confusion"] = grouped["confusion_matrix"].agg(_mean_confusion)
-    summary = summary.reset_index()
-    order = {m: i for i, m in enumerate(method_names())}
-    return summary.sort_values(["model", "method", *extra, "lr", "label"],
-                               key=lambda s: s.map(order) if s.name == "method" else s).reset_index(drop=True)
-
-
-def _mean_confusion(matrices: pd.Series) -> str:
-    """The seeds' confusion matrices, averaged and rounded, as text ('–' when none was stored)."""
-    stored = [np.asarray(m) for m in matrices if m is not None]
-    return str(np.rint(np.mean(stored, axis=0)).astype(int).tolist()) if stored else "–"
-
-
-def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(seeds x reviews) correctness of the runs `keys` and their review ids; None if a run lacks predictions."""
-    frames = [load_predictions(key, root) for key in keys]
-    if not frames or any(f is None for f in frames):
-        return None
-    ids = frames[0]["review_id"].to_numpy()
-    if any(not np.array_equal(f["review_id"].to_numpy(), ids) for f in frames):
-        return None
-    return np.stack([(f["label"] == f["predicted"]).to_numpy() for f in frames]), ids
-
-
-def _reference(rows: pd.DataFrame) -> pd.DataFrame:
-    """The Full FT row the others are compared with: Full FT at its defaults, else the only Full FT row."""
-    defaults = rows[rows["label"] == REFERENCE]
-    return defaults if len(defaults) == 1 else rows[rows["method"] == REFERENCE]
-
-
-def _pairs(setting: pd.DataFrame, reference=None) -> list[tuple[int, list[int]]]:
-    """(reference row, rows compared with it): Full FT against every other row, or, with `reference` (rows of one
-    method -> mask of its reference row), each method's other rows against that method's reference row."""
-    if reference is None:
-        ref = _reference(setting)
-        return [(ref.index[0], [i for i in setting.index if i != ref.index[0]])] if len(ref) == 1 else []
-    pairs = []
-    for _, rows in setting.groupby("method", sort=False):
-        ref = rows[reference(rows)]
-        if len(ref) == 1:
-            pairs.append((ref.index[0], [i for i in rows.index if i != ref.index[0]]))
-    return pairs
-
-
-def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True,
-                   margin: float = MARGIN, reference=None) -> pd.DataFrame:
-    """Add each row's two-level accuracy interval and variance components, and (with compare) its verdict
-    against its reference (Full FT; with `reference`, each method's own reference row, as in an ablation):
-    the paired two-level difference, its 95% and 90% intervals, Holm's p over the setting's comparisons, and
-    the smallest difference the design detects at 80% power."""
-    if summary.empty:
-        return summary
-    summary = summary.copy()
-    columns = ["acc_low", "acc_high", "seed_sd", "review_sd", "diff", "diff_low", "diff_high", "diff90_low",
-               "diff90_high", "p_value", "p_holm", "detectable"]
-    for column in columns:
-        summary[column] = np.nan
-    summary["verdict"] = ""
-    for _, setting in summary.groupby(SETTING, dropna=False):
-        runs = {}
-        for index, row in setting.iterrows():
-            mine = correctness(row["keys"], root)
-            if mine is None:
-                continue
-            runs[index] = mine
-            interval = two_level_interval(mine[0])
-            summary.loc[index, ["acc_low", "acc_high"]] = interval.low, interval.high
-            if len(mine[0]) > 1:
-                parts, reviews = variance_components(mine[0]), mine[0].shape[1]
-                # On one run's accuracy: the spread from the seed, and the sampling spread from the reviews.
-                summary.loc[index, ["seed_sd", "review_sd"]] = (np.sqrt(parts.seed_var),
-                                                               np.sqrt((parts.review_var + parts.residual_var) / reviews))
-        differences = {}
-        for ref_index, indices in (_pairs(setting, reference) if compare else []):
-            ref = runs.get(ref_index)
-            for index in indices:
-                mine = runs.get(index)
-                if ref is None or mine is None or not np.array_equal(mine[1], ref[1]):
-                    continue
-                difference = two_level_difference(mine[0], ref[0])
-                differences[index] = difference
-                summary.loc[index, columns[4:10]] = (difference.value, difference.ci95.low, difference.ci95.high,
-                                                     difference.ci90.low, difference.ci90.high, difference.p_value)
-                if len(mine[0]) > 1 and len(ref[0]) > 1:
-                    summary.loc[index, "detectable"] = detectable_difference_from(mine[0], ref[0], ALPHA, POWER)
-        for (index, difference), adjusted in zip(differences.items(), holm([d.p_value for d in differences.values()])):
-            summary.loc[index, "p_holm"] = adjusted
-            summary.loc[index, "verdict"] = verdict(difference, margin, adjusted, ALPHA)
-    return summary
-
-
 def advice(table: pd.DataFrame) -> list[str]:
     """Which method when, derived from the verdicts alone (RULES)."""
     lines: list[str] = []
     if table.empty:
         return lines
     for setting, rows in table.groupby(SETTING, dropna=False):
-        reference = _reference(rows)
+        reference = reference_rows(rows)
         others = rows[rows["verdict"] != ""]
         if len(reference) != 1 or others.empty:
             continue
@@ -326,7 +203,7 @@ def _settings_line(frame: pd.DataFrame) -> str:
     return f"Device: {devices or '–'}. Versions: {'; '.join(versions) or '–'}."
 
 
-def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[str, pd.DataFrame] | None = None,
+def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: list[AblationTable] | None = None,
                      figures: list[Path] | None = None, margin: float = MARGIN,
                      root: str | Path | None = None) -> str:
     """The summary as a markdown document, generated only from stored runs and their predictions."""
@@ -355,15 +232,16 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
         lines += ["", "## Costs and other metrics", "",
                   "Model state: weights (4-bit packed for QLoRA) + gradients + AdamW's two moments of the trainable "
                   "weights, computed from the model. Working memory: the training peak above the memory held when "
-                  f"training began ({', '.join(sorted(set(table['memory_kind'].dropna())))}; README, \"How to read the "
-                  "memory figures\"); – where the run predates that measurement.", ""]
+                  f"training began ({', '.join(sorted(set(table['memory_kind'].dropna())))}; docs/results.md, \"How to "
+                  "read the memory figures\"); – where the run predates that measurement.", ""]
         lines += cost_table(table)
         lines += ["", "## Memory per phase", ""] + memory_table(table)
-    for name, ablation in (ablations or {}).items():
-        lines += ["", f"## Ablation: {name}", "", f"From `ablations/{name}/` (`python -m peft_imdb ablation {name}`). "
-                  f"{ABLATIONS[name].question} Verdicts by the rules above, Holm across this ablation's "
+    for ablation in ablations or []:
+        lines += ["", f"## Ablation: {ablation.name}", "", f"From `ablations/{ablation.name}/` (`python -m peft_imdb "
+                  f"experiment {ablation.name}`). {ablation.question} Verdicts by the rules above, Holm across this "
+                  "ablation's "
                   "comparisons.", ""]
-        lines += ablation_rows(name, ablation)
+        lines += ablation_rows(ablation)
     if figures:
         lines += ["", "## Figures", ""] + [f"- `{Path(p).name}`" for p in figures]
     others = frame[frame["status"] != "ok"]
@@ -375,50 +253,23 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: dict[s
     return "\n".join(lines) + "\n"
 
 
-def ablation_rows(name: str, table: pd.DataFrame) -> list[str]:
+def ablation_rows(ablation: AblationTable) -> list[str]:
     """An ablation's markdown table: its varied column first, each row against its reference."""
-    return method_table(table, varied=ABLATIONS[name].column, versus="vs reference")
+    return method_table(ablation.table, varied=ablation.column, versus="vs reference")
 
 
-def ablation_tables(root: str | Path | None = None, margin: float = MARGIN) -> dict[str, pd.DataFrame]:
-    """The statistics table of every ablation with finished runs under <results>/ablations/, by name."""
-    tables = {}
-    for name in ABLATIONS:
-        folder = results_dir(root) / "ablations" / name
-        table = ablation_table(name, folder, margin) if (folder / "runs").is_dir() else pd.DataFrame()
-        if not table.empty:
-            tables[name] = table
-    return tables
+def write_ablation(ablation: AblationTable, figures_dir: str | Path = "figures") -> Path:
+    """The ablation's figure: figures/ablation_<name>.png."""
+    return ablation_chart(ablation.name, ablation.table, Path(figures_dir) / f"ablation_{ablation.name}.png")
 
 
-def ablation_table(name: str, folder: str | Path, margin: float = MARGIN) -> pd.DataFrame:
-    """The summary of one ablation folder, with its varied column and statistics."""
-    from .targets import placement
-
-    frame = load_results(folder)
-    if frame.empty or (frame["status"] == "ok").sum() == 0:
-        return pd.DataFrame()
-    if name == "targets":
-        frame = frame.assign(placement=[placement(r.target_modules, r.model_type) for r in frame.itertuples()])
-    ablation = ABLATIONS[name]
-    return add_statistics(summarize(frame, (ablation.column,)), folder, margin=margin, reference=ablation.reference)
-
-
-def write_ablation(name: str, folder: str | Path, figures_dir: str | Path = "figures") -> list[Path]:
-    """The ablation's figure (figures/ablation_<name>.png); empty when it has no finished runs."""
-    table = ablation_table(name, folder)
-    if table.empty:
-        return []
-    return [ablation_chart(name, table, Path(figures_dir) / f"ablation_{name}.png")]
-
-
-def write_report(results: str | Path | None = None, figures_dir: str | Path = "figures",
-                 margin: float = MARGIN) -> list[Path]:
-    """Write results/summary.md, the bar charts, the Pareto plots and the ablation figures; return the paths."""
+def write_report(results: str | Path | None = None, figures_dir: str | Path = "figures", margin: float = MARGIN,
+                 ablations: list[AblationTable] | None = None, sweeps: list[Path] | None = None) -> list[Path]:
+    """Write results/summary.md, the bar charts, the Pareto plots, the loss curves, each ablation's figure and each
+    validation sweep's chart (folders in `sweeps`); return the paths."""
     root = results_dir(results)
     frame = load_results(root)
     table = add_statistics(summarize(frame), root, margin=margin) if not frame.empty else pd.DataFrame()
-    ablations = ablation_tables(root, margin)
     figures: list[Path] = []
     if not table.empty:
         figures += summary_charts(table, figures_dir)
@@ -428,9 +279,8 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
                                            ("train_time_s", "time", False))]
         curves = loss_curves_chart(frame, Path(figures_dir) / "loss_curves.png")  # None before any run logs them
         figures += [curves] if curves is not None else []
-    figures += [ablation_chart(name, t, Path(figures_dir) / f"ablation_{name}.png") for name, t in ablations.items()]
-    sweeps = sorted({folder for folder in (sweep_folder(p, root) for p in PROFILES.values()) if folder.is_dir()})
-    for folder in sweeps:
+    figures += [write_ablation(ablation, figures_dir) for ablation in ablations or []]
+    for folder in sweeps or []:
         figures += write_sweep_chart(folder, figures_dir)
     path = Path(root) / "summary.md"
     atomic_write_text(path, summary_markdown(table, frame, ablations, figures, margin, root))

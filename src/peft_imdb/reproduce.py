@@ -11,6 +11,7 @@ import numpy as np
 
 from .config import RunConfig
 from .errors import UserError
+from .resolved import ResolvedRun, resolve
 from .results import RunResult, load_predictions, read_result, read_results, results_dir
 
 # Environment entries that must agree for a re-run to be expected to give identical predictions.
@@ -50,13 +51,13 @@ def choose_records(records: list[RunResult], sample: int | None) -> list[RunResu
     return sorted(ok, key=lambda r: r.key)
 
 
-def stored_config(record: RunResult, data_dir: str | os.PathLike | None) -> RunConfig:
-    """The run's config as committed, reading the data from data_dir (where the data is is not identity)."""
-    config = RunConfig.from_dict({**record.config, "data_dir": str(data_dir) if data_dir else None})
-    if config.key() != record.key:
-        raise UserError(f"{record.key}: its stored config names run {config.key()} with this code; the record "
-                        "predates a change of run identity (scripts/migrate_run_keys.py)")
-    return config
+def stored_run(record: RunResult, data_dir: str | os.PathLike | None) -> ResolvedRun:
+    """The run as committed, resolved, reading the data from data_dir (where the data is is not identity)."""
+    run = resolve(RunConfig.from_dict({**record.config, "data_dir": str(data_dir) if data_dir else None}))
+    if run.key != record.key:
+        raise UserError(f"{record.key}: its stored config names run {run.key} with this code; the record "
+                        "predates a change of run identity and cannot be re-trained by this version")
+    return run
 
 
 def same_stack(stored: dict, here: dict) -> tuple[bool, str]:
@@ -139,8 +140,7 @@ def reproduce(root: str | os.PathLike | None = None, scratch: str | os.PathLike 
     if scratch.resolve() == root.resolve():
         raise UserError("--scratch must be another folder than the results folder it reproduces")
     data_dir = data_dir or os.environ.get("PEFT_IMDB_DATA")
-    configs = [stored_config(record, data_dir) for record in records]
-    plan = plan_runs(configs, scratch)
+    plan = plan_runs([stored_run(record, data_dir) for record in records], scratch)
     if plan.stored:
         print(f"{len(plan.stored)} run(s) already re-run in {scratch}, not trained again")
     print(f"re-training {len(plan.train)} run(s) into {scratch}")

@@ -1,7 +1,12 @@
-"""The results store: one JSON record per run under results/runs/, written atomically."""
+"""The results store: one JSON record per run under results/runs/ and its test predictions, written atomically.
+
+Also what the store's writes can go wrong with: a folder that cannot hold it, a refused write (full disk,
+read-only), and folding several stores into one (merge).
+"""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -13,17 +18,15 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import UserError
+from .errors import UserError, first_line
 
 RESULTS_ENV = "PEFT_IMDB_RESULTS"
 STATUSES = ("ok", "failed", "skipped")
-COLUMNS = [
-    "key", "model", "method", "seed", "status", "reason", "accuracy", "f1", "precision", "recall",
-    "trainable_params", "adapter_params", "head_params", "total_params", "trainable_percent",
-    "train_time_s", "eval_time_s", "train_samples_per_s", "eval_samples_per_s", "peak_memory_mb",
-    "peak_reserved_mb", "memory_kind", "base_weight_bits", "saved_mb", "precision_mode", "lr",
-    "train_size", "eval_size", "epochs", "max_length", "device", "finished_at",
-]
+
+
+STORE_ERROR_EXIT = 3  # the CLI's exit code when the results folder could not be written after training
+# errno values that mean "this folder cannot take the write", as opposed to a bug
+STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG}
 
 
 @dataclass
@@ -38,7 +41,8 @@ class RunResult:
     reason: str = ""
     config: dict[str, Any] = field(default_factory=dict)
     group: str = ""  # hash of the identity without the seed: the runs of one summary row
-    identity: dict[str, Any] = field(default_factory=dict)  # what determines the run (RunConfig.identity)
+    identity: dict[str, Any] = field(default_factory=dict)  # what determines the run (resolved.ResolvedRun.identity)
+    label: str = ""  # how summary rows and charts name the run: `lora (r=16)` (empty in older records)
     accuracy: float | None = None
     f1: float | None = None
     precision: float | None = None
@@ -224,7 +228,7 @@ def _parse_record(path: Path) -> RunResult:
             raise ValueError(f"expected a JSON object, got {type(data).__name__}")
         return RunResult.from_dict(data)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+        raise ValueError(first_line(exc)) from None
 
 
 def _load_record(path: Path, keep_aside: bool = True) -> RunResult | None:
@@ -268,80 +272,6 @@ def has_ok_result(key: str, root: str | os.PathLike | None = None) -> bool:
     """True when the store holds a finished (`ok`) run with this key."""
     record = read_result(key, root)
     return record is not None and record.status == "ok"
-
-
-def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The store as a DataFrame, one row per run, with the COLUMNS first, its row label and group."""
-    rows, labels = [], {}
-    for record in read_results(root):
-        row = record.to_dict()
-        config = row.pop("config") or {}
-        row.pop("env", None)
-        row["trainable_percent"] = record.trainable_percent
-        row["device"] = record.env.get("device")
-        row["versions"] = record.env.get("versions")
-        for name in ("train_size", "eval_size", "epochs", "max_length", "truncation", "group_by_length"):
-            row[name] = config.get(name)
-        row["lora_r"] = _adapter_field(record, "r")
-        row["model_type"] = record.model_type or _model_type_of(config)
-        row.update(memory_split(record))
-        if record.group not in labels:
-            labels[record.group] = _label(config, record.method)
-        row["label"] = labels[record.group]
-        rows.append(row)
-    frame = pd.DataFrame(rows)
-    if frame.empty:
-        return pd.DataFrame(columns=COLUMNS)
-    return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
-
-
-def memory_split(record: RunResult) -> dict[str, float | None]:
-    """Model-state memory computed from the model, and the working memory measured above the baseline (MB).
-
-    Model state: frozen weights (4-bit packed for QLoRA) + trainable weights + their gradients + AdamW's two
-    moments, all fp32 master copies (so 4x the trainable weights). Working memory: the training peak minus
-    the memory held when training began (activations, temporaries, the allocator's slack); the runtime and
-    the data loaded before training are in neither.
-    """
-    state = None
-    if record.frozen_weights_mb is not None and record.trainable_weights_mb is not None:
-        state = record.frozen_weights_mb + 4 * record.trainable_weights_mb
-    working = None
-    if record.peak_memory_mb is not None and record.train_start_memory_mb is not None:
-        working = record.peak_memory_mb - record.train_start_memory_mb
-    return {"model_state_mb": state, "working_memory_mb": working}
-
-
-def _adapter_field(record: RunResult, name: str) -> Any:
-    """A peft field of a stored run: from its identity, else its peft class's default; None without one."""
-    from .methods import METHODS, class_defaults
-
-    adapter = record.identity.get("adapter") or {}
-    if name in adapter:
-        return adapter[name]
-    method = METHODS.get(record.method)
-    cls = method.peft_class() if method else None
-    return getattr(class_defaults(cls), name, None) if cls else None
-
-
-def _model_type_of(config: dict[str, Any]) -> str | None:
-    """The architecture of a stored config's model (records made before it was stored); None if not loadable."""
-    from .config import model_type
-
-    try:
-        return model_type(config["model"], config.get("trust_remote_code", False))
-    except Exception:  # a model folder of another machine
-        return None
-
-
-def _label(config: dict[str, Any], method: str) -> str:
-    """RunConfig.label of a stored config; the method's name when the config no longer builds here."""
-    from .config import RunConfig
-
-    try:
-        return RunConfig.from_dict(config).label()
-    except Exception:  # e.g. a model folder of another machine: the label loses its details, not the row
-        return method
 
 
 def _finished(record: RunResult) -> datetime:
@@ -391,3 +321,63 @@ def merge_results(sources: list[str | os.PathLike], target: str | os.PathLike | 
     lines.append(f"merged {len(sources)} folder(s) into {_runs_dir(out)}: {len(chosen)} run(s), "
                  f"{added} added, {replaced} replaced")
     return lines
+
+
+# --- the folder must be writable before anything trains, and a write may fail after training ---------
+
+class StoreWriteError(UserError):
+    """The results folder refused a write (full disk, quota, read-only); the CLI exits STORE_ERROR_EXIT."""
+
+
+# --- the results folder must be writable before anything trains ------------------------------------
+
+def _probe(folder: Path) -> None:
+    """Create, write, fsync and remove a small temporary file in folder; raises OSError when it cannot."""
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".peft-imdb-probe.", suffix=".tmp")
+    try:
+        os.write(fd, b"peft-imdb write probe\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+def check_writable(path: str | os.PathLike, what: str = "results folder", flag: str = "--results-dir") -> None:
+    """UserError (one line: the path and the fix) unless path is, or can be made, a writable folder.
+
+    Nothing is created: when path does not exist yet, its nearest existing parent must be a writable folder.
+    """
+    target = Path(path)
+    existing = target
+    while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # a dangling link: mkdir would fail on it
+            raise UserError(f"{what} {target} cannot be created: {existing} is a broken symbolic link; "
+                            f"remove it or choose another {flag}")
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "is a file" if existing == target else f"cannot be created: {existing} is a file, not a folder"
+        raise UserError(f"{what} {target} {where}; choose another {flag} (a folder path)")
+    try:
+        _probe(existing)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        fix = ("free some space, or choose another " + flag) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
+            f"make it writable, or choose another {flag}"
+        place = target if existing == target else f"{target} (its parent {existing})"
+        raise UserError(f"{what} {place} is not writable ({why}); {fix}") from None
+
+
+# --- a write that fails after training --------------------------------------------------------------
+
+def is_store_error(exc: BaseException) -> bool:
+    """True for an OSError that says the folder cannot take the write (full, read-only, no permission)."""
+    return isinstance(exc, OSError) and exc.errno in STORE_ERRNOS
+
+
+def store_write_failed(record, path: str | os.PathLike, exc: OSError, flag: str = "--results-dir") -> StoreWriteError:
+    """Print the unsaved record in full (JSON on stdout, so its numbers survive) and return the error to raise."""
+    print(f"# the record of run {record.key} could not be stored; here it is in full:", flush=True)
+    print(json.dumps(record.to_dict(), indent=1, sort_keys=True), flush=True)
+    why = exc.strerror or str(exc) or type(exc).__name__
+    return StoreWriteError(f"could not write the record of run {record.key} to {path} ({why}); its metrics "
+                           f"are printed above as JSON; free some space or choose another {flag}, then re-run")

@@ -1,7 +1,7 @@
 """How sure the numbers are: intervals, tests and verdicts for a study of several seeds on the same reviews.
 
 Two things were sampled: the training seeds of each method and the test reviews. The review-only tools
-(`accuracy_interval`, `f1_interval`, `mean_interval`, `mcnemar_exact`, `paired_difference`) resample or pair
+(`mean_interval`, `mcnemar_exact`, `paired_difference`) resample or pair
 reviews only, so they ignore how much a result moves from seed to seed. The two-level tools resample both:
 `two_level_interval` and `two_level_difference` bootstrap seeds and then reviews (reviews shared between the
 two methods, since both were evaluated on the same ones); `variance_components` splits the variance of the
@@ -36,33 +36,10 @@ class Interval:
         return self.low <= x <= self.high
 
 
-def _f1(labels: np.ndarray, predicted: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Binary F1 of the positive class, vectorised over resamples (0 when undefined)."""
-    tp = np.sum((labels == 1) & (predicted == 1), axis=axis)
-    fp = np.sum((labels == 0) & (predicted == 1), axis=axis)
-    fn = np.sum((labels == 1) & (predicted == 0), axis=axis)
-    denominator = 2 * tp + fp + fn
-    return np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0.0)
-
-
 def _percentile_interval(data: tuple, statistic, value: float, seed: int, resamples: int) -> Interval:
     result = stats.bootstrap(data, statistic, paired=True, vectorized=True, n_resamples=resamples,
                              confidence_level=LEVEL, method="percentile", random_state=seed)
     return Interval(float(value), float(result.confidence_interval.low), float(result.confidence_interval.high))
-
-
-def accuracy_interval(labels: np.ndarray, predicted: np.ndarray, seed: int = 0,
-                      resamples: int = RESAMPLES) -> Interval:
-    """Accuracy with a 95% percentile bootstrap interval over test reviews."""
-    correct = (np.asarray(labels) == np.asarray(predicted)).astype(float)
-    return mean_interval(correct, seed, resamples)
-
-
-def f1_interval(labels: np.ndarray, predicted: np.ndarray, seed: int = 0, resamples: int = RESAMPLES) -> Interval:
-    """F1 (positive class) with a 95% paired percentile bootstrap interval over test reviews."""
-    labels, predicted = np.asarray(labels), np.asarray(predicted)
-    return _percentile_interval((labels, predicted), lambda y, p, axis=-1: _f1(y, p, axis),
-                                float(_f1(labels, predicted)), seed, resamples)
 
 
 def mean_interval(values: np.ndarray, seed: int = 0, resamples: int = RESAMPLES) -> Interval:
@@ -275,10 +252,6 @@ class VarianceComponents:
     residual_var: float
     standard_error: float
 
-    def projected_se(self, seeds: int, reviews: int) -> float:
-        """Standard error of the mean for another design of `seeds` x `reviews`."""
-        return _standard_error(self.seed_var, self.review_var, self.residual_var, seeds, reviews)
-
 
 def variance_components(correct: np.ndarray) -> VarianceComponents:
     """Seed, review and residual variance components of (seeds, reviews) correctness (two-way ANOVA moments).
@@ -310,7 +283,6 @@ def difference_components(a: np.ndarray, b: np.ndarray) -> VarianceComponents:
     Reviews are shared, so the review part is that of the per-review difference: with d_j the difference of
     the seed-averaged correctness of review j, var(d_j) estimates review_var + res_a / n_a + res_b / n_b,
     giving review_var = max(0, var(d_j) - res_a / n_a - res_b / n_b); reviews both methods find hard cancel.
-    `projected_se` assumes the same number of seeds for both methods.
     """
     a, b = _as_matrix(a), _as_matrix(b)
     if a.shape[1] != b.shape[1]:

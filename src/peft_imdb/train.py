@@ -14,12 +14,12 @@ from datasets import DatasetDict
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .compat import length_grouping_kwargs, warmup_kwargs
-from .config import RunConfig, model_id, model_type
+from .config import RunConfig
 from .data import load_imdb, make_splits, tokenize, without_test_texts
-from .environment import environment
-from .hardware import choose_precision, device_kind, fused_optimizer, trainer_precision_args
+from .hardware import device_kind, fused_optimizer, trainer_precision_args
 from .models import build_model, load_tokenizer, method_callbacks, save_artifact
 from .params import count_parameters, weights_mb
+from .resolved import ResolvedRun
 from .results import RunResult
 from .tracking import PhaseStats, Tracker
 
@@ -154,61 +154,73 @@ def _last_checkpoint(folder: Path | None) -> str | None:
     return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
 
 
-def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
-                       checkpoints: str | os.PathLike | None = None) -> tuple[RunResult, TestPredictions]:
-    """Train and evaluate one run, returning its row and per-review test predictions (None for a tuning run).
+def training_arguments(config: RunConfig, precision: str, output_dir: str, train_reviews: int,
+                       has_validation: bool, save: bool = False, **overrides):
+    """The Trainer's arguments for a config in a resolved precision: the one recipe runs and benchmarks share.
+
+    With validation reviews and several epochs, the epoch with the best validation accuracy is kept (the test
+    subset plays no part in it); `save` keeps a checkpoint each epoch. `overrides` replace single arguments.
+    """
+    from transformers import TrainingArguments
+
+    select_best = has_validation and config.epochs > 1
+    save = save or select_best
+    arguments = dict(
+        output_dir=output_dir,
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.eval_batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        **warmup_kwargs(config.warmup_ratio),
+        lr_scheduler_type="linear",
+        **length_grouping_kwargs(config.group_by_length),
+        optim=config.optim or fused_optimizer(),
+        **trainer_precision_args(precision, device_kind() == "cuda"),
+        eval_strategy="epoch" if has_validation else "no",
+        save_strategy="epoch" if save else "no",
+        load_best_model_at_end=select_best,
+        metric_for_best_model="accuracy" if select_best else None,
+        save_total_limit=1 if save else None,  # with selection the best one is kept too
+        logging_strategy="steps",
+        logging_steps=logging_steps(train_reviews, config),
+        report_to=[],
+        seed=config.seed,
+        data_seed=config.seed,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+        **({"ddp_backend": "gloo"} if device_kind() == "cpu" and world()[1] > 1 else {}),
+        **({"ddp_find_unused_parameters": False} if world()[1] > 1 else {}),
+    )
+    return TrainingArguments(**{**arguments, **overrides})
+
+
+def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
+                       checkpoints: str | os.PathLike | None = None) -> tuple[RunResult, TestPredictions | None]:
+    """Train and evaluate one resolved run, returning its record and per-review test predictions (None for tuning).
 
     Raises UserError/Unsupported for bad input or hardware. With `checkpoints`, a checkpoint is saved
     there each epoch and training goes on from the newest one.
     """
-    from transformers import DataCollatorWithPadding, TrainingArguments, set_seed
+    from transformers import DataCollatorWithPadding, set_seed
 
+    config = run.config
     set_seed(config.seed)
-    precision = choose_precision(config.precision)
     tracker = Tracker()
     tokenizer = load_tokenizer(config.model, config.trust_remote_code)
     data = prepare_data(config, tokenizer, imdb)
     with tracker.phase("load"):
-        built = build_model(config, tokenizer, precision)
+        built = build_model(run, tokenizer)
     model = built.model
     counts = count_parameters(model, built.head_modules)
     weights = weights_mb(model)
 
     with tempfile.TemporaryDirectory(prefix="peft-imdb-") as workdir:
         has_val = len(data["validation"]) > 0
-        # Model selection on validation: with several epochs, keep the epoch with the best
-        # validation accuracy. The test subset plays no part in it.
-        select_best = has_val and config.epochs > 1
         checkpoint_folder = Path(checkpoints) if checkpoints else None
-        save = select_best or checkpoint_folder is not None
-        args = TrainingArguments(
-            output_dir=str(checkpoint_folder) if checkpoint_folder else workdir,
-            num_train_epochs=config.epochs,
-            per_device_train_batch_size=config.batch_size,
-            per_device_eval_batch_size=config.eval_batch_size,
-            gradient_accumulation_steps=config.gradient_accumulation_steps,
-            learning_rate=config.learning_rate,
-            weight_decay=config.weight_decay,
-            **warmup_kwargs(config.warmup_ratio),
-            lr_scheduler_type="linear",
-            **length_grouping_kwargs(config.group_by_length),
-            optim=config.optim or fused_optimizer(),
-            **trainer_precision_args(precision.name, device_kind() == "cuda"),
-            eval_strategy="epoch" if has_val else "no",
-            save_strategy="epoch" if save else "no",
-            load_best_model_at_end=select_best,
-            metric_for_best_model="accuracy" if select_best else None,
-            save_total_limit=1 if save else None,  # with selection the best one is kept too
-            logging_strategy="steps",
-            logging_steps=logging_steps(len(data["train"]), config),
-            report_to=[],
-            seed=config.seed,
-            data_seed=config.seed,
-            dataloader_num_workers=0,
-            disable_tqdm=False,
-            **({"ddp_backend": "gloo"} if device_kind() == "cpu" and world()[1] > 1 else {}),
-            **({"ddp_find_unused_parameters": False} if world()[1] > 1 else {}),
-        )
+        args = training_arguments(config, run.precision.name, str(checkpoint_folder or workdir), len(data["train"]),
+                                  has_val, save=checkpoint_folder is not None)
         trainer = in_order_trainer_class()(
             model=model,
             args=args,
@@ -216,13 +228,14 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
             eval_dataset=data["validation"] if has_val else None,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_trainer_metrics,
-            callbacks=[tracker.callback(), *method_callbacks(config), *_tensorboard_callbacks(config.key())],
+            callbacks=[tracker.callback(), *method_callbacks(run), *_tensorboard_callbacks(run.key)],
         )
         resume_from = _last_checkpoint(checkpoint_folder)
         train_output = trainer.train(resume_from_checkpoint=resume_from)
         val_history = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
         # With selection, the model now holds the best epoch's weights: report that epoch's score.
-        val_accuracy = trainer.state.best_metric if select_best else (val_history[-1] if val_history else None)
+        val_accuracy = trainer.state.best_metric if args.load_best_model_at_end else (val_history[-1] if val_history
+                                                                                      else None)
 
         # The test subset is evaluated once, after training: it never picks a checkpoint. A tuning run
         # (evaluate_test False) has no test subset at all: it is chosen on validation alone.
@@ -243,15 +256,8 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
 
     train_stats, load_stats = tracker.phases["train"], tracker.phases["load"]
     eval_stats = tracker.phases.get("eval", PhaseStats(seconds=float("nan"), peak_mb=None))
-    result = RunResult(
-        key=config.key(),
-        group=config.group(),
-        identity=config.identity(),
-        model=model_id(config.model),
-        method=config.method,
-        seed=config.seed,
-        status="ok",
-        config=config.to_dict(),
+    result = run.record(
+        "ok",
         **metrics,
         val_accuracy=val_accuracy,
         val_accuracy_per_epoch=val_history,
@@ -279,18 +285,13 @@ def train_and_evaluate(config: RunConfig, imdb: DatasetDict | None = None,
         memory_note=CUDA_MEMORY_NOTE if tracker.cuda else CPU_MEMORY_NOTE,
         base_weight_bits=built.base_weight_bits,
         target_modules=built.target_modules,
-        model_type=model_type(config.model, config.trust_remote_code),
         gradient_checkpointing=built.gradient_checkpointing,
         saved_mb=saved_mb,
-        precision_mode=precision.name,
-        precision_reason=precision.reason,
         optimizer=trainer.args.optim.value if hasattr(trainer.args.optim, "value") else str(trainer.args.optim),
         attention=getattr(model.config, "_attn_implementation", None),
         world_size=world()[1],
         train_steps=trainer.state.global_step,
-        lr=config.learning_rate,
         resumed_from_step=int(resume_from.rsplit("-", 1)[1]) if resume_from else None,
-        env=environment(),
     )
     del model, trainer
     release()

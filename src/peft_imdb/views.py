@@ -14,6 +14,7 @@ import pandas as pd
 warnings.filterwarnings("ignore", message="IProgress not found")
 
 from .config import Profile, RunConfig  # noqa: E402
+from .resolved import resolve  # noqa: E402
 from .folders import Folders, _shown, repository_root  # noqa: E402
 from .methods import method_names  # noqa: E402
 from .results import RunResult  # noqa: E402
@@ -57,37 +58,32 @@ def describe_config(config: RunConfig) -> pd.DataFrame:
     rows = {name: str(value) for name, value in config.to_dict().items()}
     rows["data_dir"] = _shown(config.data_dir, repository_root()) or "the hub (stanfordnlp/imdb)"
     rows["learning rate used"] = f"{config.learning_rate:g}"
-    rows["run label"] = config.label()
-    rows["key in the results store"] = config.key()
+    run = resolve(config)
+    rows["run label"] = run.label
+    rows["key in the results store"] = run.key
     return pd.DataFrame({"value": rows}).rename_axis("field")
 
 
-def ablation_base(profile: Profile, methods: Iterable[str] | None = None, data_dir: str | None = None,
-                  seed: int = 0) -> dict[str, RunConfig]:
-    """Each method's default config on this profile (the method notebooks' runs), the ablations' base."""
-    return {method: RunConfig.from_profile(profile, method, data_dir=data_dir, seed=seed)
-            for method in methods or method_names(core_only=True)}
-
-
-def ablation_plan(base: dict[str, RunConfig], results_dir: str | os.PathLike | None = None) -> pd.DataFrame:
-    """Every run of the three ablations, its varied setting, and whether it is stored already or will train."""
-    from .ablations import ABLATIONS, ablation_configs, ablation_folder
-    from .config import model_type
+def experiment_plan(names: Iterable[str], profile: Profile, results_dir: str | os.PathLike | None = None,
+                    data_dir: str | None = None) -> pd.DataFrame:
+    """Every run of these experiments, its label, and whether it is stored already, copied from the study or trains."""
+    from .experiments import experiment_configs, get_experiment, profile_base
+    from .plan import resolve_all
     from .results import has_ok_result
     from .targets import placement
 
     rows = []
-    for name in ABLATIONS:
-        folder = ablation_folder(name, results_dir)
-        for config in ablation_configs(name, base):
-            key = config.key()
-            where = ("stored in the ablation folder" if has_ok_result(key, folder) else
-                     "stored in the study: copied" if has_ok_result(key, results_dir) else "trains")
-            peft_config = config.peft_config()
-            targets = sorted(peft_config.target_modules) if peft_config is not None else None
-            rows.append({"ablation": name, "run label": config.label(), "method": config.method,
-                         "placement": placement(targets, model_type(config.model)) if targets else "",
-                         "lr": f"{config.learning_rate:.3g}", "seed": config.seed, "run": where, "key": key})
+    for name in names:
+        experiment = get_experiment(name)
+        folder = experiment.path(profile, results_dir)
+        for run in resolve_all(experiment_configs(experiment, profile_base(profile, data_dir=data_dir))):
+            where = ("stored" if has_ok_result(run.key, folder) else "stored in the study: copied"
+                     if experiment.reuse_study and has_ok_result(run.key, results_dir) else "trains")
+            targets = sorted(getattr(run.peft_config, "target_modules", None) or [])
+            rows.append({"experiment": name, "run label": run.label, "method": run.config.method,
+                         "placement": placement(targets, run.architecture) if targets else "",
+                         "precision": run.precision.name, "lr": f"{run.config.learning_rate:.3g}", "seed": run.seed,
+                         "run": where, "key": run.key})
     return pd.DataFrame(rows)
 
 

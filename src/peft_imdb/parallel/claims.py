@@ -1,4 +1,4 @@
-"""Sharing a results folder: the writability check, run claims with heartbeats, and store-write errors.
+"""Sharing a results folder between workers: run claims with heartbeats.
 
 Several workers (two notebooks, two GPUs, two shells) may point `matrix` at one results folder. A worker
 claims a run before training it: `results/claims/<key>.json`, created atomically (write a temporary file,
@@ -27,81 +27,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 TIMEOUT_ENV = "PEFT_IMDB_CLAIM_TIMEOUT_S"
 HEARTBEAT_ENV = "PEFT_IMDB_CLAIM_HEARTBEAT_S"
 DEFAULT_TIMEOUT_S = 600.0
 LOCK_STALE_S = 30.0  # a takeover lock older than this was left by a taker that died
-STORE_ERROR_EXIT = 3  # the CLI's exit code when the results folder could not be written after training
-STORE_ERROR_PREFIX = "could not write "  # how a StoreWriteError's message starts (it crosses a pipe as text)
-# errno values that mean "this folder cannot take the write", as opposed to a bug
-STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO, errno.EFBIG}
-
-
-class StoreWriteError(UserError):
-    """The results folder refused a write (full disk, quota, read-only); the CLI exits STORE_ERROR_EXIT."""
-
-
-# --- the results folder must be writable before anything trains ------------------------------------
-
-def _probe(folder: Path) -> None:
-    """Create, write, fsync and remove a small temporary file in folder; raises OSError when it cannot."""
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".peft-imdb-probe.", suffix=".tmp")
-    try:
-        os.write(fd, b"peft-imdb write probe\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-        os.unlink(name)
-
-
-def check_writable(path: str | os.PathLike, what: str = "results folder", flag: str = "--results-dir") -> None:
-    """UserError (one line: the path and the fix) unless path is, or can be made, a writable folder.
-
-    Nothing is created: when path does not exist yet, its nearest existing parent must be a writable folder.
-    """
-    target = Path(path)
-    existing = target
-    while not existing.exists() and existing != existing.parent:
-        if existing.is_symlink():  # a dangling link: mkdir would fail on it
-            raise UserError(f"{what} {target} cannot be created: {existing} is a broken symbolic link; "
-                            f"remove it or choose another {flag}")
-        existing = existing.parent
-    if not existing.is_dir():
-        where = "is a file" if existing == target else f"cannot be created: {existing} is a file, not a folder"
-        raise UserError(f"{what} {target} {where}; choose another {flag} (a folder path)")
-    try:
-        _probe(existing)
-    except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        fix = ("free some space, or choose another " + flag) if exc.errno in (errno.ENOSPC, errno.EDQUOT) else \
-            f"make it writable, or choose another {flag}"
-        place = target if existing == target else f"{target} (its parent {existing})"
-        raise UserError(f"{what} {place} is not writable ({why}); {fix}") from None
-
-
-# --- a write that fails after training --------------------------------------------------------------
-
-def is_store_error(exc: BaseException) -> bool:
-    """True for an OSError that says the folder cannot take the write (full, read-only, no permission)."""
-    return isinstance(exc, OSError) and exc.errno in STORE_ERRNOS
-
-
-def store_write_failed(record, path: str | os.PathLike, exc: OSError, flag: str = "--results-dir") -> StoreWriteError:
-    """Print the unsaved record in full (JSON on stdout, so its numbers survive) and return the error to raise."""
-    print(f"# the record of run {record.key} could not be stored; here it is in full:", flush=True)
-    print(json.dumps(record.to_dict(), indent=1, sort_keys=True), flush=True)
-    why = exc.strerror or str(exc) or type(exc).__name__
-    return StoreWriteError(f"{STORE_ERROR_PREFIX}the record of run {record.key} to {path} ({why}); its metrics "
-                           f"are printed above as JSON; free some space or choose another {flag}, then re-run")
-
-
-def as_store_error(exc: UserError) -> UserError:
-    """A UserError whose text came from a StoreWriteError (e.g. through a run process's pipe) as one again."""
-    if not isinstance(exc, StoreWriteError) and str(exc).startswith(STORE_ERROR_PREFIX):
-        return StoreWriteError(str(exc))
-    return exc
 
 
 # --- claims -----------------------------------------------------------------------------------------
@@ -131,7 +62,7 @@ def _env_seconds(name: str, default: float) -> float:
 
 def claims_dir(root: str | os.PathLike | None = None) -> Path:
     """Where claims live: results/claims/ (beside runs/; merge never copies it)."""
-    from .results import results_dir
+    from ..results import results_dir
 
     return results_dir(root) / "claims"
 
@@ -291,7 +222,7 @@ class Claim:
             return False
         self.holder.heartbeat = _now()
         try:
-            from .results import atomic_write_text
+            from ..results import atomic_write_text
 
             atomic_write_text(self.path, _claim_text(self.holder))
         except OSError:  # a full disk: touching still says "alive"
@@ -379,10 +310,6 @@ def _remove_if_unchanged(path: Path, token: str) -> bool:
         return True
     finally:
         lock.unlink(missing_ok=True)
-
-
-def held_claims() -> list[Claim]:
-    return list(_HELD.values())
 
 
 @atexit.register

@@ -1,0 +1,271 @@
+"""Experiments as data: one record per experiment, read by `python -m peft_imdb experiment NAME`, the report,
+the README builder and the notebooks.
+
+An experiment says which runs it plans for a profile and seeds (from each method's default config, `base`),
+where they live (the folders the committed results use), which runs it may copy from the study, what each row
+is compared with, and how it is summarised. Adding the next study is one `register(Experiment(...))` call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .comparison import MARGIN, AblationTable, ablation_table
+from .config import PROFILES, Profile, RunConfig
+from .errors import UserError
+from .methods import method_names
+from .models import model_type
+from .results import results_dir
+from .sweep import CHOICES, sweep_configs, write_choice_summary, write_sweep_chart, write_sweep_summary
+from .targets import IA3_TARGETS, LORA_TARGETS_ATTN_FFN
+
+# base(method, seed) -> the method's default config on the profile, with the command's overrides
+Base = Callable[[str, int], RunConfig]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One experiment: its runs, their folder, its reference rule and its summary."""
+
+    name: str
+    question: str  # what it answers, for `experiment --list` and the summaries
+    seeds: tuple[int, ...]  # its seeds when none are given
+    runs: Callable[[Base, tuple[int, ...]], list[RunConfig]]  # (base, seeds) -> the configs it trains
+    folder: Callable[[Profile, Path], Path]  # (profile, results root) -> where its runs live
+    # (profile, results root, figures folder, every planned run finished) -> the files it wrote (summaries, figures)
+    summarize: Callable[[Profile, Path, Path, bool], list[Path]]
+    reuse_study: bool = False  # a run the study already holds (same key) is copied, not trained
+    # Ablations: the summary column that holds what is varied, and each method's reference row among its rows.
+    column: str | None = None
+    reference: Callable[[pd.DataFrame], pd.Series] | None = None
+
+    def path(self, profile: Profile, root: str | os.PathLike | None = None) -> Path:
+        """Where its runs live for a profile under a results root (default: PEFT_IMDB_RESULTS, else results/)."""
+        return self.folder(profile, results_dir(root))
+
+
+EXPERIMENTS: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    """Add an experiment (replacing one of the same name); return it."""
+    EXPERIMENTS[experiment.name] = experiment
+    return experiment
+
+
+def get_experiment(name: str) -> Experiment:
+    """The registered experiment of this name; a clear error listing the valid names otherwise."""
+    try:
+        return EXPERIMENTS[name]
+    except KeyError:
+        raise UserError(f"unknown experiment {name!r}; use one of {', '.join(EXPERIMENTS)} "
+                        "(`python -m peft_imdb experiment --list`)") from None
+
+
+def ablations() -> dict[str, Experiment]:
+    """The experiments that vary one setting against a reference row (they have a varied column)."""
+    return {name: e for name, e in EXPERIMENTS.items() if e.column is not None}
+
+
+def experiment_configs(experiment: Experiment, base: Base, seeds: tuple[int, ...] | None = None,
+                       methods: list[str] | None = None) -> list[RunConfig]:
+    """The configs an experiment trains for these seeds (its own when None), only `methods` when given."""
+    configs = experiment.runs(base, tuple(seeds) if seeds else experiment.seeds)
+    return [c for c in configs if methods is None or c.method in methods]
+
+
+def profile_base(profile: Profile, **overrides) -> Base:
+    """base(method, seed): each method's default config on a profile, with the same overrides for all."""
+    return lambda method, seed: RunConfig.from_profile(profile, method, seed=seed, **overrides)
+
+
+def train_quietly(configs: list[RunConfig], folder: Path, reuse_from: Path | None, force: bool = False,
+                  in_process: bool = True) -> int:
+    """Plan and train configs into folder (copying finished runs from reuse_from); 1 when a run failed."""
+    from .plan import plan_runs, resolve_all, train_planned
+
+    plan = plan_runs(resolve_all(configs), folder, force=force, reuse_from=reuse_from)
+    rows = train_planned(plan.train, folder, in_process=in_process, force=force)
+    return 1 if any(row.status == "failed" for row in rows) else 0
+
+
+def run_experiment(name: str, profile: Profile, base: Base | None = None, root: str | os.PathLike | None = None,
+                   figures_dir: str | os.PathLike = "figures", seeds: tuple[int, ...] | None = None,
+                   methods: list[str] | None = None, force: bool = False,
+                   train: Callable[[list[RunConfig], Path, Path | None], int] | None = None) -> tuple[int, list[Path]]:
+    """Train an experiment's runs not stored yet into its folder, then write its summary: (exit code, files).
+
+    `train(configs, folder, reuse_from)` trains them (default: in this process, quietly); a run the study
+    holds already is copied from it where the experiment reuses the study's runs, unless `force`.
+    """
+    from .plan import resolve_all
+    from .results import has_ok_result
+
+    experiment = get_experiment(name)
+    configs = experiment_configs(experiment, base or profile_base(profile), seeds, methods)
+    folder = experiment.path(profile, root)
+    reuse = results_dir(root) if experiment.reuse_study and not force else None
+    code = (train or (lambda c, f, r: train_quietly(c, f, r, force)))(configs, folder, reuse)
+    complete = all(has_ok_result(run.key, folder) for run in resolve_all(configs))
+    return code, experiment.summarize(profile, results_dir(root), Path(figures_dir), complete)
+
+
+# --- where runs live --------------------------------------------------------------------------------------
+
+def _study_folder(profile: Profile, root: Path) -> Path:
+    return root
+
+
+def _ablation_folder(name: str) -> Callable[[Profile, Path], Path]:
+    return lambda profile, root: root / "ablations" / name
+
+
+def _sweep_folder(name: str) -> Callable[[Profile, Path], Path]:
+    return lambda profile, root: root / "sweeps" / f"{name}_{profile.lr_table}_validation"
+
+
+# --- the runs ---------------------------------------------------------------------------------------------
+
+def _each(methods: list[str]) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:
+    """Every method at its defaults, for every seed (seed-major: a stopped matrix leaves whole seeds)."""
+    return lambda base, seeds: [base(method, seed) for seed in seeds for method in methods]
+
+
+def _study(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    from .plan import with_control_arms
+
+    return with_control_arms(_each(method_names(core_only=True))(base, seeds))
+
+
+RANKS = (2, 8, 32)  # LoRA rank around the default 8 (alpha = 2r)
+
+
+def _ranks(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    configs = []
+    for seed in seeds:
+        lora = base("lora", seed)
+        configs += [replace(lora, adapter={**lora.adapter, "r": r, "lora_alpha": 2 * r}) for r in RANKS]
+    return configs
+
+
+def _placements(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    configs = []
+    for seed in seeds:
+        lora, ia3 = base("lora", seed), base("ia3", seed)
+        architecture = model_type(lora.model, lora.trust_remote_code)
+        if architecture not in LORA_TARGETS_ATTN_FFN or architecture not in IA3_TARGETS:
+            raise UserError(f"no target presets for architecture {architecture!r}; the targets ablation needs one")
+        preset, feedforward = IA3_TARGETS[architecture]
+        configs += [
+            lora,  # query + value
+            replace(lora, adapter={**lora.adapter, "target_modules": list(LORA_TARGETS_ATTN_FFN[architecture])}),
+            replace(ia3, adapter={**ia3.adapter, "target_modules": [t for t in preset if t not in feedforward]}),
+            ia3,  # keys, values and the output projections
+        ]
+    return configs
+
+
+def _precisions(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    # Each method in the precision this hardware runs fastest (`fast`: what auto picks, whatever the method's
+    # CPU default) and in fp32; one run where the two are the same (the planner drops the duplicate).
+    return [replace(base(method, seed), precision=precision) for seed in seeds
+            for method in method_names(core_only=True) for precision in ("fast", "fp32")]
+
+
+def _lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    return sweep_configs([base(method, 0) for method in method_names()], seeds)
+
+
+def _choice_arms(name: str) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:
+
+    def runs(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+        return [CHOICES[name].arms(base(method, seed))["alternative"] for method in method_names(core_only=True)
+                for seed in seeds]
+
+    return runs
+
+
+def _at_defaults(rows: pd.DataFrame) -> pd.Series:
+    """The row of each method at its defaults (its label is the method's name alone)."""
+    return rows["label"] == rows["method"]
+
+
+def _in_fp32(rows: pd.DataFrame) -> pd.Series:
+    return rows["precision_mode"] == "fp32"
+
+
+# --- the summaries ------------------------------------------------------------------------------------------
+
+def ablation_tables(profile: Profile, root: str | os.PathLike | None = None,
+                    margin: float = MARGIN) -> list[AblationTable]:
+    """The statistics table of every ablation with finished runs."""
+    tables = []
+    for name, experiment in ablations().items():
+        table = ablation_table(experiment.path(profile, root), experiment.column, experiment.reference, margin)
+        if not table.empty:
+            tables.append(AblationTable(name, experiment.question, experiment.column, table))
+    return tables
+
+
+def write_reports(profile: Profile, root: str | os.PathLike | None = None, figures_dir: str | os.PathLike = "figures",
+                  margin: float = MARGIN) -> list[Path]:
+    """The study's summary.md with every ablation, and the figures of the study, the ablations and the sweeps."""
+    from .report import write_report
+
+    sweeps = [folder for profile_ in PROFILES.values() if (folder := EXPERIMENTS["lr-sweep"].path(profile_, root)).is_dir()]
+    return write_report(root, figures_dir, margin, ablation_tables(profile, root, margin), sorted(set(sweeps)))
+
+
+def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
+    return write_reports(profile, root, figures)
+
+
+def _sweep_summary(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
+    folder = EXPERIMENTS["lr-sweep"].path(profile, root)
+    return write_sweep_summary(folder, complete) + write_sweep_chart(folder, figures)
+
+
+def _choice_summary(name: str) -> Callable[[Profile, Path, Path, bool], list[Path]]:
+    def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
+        return write_choice_summary(CHOICES[name], profile, EXPERIMENTS["lr-sweep"].path(profile, root),
+                                    EXPERIMENTS[name].path(profile, root))
+
+    return summarize
+
+
+STUDY_SEEDS = (0, 1, 2, 3, 4)  # intervals resample seeds and reviews
+
+register(Experiment(
+    "study", "The four core methods and QLoRA's LoRA twin (the 4-bit effect alone), each against Full FT.",
+    STUDY_SEEDS, _study, _study_folder, _report))
+register(Experiment(
+    "more-methods", "The six added peft methods at their validation-picked learning rates, against Full FT.",
+    (0, 1, 2), _each(method_names()[len(method_names(core_only=True)):]), _study_folder, _report))
+register(Experiment(
+    "rank", "LoRA rank 2, 8 (the default) and 32, alpha = 2r: differences to rank 8.",
+    (0, 1, 2), _ranks, _ablation_folder("rank"), _report, reuse_study=True,
+    column="lora_r", reference=_at_defaults))
+register(Experiment(
+    "targets", "Adapter placement, attention only against attention + feed-forward, for LoRA and IA3: "
+    "differences to each method's default placement.",
+    (0, 1, 2), _placements, _ablation_folder("targets"), _report, reuse_study=True,
+    column="placement", reference=_at_defaults))
+register(Experiment(
+    "precision", "Each method in the precision `auto` picks on this hardware against fp32: differences to fp32. "
+    "bf16 stays a method's CPU default only where it is *equivalent* (registry field `cpu_bf16`).",
+    STUDY_SEEDS, _precisions, _ablation_folder("precision"), _report, reuse_study=True,
+    column="precision_mode", reference=_in_fp32))
+register(Experiment(
+    "lr-sweep", "Each method's learning rate, picked on validation reviews (tuning: no test review is drawn).",
+    (0, 1), _lr_sweep, _sweep_folder("lr"), _sweep_summary))
+register(Experiment(
+    "truncation", "Which tokens of a long review to keep, chosen on validation: head against head+tail.",
+    (0, 1), _choice_arms("truncation"), _sweep_folder("truncation"), _choice_summary("truncation")))
+register(Experiment(
+    "dropout", "Every dropout off against on, chosen on validation.",
+    (0, 1), _choice_arms("dropout"), _sweep_folder("dropout"), _choice_summary("dropout")))

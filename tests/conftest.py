@@ -39,6 +39,7 @@ TIERS = {
 MODULE_TIERS = {
     "test_benchmarks.py": "system",  # unit: the padding bound by hand
     # unit: the timeout setting; system: the thread race, dying workers, two real matrices, a killed matrix
+    "test_charts.py": "integration",
     "test_claims.py": "integration",
     "test_cli.py": "integration",  # unit: --no-dropout's key; system: the matrix in forked run processes
     "test_committed_store.py": "audit",

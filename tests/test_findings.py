@@ -164,10 +164,12 @@ def test_committed_sentences_carry_the_summarys_numbers():
         assert headline.loc[label, "seeds"] == int(cells[2])
         if method == "full":
             continue
-        difference, interval = cells[8].split(" ", 1)
+        versus, _, reference = cells[8].partition(" vs ")  # " vs fp32": compared with Full FT of another precision
+        difference, interval = versus.split(" ", 1)
+        assert (f"against Full FT in {reference}" in sentence) == bool(reference)
         assert f"{difference} points, 95% CI {interval}, 90% CI {cells[9]}" in sentence
         assert f"*{cells[11]}*" in sentence
-        assert headline.loc[label, "vs_full"] == cells[8] and headline.loc[label, "verdict"] == cells[11]
+        assert headline.loc[label, "vs_full"] == versus and headline.loc[label, "verdict"] == cells[11]
         assert f"{label} ({difference} points, 95% CI {interval}" in sentences
 
 

@@ -13,6 +13,7 @@ from . import estimate as estimate_command
 from .config import PROFILES, Profile, RunConfig, detect_profile
 from .errors import UserError
 from .methods import METHODS, get_method, method_names, parse_adapter
+from .experiments import get_experiment
 from .results import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error, results_dir
 
 
@@ -255,12 +256,22 @@ def overhead_line(rows, wall_s: float) -> str:
             f"(process start, imports, model load, tokenization, storing) {share:.1%}")
 
 
+def _experiment_name(args) -> str | None:
+    """The experiment a command runs: `experiment NAME`, `ablation NAME` (an ablation's only), `sweep` (lr-sweep)."""
+    from .experiments import ablations
+
+    if args.command == "sweep":
+        return "lr-sweep"
+    if args.command == "ablation" and args.name not in ablations():
+        raise UserError(f"unknown ablation {args.name!r}; use one of {', '.join(ablations())}")
+    return args.name
+
+
 def _experiment(args, name: str) -> int:
     """Train an experiment's runs not stored yet into its folder, then write its summary."""
-    from .experiments import get_experiment, run_experiment
+    from .experiments import run_experiment
 
     profile = _profile(args)
-    check_writable(get_experiment(name).path(profile, args.results_dir))
     code, written = run_experiment(
         name, profile, _base(args, method_names()), args.results_dir, args.figures_dir, args.seeds, args.methods,
         args.force, train=lambda configs, folder, reuse: _matrix(args, configs, reuse_from=reuse, results=folder))
@@ -318,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "reproduce":
             if args.scratch:
                 check_writable(args.scratch, "scratch folder", "--scratch")
-        elif args.command not in ("experiment", "ablation", "sweep"):  # those check their experiment's folder
+        elif args.command in ("experiment", "ablation", "sweep"):
+            if _experiment_name(args):  # not for --list
+                check_writable(get_experiment(_experiment_name(args)).path(_profile(args), args.results_dir))
+        else:
             check_writable(results_dir(args.results_dir))
         if getattr(args, "report_to", "none") == "tensorboard":
             _start_tensorboard(args)
@@ -338,20 +352,12 @@ def main(argv: list[str] | None = None) -> int:
             for line in merge_results(args.dirs, args.results_dir):
                 print(line)
             return 0
-        if args.command == "experiment":
-            if args.list:
+        if args.command in ("experiment", "ablation", "sweep"):
+            if getattr(args, "list", False):
                 return _list_experiments(args)
-            if not args.name:
+            if not _experiment_name(args):
                 raise UserError("name an experiment (python -m peft_imdb experiment --list names them)")
-            return _experiment(args, args.name)
-        if args.command == "ablation":
-            from .experiments import ablations
-
-            if args.name not in ablations():
-                raise UserError(f"unknown ablation {args.name!r}; use one of {', '.join(ablations())}")
-            return _experiment(args, args.name)
-        if args.command == "sweep":
-            return _experiment(args, "lr-sweep")
+            return _experiment(args, _experiment_name(args))
         if args.command == "reproduce":
             return _reproduce(args)
         if args.command == "run":

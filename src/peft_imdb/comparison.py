@@ -72,24 +72,33 @@ def correctness(keys: list[str], root: str | Path | None) -> tuple[np.ndarray, n
     return np.stack([(f["label"] == f["predicted"]).to_numpy() for f in frames]), ids
 
 
-def reference_rows(rows: pd.DataFrame) -> pd.DataFrame:
-    """The Full FT row the others are compared with: Full FT at its defaults, else the only Full FT row."""
-    defaults = rows[rows["label"] == REFERENCE]
-    return defaults if len(defaults) == 1 else rows[rows["method"] == REFERENCE]
+def reference_rows(rows: pd.DataFrame, precision: str | None = None) -> pd.DataFrame:
+    """The Full FT row the others are compared with: Full FT at its defaults (else the only Full FT row), in
+    `precision` where the rows hold one in it; empty when that leaves no single row."""
+    full = rows[rows["method"] == REFERENCE]
+    candidates = full[full["label"] == REFERENCE] if (full["label"] == REFERENCE).any() else full
+    if precision is not None and "precision_mode" in candidates:
+        same = candidates[candidates["precision_mode"] == precision]
+        candidates = same if len(same) else candidates
+    return candidates if len(candidates) == 1 else candidates.iloc[0:0]
 
 
 def _pairs(setting: pd.DataFrame, reference=None) -> list[tuple[int, list[int]]]:
-    """(reference row, rows compared with it): Full FT against every other row, or, with `reference` (rows of one
-    method -> mask of its reference row), each method's other rows against that method's reference row."""
+    """(reference row, rows compared with it): each row against Full FT of its own precision (the only Full FT
+    where there is one), or, with `reference` (rows of one method -> mask of its reference row), each method's
+    other rows against that method's reference row."""
+    pairs: dict[int, list[int]] = {}
     if reference is None:
-        ref = reference_rows(setting)
-        return [(ref.index[0], [i for i in setting.index if i != ref.index[0]])] if len(ref) == 1 else []
-    pairs = []
+        for index, row in setting.iterrows():
+            ref = reference_rows(setting, row.get("precision_mode"))
+            if len(ref) == 1 and ref.index[0] != index:
+                pairs.setdefault(ref.index[0], []).append(index)
+        return list(pairs.items())
     for _, rows in setting.groupby("method", sort=False):
         ref = rows[reference(rows)]
         if len(ref) == 1:
-            pairs.append((ref.index[0], [i for i in rows.index if i != ref.index[0]]))
-    return pairs
+            pairs[ref.index[0]] = [i for i in rows.index if i != ref.index[0]]
+    return list(pairs.items())
 
 
 def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool = True,
@@ -106,6 +115,7 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
     for column in columns:
         summary[column] = np.nan
     summary["verdict"] = ""
+    summary["versus"] = ""  # the reference row a difference is taken to: its label and precision
     for _, setting in summary.groupby(SETTING, dropna=False):
         runs = {}
         for index, row in setting.iterrows():
@@ -129,6 +139,7 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
                     continue
                 difference = two_level_difference(mine[0], ref[0])
                 differences[index] = difference
+                summary.loc[index, "versus"] = f"{summary.loc[ref_index, 'label']} ({summary.loc[ref_index, 'precision_mode']})"
                 summary.loc[index, columns[4:10]] = (difference.value, difference.ci95.low, difference.ci95.high,
                                                      difference.ci90.low, difference.ci90.high, difference.p_value)
                 if len(mine[0]) > 1 and len(ref[0]) > 1:

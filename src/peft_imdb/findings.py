@@ -214,5 +214,6 @@ def method_finding(method: str, root: str | Path | None = None, table: pd.DataFr
         return accuracy + ", the reference every other method is compared with."
     if pd.isna(row["diff"]):
         return accuracy + "; no paired comparison with Full FT (its predictions or Full FT's are missing)."
-    return (accuracy + f", {_points(row)} against Full FT: *{row['verdict']}* at a margin of "
-            f"{_margin()}.")
+    other = str(row.get("versus", "")).rsplit("(", 1)[-1].rstrip(")")  # the precision of the Full FT compared with
+    against = f"Full FT in {other}" if other and other != row["precision_mode"] else "Full FT"
+    return accuracy + f", {_points(row)} against {against}: *{row['verdict']}* at a margin of {_margin()}."

@@ -80,19 +80,57 @@ def _legend(ax, **kwargs) -> None:
     ax.legend(unique.values(), unique.keys(), fontsize=8, **kwargs)
 
 
+# What a row's label adds where the rows of one chart differ in it: (column, how a value reads).
+DISTINGUISHING = (("precision_mode", str), ("model", str), ("train_size", lambda v: f"train={v}"),
+                  ("eval_size", lambda v: f"test={v}"), ("epochs", lambda v: f"epochs={v:g}"),
+                  ("max_length", lambda v: f"L={v}"))
+
+
+def chart_labels(rows: pd.DataFrame) -> list[str]:
+    """One label per row, never two alike: the row's label, plus each setting in which the chart's rows differ
+    (precision, model, data sizes, epochs, length) where the row is not at the value most rows have."""
+    labels = []
+    for _, row in rows.iterrows():
+        extra = []
+        for column, shown in DISTINGUISHING:
+            if column in rows and rows[column].astype(str).nunique() > 1:
+                common = rows[column].astype(str).mode().iloc[0]
+                if str(row[column]) != common:
+                    extra.append(shown(row[column]))
+        label = str(row["label"])
+        if extra:
+            label = label[:-1] + ", " + ", ".join(extra) + ")" if label.endswith(")") else f"{label} ({', '.join(extra)})"
+        labels.append(label)
+    seen: dict[str, int] = {}
+    for i, label in enumerate(labels):  # rows alike in every shown setting still get a place of their own
+        seen[label] = seen.get(label, 0) + 1
+        labels[i] = label if seen[label] == 1 else f"{label} #{seen[label]}"
+    return labels
+
+
 def _bar_labels(rows: pd.DataFrame) -> list[str]:
-    """Row labels (the method and what sets the row apart from its defaults), plus the model where several."""
-    multi_model = rows["model"].nunique() > 1
-    return ["\n".join([row.label.replace(" (", "\n(")] + ([row.model] if multi_model else []))
-            for row in rows.itertuples()]
+    """Chart labels broken for a narrow bar: what sets a row apart on its own line."""
+    return [label.replace(" (", "\n(") for label in chart_labels(rows)]
+
+
+def _setting(rows: pd.DataFrame, column: str, text) -> str:
+    """A setting as the subtitle reads it: its value where every row shares it, else where the labels say."""
+    values = rows[column].astype(str).unique() if column in rows else []
+    return text(rows[column].iloc[0]) if len(values) == 1 else f"{column} differs (see labels)"
 
 
 def _subtitle(rows: pd.DataFrame, column: str) -> str:
-    first = rows.iloc[0]
     low, high = rows["n"].min(), rows["n"].max()
     seeds = f"{low} seed" if low == high == 1 else f"mean of {low if low == high else f'{low}-{high}'} seeds"
-    setting = (f"{', '.join(rows['model'].unique())}: {first['train_size']} train / {first['eval_size']} test "
-               f"reviews, {first['epochs']:g} epoch(s), max length {first['max_length']}\n{seeds}")
+    precisions = sorted(rows["precision_mode"].dropna().unique()) if "precision_mode" in rows else []
+    setting = (f"{_setting(rows, 'model', str)}: {_setting(rows, 'train_size', lambda v: f'{v} train')} / "
+               f"{_setting(rows, 'eval_size', lambda v: f'{v} test')} reviews, "
+               f"{_setting(rows, 'epochs', lambda v: f'{v:g} epoch(s)')}, "
+               f"{_setting(rows, 'max_length', lambda v: f'max length {v}')}; "
+               f"{'/'.join(precisions) or '–'}" + (" (each row's precision in its label)" if len(precisions) > 1
+                                                   else "") + f"\n{seeds}")
+    if column in ("train_time_s", "eval_time_s") and "device" in rows:  # a time means little without its machine
+        setting += "; " + ", ".join(sorted(rows["device"].dropna().astype(str).unique()))
     if column == "working_memory_mb":
         setting += "\n" + ", ".join(MEMORY_KINDS.get(k, k) for k in sorted(set(rows["memory_kind"].dropna())))
     return setting
@@ -111,7 +149,8 @@ def bar_chart(summary: pd.DataFrame, column: str, ylabel: str, title: str, path:
         return None
     means, errors = rows[f"{column}_mean"], _errors(rows, column)
     fig, ax = plt.subplots(figsize=(max(5.0, 1.0 * len(rows) + 2.0), 3.8))
-    bars = ax.bar(_bar_labels(rows), means, yerr=errors, capsize=4, color=[colour(m) for m in rows["method"]])
+    bars = ax.bar(range(len(rows)), means, yerr=errors, capsize=4, color=[colour(m) for m in rows["method"]])
+    ax.set_xticks(range(len(rows)), _bar_labels(rows))  # by position: rows with one label stay apart
     _hatch_added(bars, rows["method"])
     for bar, value, error in zip(bars, means, errors if errors is not None else [0] * len(rows)):
         text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
@@ -134,9 +173,10 @@ def accuracy_chart(summary: pd.DataFrame, path: Path) -> Path:
     for i, row in rows.iterrows():
         low, high = row["acc_low"], row["acc_high"]
         yerr = None if pd.isna(low) else [[row["accuracy_mean"] - low], [high - row["accuracy_mean"]]]
-        ax.errorbar([labels[i]], [row["accuracy_mean"]], yerr=yerr, ms=8, capsize=5, **marker(row["method"]))
+        ax.errorbar([i], [row["accuracy_mean"]], yerr=yerr, ms=8, capsize=5, **marker(row["method"]))
         ax.annotate(f"{row['accuracy_mean']:.3f}", (i, row["accuracy_mean"]), xytext=(10, -3),
                     textcoords="offset points", fontsize=8)
+    ax.set_xticks(range(len(rows)), labels)  # by position: rows with one label stay apart
     ax.set_ylabel("test accuracy")
     ax.set_xlabel("method")
     ax.set_title(f"Test accuracy\n{_subtitle(rows, 'accuracy')}\npoints: mean over seeds; "
@@ -204,13 +244,14 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     """Accuracy against one cost, one labelled point per summary row, the Pareto frontier drawn."""
     rows = summary.reset_index(drop=True)
     x, y = rows[f"{column}_mean"], rows["accuracy_mean"]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4) if len(rows) <= 6 else (8.0, 5.6))
+    fig, ax = plt.subplots(figsize=(8.0, 4.4) if len(rows) <= 6 else (10.0, 5.6))
+    labels = chart_labels(rows)
     for i, row in rows.iterrows():
         yerr = None if pd.isna(row["acc_low"]) else [[y[i] - row["acc_low"]], [row["acc_high"] - y[i]]]
         ax.errorbar(x[i], y[i], yerr=yerr,
                     xerr=None if log or row["n"] < 2 or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
-                    ms=8, capsize=3, label=row["label"], **marker(row["method"]))
-        ax.annotate(_bar_labels(rows)[i].replace("\n", " "), (x[i], y[i]), xytext=(6, 6),
+                    ms=8, capsize=3, label=labels[i], **marker(row["method"]))
+        ax.annotate(labels[i], (x[i], y[i]), xytext=(6, 6),
                     textcoords="offset points", fontsize=8 if is_core(row["method"]) else 7,
                     fontweight="bold" if is_core(row["method"]) else "normal")
     front = pareto_front(x, y)
@@ -223,7 +264,7 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     ax.set_ylabel("test accuracy (mean, 95% CI over seeds and reviews)")
     ax.set_title(f"Accuracy vs {PARETO_AXES.get(column, column).split(' (')[0]}\n{_subtitle(rows, column)}"
                  f"{_added_key(rows)}", fontsize=9)
-    _legend(ax, loc="lower right", ncols=2 if len(rows) > 6 else 1)
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)  # outside: it covers no point
     ax.grid(alpha=0.3)
     return _save(fig, path)
 

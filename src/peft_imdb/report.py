@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .comparison import (ALPHA, MARGIN, POWER, SETTING, AblationTable, add_statistics, correctness,
-                         reference_rows, summarize)
+from .comparison import ALPHA, MARGIN, POWER, SETTING, AblationTable, add_statistics, correctness, summarize
 from .curves import loss_curves_chart
 from .methods import METHODS
 from .plots import ablation_chart, pareto_chart, summary_charts
@@ -50,13 +49,14 @@ def advice(table: pd.DataFrame) -> list[str]:
     lines: list[str] = []
     if table.empty:
         return lines
-    for setting, rows in table.groupby(SETTING, dropna=False):
-        reference = reference_rows(rows)
-        others = rows[rows["verdict"] != ""]
-        if len(reference) != 1 or others.empty:
-            continue
-        ref = reference.iloc[0]
-        head = f"**{setting[0]}, {setting[1]} train / {setting[2]} test reviews, max length {setting[4]}:**"
+    groups = [(setting, versus, others) for setting, rows in table.groupby(SETTING, dropna=False)
+              for versus, others in rows[rows["verdict"] != ""].groupby("versus", sort=False)]
+    for setting, versus, others in groups:
+        rows = table[(table[SETTING].astype(str) == pd.Series(setting, index=SETTING).astype(str)).all(axis=1)]
+        ref = rows[rows["label"] + " (" + rows["precision_mode"].astype(str) + ")" == versus].iloc[0]
+        against = f" against Full FT in {ref['precision_mode']}" if table["precision_mode"].nunique() > 1 else ""
+        head = (f"**{setting[0]}, {setting[1]} train / {setting[2]} test reviews, max length {setting[4]}"
+                f"{against}:**")
         lines.append(f"- {head} " + "; ".join(f"{row['label']} is *{row['verdict']}* ({_points(row)})"
                                              for _, row in others.iterrows()) + ".")
         equivalent = others[others["verdict"] == "equivalent"]
@@ -151,8 +151,10 @@ def method_table(table: pd.DataFrame, varied: str | None = None, versus: str = "
         "|---" * (13 + bool(varied)) + "|",
     ]
     for _, row in table.iterrows():
+        other = str(row.get("versus", "")).rsplit("(", 1)[-1].rstrip(")")  # the reference's precision
         versus = "–" if pd.isna(row["diff"]) else (
-            f"{100 * row['diff']:+.1f} [{100 * row['diff_low']:+.1f}, {100 * row['diff_high']:+.1f}]")
+            f"{100 * row['diff']:+.1f} [{100 * row['diff_low']:+.1f}, {100 * row['diff_high']:+.1f}]"
+            + (f" vs {other}" if other and other != row["precision_mode"] else ""))
         tost = "–" if pd.isna(row["diff90_low"]) else f"[{100 * row['diff90_low']:+.1f}, {100 * row['diff90_high']:+.1f}]"
         parts = "–" if pd.isna(row["seed_sd"]) else f"{100 * row['seed_sd']:.2f} / {100 * row['review_sd']:.2f}"
         detectable = "–" if pd.isna(row["detectable"]) else f"{100 * row['detectable']:.1f}"

@@ -49,7 +49,7 @@ def _hatch_added(bars, methods) -> None:
 # Bar charts of costs: (column, y-axis label, title, file name)
 CHARTS = [
     ("train_time_s", "training time (s)", "Training wall time", "train_time.png"),
-    ("model_state_mb", "model state (MB): weights + gradients + AdamW moments", "Model-state memory",
+    ("model_state_mb", "model state (MB)", "Model-state memory: weights + gradients + AdamW moments",
      "model_state_memory.png"),
     ("working_memory_mb", "working memory in training (MB), above the start", "Working memory in training",
      "working_memory.png"),
@@ -65,7 +65,8 @@ def _save(fig, path: Path) -> Path:
     """
     from .results import atomic_write
 
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     try:
         atomic_write(Path(path), lambda handle: fig.savefig(handle, dpi=110, format=Path(path).suffix[1:] or "png"))
     finally:
@@ -214,10 +215,92 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _core_defaults(summary: pd.DataFrame) -> pd.DataFrame:
+    """The study's four methods at their defaults, in registry order (the reference reports' comparison)."""
+    rows = summary[summary["method"].map(is_core) & (summary["label"] == summary["method"])]
+    return rows.reset_index(drop=True)
+
+
+def headline_chart(summary: pd.DataFrame, path: Path) -> Path | None:
+    """The reference reports' four charts in one figure, for the study's four methods: accuracy with its 95%
+    interval, training time, trainable parameters and model-state memory; None without those rows."""
+    rows = _core_defaults(summary)
+    if rows.empty:
+        return None
+    names = [METHODS[m].label for m in rows["method"]]
+    names = [f"{n}\n({p})" if p != rows["precision_mode"].mode().iloc[0] else n
+             for n, p in zip(names, rows["precision_mode"])]
+    x, colours = range(len(rows)), [colour(m) for m in rows["method"]]
+    fig, axes = plt.subplots(2, 2, figsize=(10.0, 7.6))
+    ax = axes[0, 0]
+    for i, row in rows.iterrows():
+        yerr = None if pd.isna(row["acc_low"]) else [[100 * (row["accuracy_mean"] - row["acc_low"])],
+                                                    [100 * (row["acc_high"] - row["accuracy_mean"])]]
+        ax.errorbar([i], [100 * row["accuracy_mean"]], yerr=yerr, fmt="o", ms=9, capsize=6, color=colours[i])
+        ax.annotate(f"{100 * row['accuracy_mean']:.1f}", (i, 100 * row["accuracy_mean"]), xytext=(10, -3),
+                    textcoords="offset points", fontsize=9)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy: mean, 95% CI over seeds and reviews", fontsize=10)
+    panels = [(axes[0, 1], rows["train_time_s_mean"], "training time (s)",
+               f"Training time on {', '.join(sorted(rows['device'].dropna().astype(str).unique())) or '–'}", False),
+              (axes[1, 0], rows["trainable_params_mean"], "trainable parameters (log scale)",
+               "Trainable parameters (adapter + head)", True),
+              (axes[1, 1], rows["model_state_mb_mean"], "model state (MB)",
+               "Model-state memory: weights + gradients + AdamW", False)]
+    for ax, values, ylabel, title, log in panels:
+        bars = ax.bar(x, values, color=colours)
+        for bar, value in zip(bars, values):
+            ax.annotate(f"{value:,.0f}" if value >= 10 else f"{value:.2g}", (bar.get_x() + bar.get_width() / 2, value),
+                        ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
+        if log:
+            ax.set_yscale("log")
+            ax.set_ylim(values.min() / 3, values.max() * 5)
+            reference = values[rows["method"] == "full"]
+            if len(reference) == 1:  # each bar's share of Full FT's, under its value
+                for bar, value, method in zip(bars, values, rows["method"]):
+                    if method != "full":
+                        ax.annotate(f"{value / reference.iloc[0]:.2%} of Full FT",
+                                    (bar.get_x() + bar.get_width() / 2, value), ha="center", va="top", fontsize=8,
+                                    xytext=(0, -4), textcoords="offset points")
+        else:
+            ax.set_ylim(0, values.max() * 1.15)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+    for ax in axes.flat:
+        ax.set_xticks(list(x), names)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"The four methods at their defaults\n{_subtitle(rows, 'accuracy')}", fontsize=10)
+    return _save(fig, path)
+
+
+def confusion_chart(summary: pd.DataFrame, path: Path) -> Path | None:
+    """One confusion-matrix heatmap per method of the study's four (test reviews, mean over seeds); None without."""
+    import ast
+
+    import seaborn as sns
+
+    rows = _core_defaults(summary)
+    rows = rows[rows.get("confusion", pd.Series("–", index=rows.index)).astype(str).str.startswith("[")]
+    if rows.empty:
+        return None
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.2 * len(rows), 4.0), squeeze=False, layout="constrained")
+    for ax, (_, row) in zip(axes[0], rows.iterrows()):
+        matrix = np.asarray(ast.literal_eval(row["confusion"]))
+        sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax, square=True,
+                    xticklabels=["negative", "positive"], yticklabels=["negative", "positive"])
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true label")
+        ax.set_title(f"{METHODS[row['method']].label} ({row['n']} seeds, {row['precision_mode']})", fontsize=10,
+                     color=colour(row["method"]))
+    fig.suptitle(f"Confusion on the test reviews, mean over seeds\n{_subtitle(rows, 'accuracy')}", fontsize=9)
+    return _save(fig, path)
+
+
 def summary_charts(summary: pd.DataFrame, figures_dir: str | Path = "figures") -> list[Path]:
-    """Write the accuracy, parameter and cost charts to figures_dir; return their paths."""
+    """Write the headline, accuracy, parameter, confusion and cost charts to figures_dir; return their paths."""
     folder = Path(figures_dir)
-    paths = [accuracy_chart(summary, folder / "accuracy.png"), parameters_chart(summary, folder / "trainable_params.png")]
+    paths = [headline_chart(summary, folder / "headline.png"), accuracy_chart(summary, folder / "accuracy.png"),
+             parameters_chart(summary, folder / "trainable_params.png"), confusion_chart(summary, folder / "confusion.png")]
     paths += [bar_chart(summary, col, label, title, folder / name) for col, label, title, name in CHARTS]
     return [p for p in paths if p is not None]
 

@@ -136,6 +136,26 @@ Markdown(filename=str(written[0]))
 # ## The charts
 
 # %% [markdown]
+# ### The four methods at a glance
+#
+# The reference reports' four charts in one figure, for Full FT, LoRA, QLoRA and IA3 at their defaults:
+# accuracy with its 95% interval over seeds and reviews, training time on the machine that trained them,
+# trainable parameters (with their share of Full FT's) and model-state memory. A method whose precision differs
+# from the others' says so under its name.
+
+# %%
+chart(written, "headline.png")
+
+# %% [markdown]
+# ### Where each method errs
+#
+# The confusion matrix on the test reviews, averaged over seeds: rows are the true label, columns the
+# prediction. A method that trades one kind of error for the other shows it here, not in its accuracy.
+
+# %%
+chart(written, "confusion.png")
+
+# %% [markdown]
 # ### Test accuracy
 #
 # One point per row, the mean over seeds, with its 95% interval over seeds and reviews (`acc_low`,

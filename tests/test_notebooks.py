@@ -27,7 +27,8 @@ NOTEBOOKS_DIR = REPO / "notebooks"
 NOTEBOOKS = [path.stem for path in notebook_paths()]
 METHOD_NOTEBOOKS = {"01_full_finetuning": "full", "02_lora": "lora", "03_qlora": "qlora", "04_ia3": "ia3"}
 TRAINS = set(METHOD_NOTEBOOKS) | {"06_ablations"}  # on a new profile; 00 and 05 never train
-REPORT_CHARTS = {chart[3] for chart in CHARTS} | {"accuracy.png", "trainable_params.png", "loss_curves.png",
+REPORT_CHARTS = {chart[3] for chart in CHARTS} | {"headline.png", "confusion.png", "accuracy.png", "trainable_params.png",
+                                                  "loss_curves.png",
                                                   "pareto_memory.png", "pareto_params.png", "pareto_time.png"}
 # The methods whose study run (seed 0, the default config: rank 8, the default placement, lr factor 1) is
 # one of each ablation's runs: copied from the study's store, not trained. Only `ok` runs are copied.
@@ -193,9 +194,10 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
                 assert f"trainable params: {records[0]['trainable_params']:,}" in text
     if name == "05_compare":
         assert executed.stores["05_compare"] == executed.stores["04_ia3"], "05 trains nothing"
-        # Every chart write_report drew is shown, once: the four bars and the three Pareto charts.
+        # Every chart write_report drew is shown, once: the headline, the confusion heatmaps, the bars, the
+        # loss curves and the three Pareto charts.
         drawn = {p.name for p in smoke_env["figures"].glob("*.png")} - {"review_lengths.png"}
-        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) == 9
+        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) == 11
         assert (smoke_env["results"] / "summary.md").is_file()
         assert "acc_low" in text and "p_holm" in text and "verdict" in text  # the statistics table
         assert RULES[0][:40] in text  # the rules are shown ...

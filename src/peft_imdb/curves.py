@@ -57,11 +57,13 @@ def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path
         return None
     methods = list(dict.fromkeys(points["method"]))
     labels = list(dict.fromkeys(points["label"]))
-    palette = {label: colour(points.loc[points["label"] == label, "method"].iloc[0]) for label in labels}
+    # A method's own row in its colour, any other row of it (another setting) in black: two arms never look alike.
+    palette = {label: colour(method) if label == method else "black"
+               for label, method in points.groupby("label", sort=False)["method"].first().items()}
     columns = min(len(methods), PANELS_PER_ROW)
     lines = -(-len(methods) // columns)
-    fig, axes = plt.subplots(lines, columns, figsize=(3.4 * columns + 0.6, 3.2 * lines + 0.6), sharey=True,
-                             squeeze=False)
+    # Each panel on its own loss range: a method that starts high squeezes no other method's curve.
+    fig, axes = plt.subplots(lines, columns, figsize=(3.4 * columns + 0.6, 3.2 * lines + 0.6), squeeze=False)
     for ax in axes.flat[len(methods):]:
         ax.set_visible(False)
     for ax, method in zip(axes.flat, methods):
@@ -75,10 +77,36 @@ def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path
         ax.set_title(f"{method} ({_seeds(seeds)})", fontsize=9, color=colour(method))
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
-    for ax in axes[:, 0]:
-        ax.set_ylabel("training loss (cross-entropy)")
-    fig.suptitle("Training loss (mean over each logging interval) per optimizer step\n"
+    for column, ax in enumerate(axes.T):
+        for panel in ax:
+            panel.set_ylabel("training loss (cross-entropy)" if column == 0 else "")
+    fig.suptitle("Training loss (mean over each logging interval) per optimizer step; each panel its own y range\n"
                  "line: mean over seeds; band: ± 1 std over seeds (seaborn errorbar='sd')", fontsize=9)
+    return _save(fig, Path(path))
+
+
+def run_curve_chart(record: RunResult, path: str | Path) -> Path | None:
+    """One run's stored log history: training loss per logging step, and validation accuracy after each epoch;
+    None when the record holds no history."""
+    history = record.log_history or []
+    losses = [(e["step"], e["loss"]) for e in history if "loss" in e and "step" in e]
+    evals = [(e["step"], e["eval_accuracy"]) for e in history if "eval_accuracy" in e and "step" in e]
+    if not losses:
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(*zip(*losses), marker="o", ms=3, color=colour(record.method), label="training loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (cross-entropy)")
+    ax.grid(alpha=0.3)
+    if evals:
+        right = ax.twinx()
+        right.plot(*zip(*evals), "s--", color="black", label="validation accuracy (end of epoch)")
+        right.set_ylabel("validation accuracy")
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper right")
+    label = record.label or _label(record)
+    ax.set_title(f"{label}, seed {record.seed}: {record.train_steps or len(losses)} steps, "
+                 f"{record.precision_mode}, {record.env.get('device', '')}", fontsize=9)
     return _save(fig, Path(path))
 
 

@@ -79,3 +79,21 @@ def test_a_run_stores_its_history(tiny_models, imdb):
     assert [e["eval_accuracy"] for e in evals] == result.val_accuracy_per_epoch
     third = len(losses) // 3
     assert sum(losses[-third:]) / third < sum(losses[:third]) / third  # decreasing-ish
+
+
+@pytest.mark.unit
+def test_one_runs_chart_draws_its_stored_losses_and_validation(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from peft_imdb import curves
+
+    drawn = []
+    monkeypatch.setattr(curves, "_save", lambda fig, path: drawn.append(fig) or path)
+    record = synthetic_record("lora", 0)
+    assert curves.run_curve_chart(record, tmp_path / "run.png") == tmp_path / "run.png"
+    loss_axes, validation_axes = drawn[0].axes
+    losses = [e["loss"] for e in record.log_history if "loss" in e]
+    assert list(loss_axes.lines[0].get_ydata()) == pytest.approx(losses)
+    assert list(validation_axes.lines[0].get_ydata()) == [0.8]
+    assert curves.run_curve_chart(synthetic_record("lora", 0, history=False), tmp_path / "none.png") is None
+    plt.close("all")

@@ -14,9 +14,9 @@
 #
 # This notebook **trains nothing**: it reads the results store (one JSON record and one file of per-review
 # predictions per run, in `results/runs/` and `results/predictions/`), written by notebooks 01-04 or by
-# `make study` (`python -m peft_imdb matrix`: the four methods and QLoRA's LoRA twin with 5 seeds each), and compares the methods
+# `make study` (`python -m peft_imdb experiment study`: the four methods and QLoRA's LoRA twin with 5 seeds each), and compares the methods
 # from those records alone: the summary over seeds with its statistics, which method to use when (derived
-# from the measured table by stated rules), and the report's charts: four bar charts and three Pareto
+# from the measured table by stated rules), and the report's charts: the headline figure, confusion heatmaps, bar charts and three Pareto
 # charts of accuracy against a cost (`python -m peft_imdb report` writes the same files). The ablations
 # (LoRA rank, adapter placement, learning rate) are in 06.
 
@@ -49,12 +49,12 @@ setup(REPO_URL, DRIVE_FOLDER)
 
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
-from peft_imdb.views import chart, describe_settings, method_rows, rules, statistics_view
+from peft_imdb.findings import findings_markdown, study_statistics
+from peft_imdb.views import chart, compact_statistics, describe_settings, method_rows, rules, statistics_view
 from IPython.display import Markdown
 
 from peft_imdb.config import detect_profile
 from peft_imdb.folders import folders
-from peft_imdb.comparison import add_statistics, summarize
 from peft_imdb.report import advice, twin_lines, write_report
 from peft_imdb.table import load_results
 
@@ -64,6 +64,20 @@ from peft_imdb.table import load_results
 profile = detect_profile()
 paths = folders()  # data / results / figures: PEFT_IMDB_DATA, PEFT_IMDB_RESULTS, PEFT_IMDB_FIGURES
 describe_settings(profile, paths)
+
+# %% [markdown]
+# ## What the study finds
+#
+# Generated from the stored runs below (the same sentences as the README's): each method's accuracy and
+# its paired difference to Full FT with intervals over seeds and reviews, and its verdict at the margin
+# stated before the data. Then the compact table they come from, one row per run group.
+
+# %%
+table = study_statistics(paths.results_dir)  # summarize + add_statistics, the study's setting
+Markdown(findings_markdown(table=table))
+
+# %%
+compact_statistics(table)
 
 # %% [markdown]
 # ## Every run in the store
@@ -94,8 +108,7 @@ method_rows(frame)
 # "No significant difference" is not "equal": only *equivalent* says the two are within the margin.
 
 # %%
-table = add_statistics(summarize(frame), paths.results_dir)
-statistics_view(table)
+statistics_view(table)  # every column; the compact table above is the same rows
 
 # %% [markdown]
 # ## The 4-bit base alone
@@ -123,14 +136,13 @@ Markdown("\n".join(advice(table) or ["*Not enough runs with predictions to compa
 # %% [markdown]
 # ## The report
 #
-# `write_report` writes `summary.md` next to the run records (shown below: the same table as markdown with
-# the rules and the advice, memory per phase, the ablations once 06 or `make ablations` has run them, and
-# the runs that did not finish) and the charts into the figures folder; the cells after it show the saved
-# PNGs.
+# `write_report` writes `summary.md` next to the run records (the same table as markdown with the rules and
+# the advice, memory per phase, the ablations once 06 or `make ablations` has run them, and the runs that did
+# not finish) and the charts into the figures folder; the cells after it show the saved PNGs.
 
 # %%
 written = write_report(paths.results_dir, paths.figures_dir)  # [summary.md, *charts]
-Markdown(filename=str(written[0]))
+print("\n".join(str(path.relative_to(path.parents[1])) for path in written))
 
 # %% [markdown]
 # ## The charts

@@ -60,11 +60,10 @@ setup(REPO_URL, DRIVE_FOLDER)
 
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
-from peft_imdb.views import chart, describe_settings, experiment_plan, statistics_view
+from peft_imdb.views import chart, compact_statistics, describe_settings, experiment_plan
 
-from peft_imdb.comparison import ablation_table
 from peft_imdb.config import detect_profile
-from peft_imdb.experiments import get_experiment, profile_base, run_experiment
+from peft_imdb.experiments import ablation_statistics, get_experiment, profile_base, run_experiment
 from peft_imdb.folders import folders
 
 # %%
@@ -100,17 +99,16 @@ experiment_plan(["rank", "targets", "precision"], profile, paths.results_dir, pa
 
 # %%
 code, written = run_experiment("rank", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
-folder = get_experiment("rank").path(profile, paths.results_dir)
 
 # %% [markdown]
 # ### rank: the table
 #
-# The same statistics as in 05, one row per setting (`lora_r` first): accuracy mean ± std over the seeds,
-# its 95% interval over seeds and reviews, and the difference to rank 8 with its 95% and 90% intervals,
-# Holm's p over this ablation's comparisons and the verdict at the margin of 05 (δ = 1 point).
+# The same compact table as in 05, one row per setting (`lora_r` first): accuracy with its 95% interval
+# over seeds and reviews, and the difference to rank 8 with its 95% and 90% intervals and the
+# verdict at the margin of 05 (δ = 1 point; Holm across this ablation's comparisons).
 
 # %%
-statistics_view(ablation_table("rank", folder), "lora_r")
+compact_statistics(ablation_statistics("rank", profile, paths.results_dir), "lora_r")
 
 # %% [markdown]
 # ### rank: the figure
@@ -134,17 +132,16 @@ chart(written, "ablation_rank.png",
 
 # %%
 code, written = run_experiment("targets", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
-folder = get_experiment("targets").path(profile, paths.results_dir)
 
 # %% [markdown]
 # ### targets: the table
 #
-# The same statistics as in 05, one row per setting (`placement` first): accuracy mean ± std over the seeds,
-# its 95% interval over seeds and reviews, and the difference to the method's default placement with its 95% and 90% intervals,
-# Holm's p over this ablation's comparisons and the verdict at the margin of 05 (δ = 1 point).
+# The same compact table as in 05, one row per setting (`placement` first): accuracy with its 95% interval
+# over seeds and reviews, and the difference to the method's default placement with its 95% and 90% intervals and the
+# verdict at the margin of 05 (δ = 1 point; Holm across this ablation's comparisons).
 
 # %%
-statistics_view(ablation_table("targets", folder), "placement")
+compact_statistics(ablation_statistics("targets", profile, paths.results_dir), "placement")
 
 # %% [markdown]
 # ### targets: the figure
@@ -167,17 +164,16 @@ chart(written, "ablation_targets.png",
 
 # %%
 code, written = run_experiment("precision", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
-folder = get_experiment("precision").path(profile, paths.results_dir)
 
 # %% [markdown]
 # ### precision: the table
 #
-# The same statistics as in 05, one row per setting (`precision_mode` first): accuracy mean ± std over the seeds,
-# its 95% interval over seeds and reviews, and the difference to fp32 with its 95% and 90% intervals,
-# Holm's p over this ablation's comparisons and the verdict at the margin of 05 (δ = 1 point).
+# The same compact table as in 05, one row per setting (`precision_mode` first): accuracy with its 95% interval
+# over seeds and reviews, and the difference to fp32 with its 95% and 90% intervals and the
+# verdict at the margin of 05 (δ = 1 point; Holm across this ablation's comparisons).
 
 # %%
-statistics_view(ablation_table("precision", folder), "precision_mode")
+compact_statistics(ablation_statistics("precision", profile, paths.results_dir), "precision_mode")
 
 # %% [markdown]
 # ### precision: the figure

@@ -201,15 +201,19 @@ def _in_fp32(rows: pd.DataFrame) -> pd.Series:
 
 # --- the summaries ------------------------------------------------------------------------------------------
 
+def ablation_statistics(name: str, profile: Profile, root: str | os.PathLike | None = None,
+                        margin: float = MARGIN) -> pd.DataFrame:
+    """One ablation's statistics: each row against its method's reference row (empty without finished runs)."""
+    experiment = ablations()[name]
+    return ablation_table(experiment.path(profile, root), experiment.column, experiment.reference, margin)
+
+
 def ablation_tables(profile: Profile, root: str | os.PathLike | None = None,
                     margin: float = MARGIN) -> list[AblationTable]:
     """The statistics table of every ablation with finished runs."""
-    tables = []
-    for name, experiment in ablations().items():
-        table = ablation_table(experiment.path(profile, root), experiment.column, experiment.reference, margin)
-        if not table.empty:
-            tables.append(AblationTable(name, experiment.question, experiment.column, table))
-    return tables
+    tables = [(name, experiment, ablation_statistics(name, profile, root, margin))
+              for name, experiment in ablations().items()]
+    return [AblationTable(name, e.question, e.column, table) for name, e, table in tables if not table.empty]
 
 
 def write_reports(profile: Profile, root: str | os.PathLike | None = None, figures_dir: str | os.PathLike = "figures",

@@ -29,7 +29,7 @@ STATISTICS_COLUMNS = ["model", "label", "lr", "precision_mode", "n", "accuracy_m
                       "acc_high", "seed_sd", "review_sd", "diff", "diff_low", "diff_high", "diff90_low", "diff90_high",
                       "p_value", "p_holm", "verdict", "detectable", "trainable_params_mean", "train_time_s_mean",
                       "model_state_mb_mean", "working_memory_mb_mean", "memory_kind"]
-STORE_COLUMNS = ["model", "method", "seed", "status", "accuracy", "f1", "trainable_params", "train_time_s",
+STORE_COLUMNS = ["label", "seed", "status", "precision_mode", "accuracy", "f1", "trainable_params", "train_time_s",
                  "peak_memory_mb", "memory_kind", "saved_mb", "lr", "train_size", "eval_size", "max_length",
                  "finished_at", "reason"]
 
@@ -87,8 +87,38 @@ def experiment_plan(names: Iterable[str], profile: Profile, results_dir: str | o
     return pd.DataFrame(rows)
 
 
+def _points(low: float, high: float) -> str:
+    """An interval of accuracy differences in points: `[-2.9, -0.8]`."""
+    return "–" if pd.isna(low) else f"[{100 * low:+.1f}, {100 * high:+.1f}]"
+
+
+def compact_statistics(table: pd.DataFrame, varied: str | None = None) -> pd.DataFrame:
+    """The statistics table as a reader takes it in, one row per run group and few columns, in % and points:
+    accuracy with its 95% interval, the difference to the row's reference with its 95% and 90% intervals and
+    the verdict, and the costs; `varied` (an ablation's setting) first. The full frame: `statistics_view`."""
+    if table.empty:
+        return table
+    rows = []
+    for _, row in table.iterrows():
+        versus = row.get("versus") or ("reference" if pd.isna(row["diff"]) else "")
+        rows.append({
+            **({varied: row[varied]} if varied else {}),
+            "run": row["label"], "precision": row["precision_mode"], "seeds": int(row["n"]),
+            "accuracy % (95% CI)": f"{100 * row['accuracy_mean']:.1f} {_points(row['acc_low'], row['acc_high'])}"
+            .replace("+", ""),
+            "difference, points (95% CI)": "–" if pd.isna(row["diff"]) else
+            f"{100 * row['diff']:+.1f} {_points(row['diff_low'], row['diff_high'])}",
+            "90% CI": _points(row["diff90_low"], row["diff90_high"]),
+            "verdict": row["verdict"] or "–", "against": versus or "–",
+            "trainable params": f"{row['trainable_params_mean']:,.0f}",
+            "train time (s)": f"{row['train_time_s_mean']:.0f}",
+            "model state (MB)": "–" if pd.isna(row["model_state_mb_mean"]) else f"{row['model_state_mb_mean']:.0f}",
+        })
+    return pd.DataFrame(rows)
+
+
 def statistics_view(table: pd.DataFrame, varied: str | None = None) -> pd.DataFrame:
-    """The columns of a statistics table (report.add_statistics) worth reading, `varied` first."""
+    """Every column of a statistics table (comparison.add_statistics) worth reading, `varied` first."""
     if table.empty:
         return table
     columns = ([varied] if varied else []) + [c for c in STATISTICS_COLUMNS if c != varied and c in table.columns]
@@ -118,11 +148,18 @@ def run_summary(row: RunResult) -> pd.DataFrame:
 
 
 def method_rows(frame: pd.DataFrame, methods: str | list[str] | None = None) -> pd.DataFrame:
-    """The rows of these methods (all when None) from `load_results`, with the columns worth reading."""
+    """The rows of these methods (all when None) from `load_results`, with the columns worth reading: each row's
+    label (what sets it apart: two arms of a method stay apart), learning rates as written, counts as integers."""
     if isinstance(methods, str):
         methods = [methods]
     rows = frame if methods is None else frame[frame["method"].isin(methods)]
-    return rows[[c for c in STORE_COLUMNS if c in rows.columns]].reset_index(drop=True)
+    rows = rows[[c for c in STORE_COLUMNS if c in rows.columns]].reset_index(drop=True)
+    formats = {"lr": lambda v: f"{v:g}", "trainable_params": lambda v: f"{v:,.0f}",
+               "train_size": lambda v: f"{v:.0f}", "eval_size": lambda v: f"{v:.0f}", "max_length": lambda v: f"{v:.0f}"}
+    for column, shown in formats.items():
+        if column in rows:
+            rows[column] = [("–" if pd.isna(v) else shown(v)) for v in rows[column]]
+    return rows
 
 
 def chart(written: list[Path], name: str,

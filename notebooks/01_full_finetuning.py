@@ -46,7 +46,7 @@ setup(REPO_URL, DRIVE_FOLDER)
 
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
-from peft_imdb.views import describe_config, describe_settings, method_rows, run_summary
+from peft_imdb.views import describe_config, describe_settings, method_rows, run_curve, run_summary
 
 from peft_imdb.config import RunConfig, detect_profile
 from peft_imdb.folders import folders
@@ -123,6 +123,35 @@ expected = expected_parameters(config)  # from the architecture alone, before tr
 expected
 
 # %% [markdown]
+# ## Training, as you would write it: `TrainingArguments` and `Trainer`
+#
+# A run is the Hugging Face `Trainer` on the tokenized reviews. Here it is written out by hand on a small live
+# run (at most 256 training reviews and 128 validation reviews, one epoch, max length 128: under a minute on
+# CPU): the progress bar and the table of validation metrics after the epoch are the Trainer's own. It scores
+# validation reviews only; the study's runs below add what a fair comparison needs (the recipe in
+# `peft_imdb.train.training_arguments`: warmup, weight decay, length-grouped batches, the precision the
+# hardware runs natively, selection on validation, one test evaluation at the end).
+
+# %%
+import tempfile
+
+import torch
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+from peft_imdb.data import load_imdb, make_splits, tokenize
+
+reviews = make_splits(load_imdb(paths.data_dir), train_size=min(256, profile.train_size or 256), eval_size=0,
+                      val_size=min(128, profile.val_size))  # no test review: a demonstration picks nothing
+small = tokenize(reviews, tokenizer, max_length=128)
+args = TrainingArguments(output_dir=tempfile.mkdtemp(), num_train_epochs=1, per_device_train_batch_size=8,
+                         learning_rate=config.learning_rate, eval_strategy="epoch", logging_steps=10,
+                         save_strategy="no", report_to=[], use_cpu=not torch.cuda.is_available())
+trainer = Trainer(model=load_model(config.model, tokenizer), args=args, train_dataset=small["train"],
+                  eval_dataset=small["validation"], data_collator=DataCollatorWithPadding(tokenizer),
+                  compute_metrics=lambda p: {"accuracy": float((p.predictions.argmax(-1) == p.label_ids).mean())})
+trainer.train()
+
+# %% [markdown]
 # ## Training, or the stored run
 #
 # `load_or_train` looks in the results store first, by the config's key. The committed store holds the
@@ -139,9 +168,16 @@ expected
 # finished (`ok`) run is reused.
 
 # %%
-model = None  # the run loads its own copy; this one would add to its peak memory
+model = trainer = None  # the run loads its own copy; these would add to its peak memory
 row = load_or_train(config, paths.results_dir)  # retrain=True trains it again
 run_summary(row)
+
+# %% [markdown]
+# The run's training loss at each logging step and its validation accuracy after each epoch, from the log
+# history its record stores (the Trainer's `log_history`): a loss that does not fall is a run that did not learn.
+
+# %%
+run_curve(row)
 
 # %% [markdown]
 # ## The formula against the run

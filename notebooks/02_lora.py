@@ -50,7 +50,7 @@ setup(REPO_URL, DRIVE_FOLDER)
 # %%
 # peft_imdb.views first: it quiets tqdm's ipywidgets notice before anything imports datasets.
 from peft_imdb.views import (adapted_layer, as_call, describe_config, describe_settings, method_rows,
-                             run_summary)
+                             run_curve, run_summary)
 from peft import get_peft_model
 
 from peft_imdb.config import RunConfig, detect_profile
@@ -161,6 +161,13 @@ expected
 model = peft_model = None  # the run loads its own copy; this one would add to its peak memory
 row = load_or_train(config, paths.results_dir)  # retrain=True trains it again
 run_summary(row)
+
+# %% [markdown]
+# The run's training loss at each logging step and its validation accuracy after each epoch, from the log
+# history its record stores (the Trainer's `log_history`): a loss that does not fall is a run that did not learn.
+
+# %%
+run_curve(row)
 
 # %% [markdown]
 # ## The formula against the run

@@ -173,6 +173,18 @@ def chart(written: list[Path], name: str,
     return Markdown(f"*No `{name}`: {missing}*")
 
 
+def run_curve(row: RunResult):
+    """Show one run's stored training loss per step and validation accuracy per epoch, or say why there is none."""
+    import tempfile
+
+    from IPython.display import Image, Markdown
+
+    from .curves import run_curve_chart
+
+    path = run_curve_chart(row, Path(tempfile.mkdtemp(prefix="peft-imdb-curve-")) / "run.png")
+    return Image(filename=str(path)) if path else Markdown("*This run's record holds no log history.*")
+
+
 def as_call(config):
     """A peft or quantization config shown as the call that builds it: its class and the fields set away from
     their defaults (peft: the class's defaults; transformers' quantization configs: their `to_diff_dict`)."""

@@ -273,14 +273,15 @@ def _matrix(args, configs: list[RunConfig], reuse_from: str | os.PathLike | None
 
 def _plan_preview(plan, results: str | os.PathLike | None, root: str | os.PathLike | None, title: str) -> list[str]:
     """The lines printed before training: a word on a precision this CPU lacks (first), then the plan and its
-    estimated wall time, from the runs stored under the results root."""
+    estimated wall time, from the runs stored under the results root and the default results folder (the
+    committed study's, when the command writes elsewhere)."""
     from .hardware import native_precisions
     from .preview import plan_lines, precision_notice
     from .results import read_results
     from .wall_time import estimator
 
     folder = results_dir(results)
-    estimate = estimator([results_dir(root)]).plan(plan.train)
+    estimate = estimator([results_dir(root), results_dir()]).plan(plan.train)
     lines = precision_notice(title, folder, plan.train, len(plan.stored), read_results(folder, keep_aside=False),
                              estimate, native_precisions())
     groups = [("to train", plan.train), ("stored already", plan.stored), ("in the study (copied)", plan.copied)]

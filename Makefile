@@ -69,9 +69,11 @@ report: setup  ## results/summary.md, figures/ and the README's tables, from the
 	$(PY) -m peft_imdb report
 	$(PY) scripts/update_readme.py
 
-# SAMPLE=K re-trains K of the committed runs (seed 0 of each method first); SCRATCH=DIR keeps the re-runs there.
+# SAMPLE=K re-trains K of the committed runs this CPU trains natively (seed 0 of each method first); KEYS="K1 K2"
+# names runs instead; SCRATCH=DIR keeps the re-runs there; DRY_RUN=1 prints the plan and its estimate only.
 reproduce: setup  ## re-train the committed runs from their configs and compare them run by run (exit 1 on a mismatch)
-	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(SCRATCH),--scratch $(SCRATCH))
+	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(KEYS),--keys $(KEYS)) \
+		$(if $(SCRATCH),--scratch $(SCRATCH)) $(if $(DRY_RUN),--dry-run)
 
 test: setup  ## every test tier: unit, integration, system and audit
 	$(PY) $(PYTEST) $(PYTEST_ARGS)

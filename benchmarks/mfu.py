@@ -9,12 +9,14 @@ In one process:
 3. a JSON record, results/benchmarks/mfu_<model>.json, with the environment.
 
 Model FLOPs are defined in `peft_imdb.flops` (real tokens only; frozen weights need no weight
-gradient). MFU is against the measured peak of the dtype the recipe trains in. Usage:
+gradient). MFU is against the measured peak of the dtype the recipe trains in; a dtype this machine does not
+run natively (bf16 on a CPU without avx512_bf16/amx_bf16) is measured at one model shape, shown as
+"not native (N GFLOP/s)", and nothing is divided by it. Usage:
 
     python benchmarks/mfu.py --data-dir ../shared/data/imdb --lengths 128 256 --steps 30
 
-The last line reads `speedup=<ours/usual> mfu=<ours' fraction of the bf16 peak> peak_gflops=<bf16 peak>`,
-for full fine-tuning (else the first method) at the longest length.
+The last line reads `speedup=<ours/usual> mfu=<ours' fraction of its dtype's peak> peak_dtype=<that dtype>
+peak_gflops=<its peak>`, for full fine-tuning (else the first method) at the longest length.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from recipes import (RECIPES, benchmark_parser, padding_bound, prepare, recipe_d
 
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SQUARE = 2048
+NOT_NATIVE_SECONDS = 0.01  # a dtype run emulated: one timing of one shape (seconds each on an AVX2-only CPU)
 
 
 def package_methods() -> tuple[str, ...]:
@@ -39,34 +42,68 @@ def package_methods() -> tuple[str, ...]:
 
 
 def measure_peaks(shapes: list[tuple[int, int]], tokens: list[int], min_seconds: float) -> dict:
-    """GFLOP/s per dtype and GEMM shape ('tokens x in x out', and the square), with the best as 'peak'."""
+    """GFLOP/s per dtype and GEMM shape ('tokens x in x out', and the square), the best as 'peak', and whether this
+    machine runs the dtype natively. A dtype it does not (bf16 on an AVX2-only CPU: ~100x slower than fp32) is
+    timed once at the first model shape only, so that it costs seconds, not minutes."""
     from peft_imdb.flops import matmul_flops_per_second
+    from peft_imdb.hardware import native_precisions
 
+    native = native_precisions()
     gemms = [(t, i, o) for t in tokens for i, o in shapes] + [(SQUARE, SQUARE, SQUARE)]
     peaks = {}
     for name, dtype in PEAK_DTYPES.items():
-        by_shape = {f"{m}x{k}x{n}": matmul_flops_per_second(m, k, n, dtype, min_seconds) / 1e9 for m, k, n in gemms}
-        peaks[name] = {"peak": max(by_shape.values()), "shapes": by_shape}
-        print(f"matmul peak {name}: {peaks[name]['peak']:.1f} GFLOP/s "
-              + " ".join(f"{s}={g:.0f}" for s, g in by_shape.items()), flush=True)
+        timed, seconds = (gemms, min_seconds) if name in native else (gemms[:1], NOT_NATIVE_SECONDS)
+        by_shape = {f"{m}x{k}x{n}": matmul_flops_per_second(m, k, n, dtype, seconds) / 1e9 for m, k, n in timed}
+        peaks[name] = {"peak": max(by_shape.values()), "shapes": by_shape, "native": name in native}
+        print(f"matmul peak {name}: {peak_text(peaks[name])} "
+              + " ".join(f"{s}={g:.1f}" for s, g in by_shape.items()), flush=True)
     return peaks
+
+
+def peak_text(peak: dict) -> str:
+    """A measured peak as printed: `187.0 GFLOP/s`, or `not native (1.8 GFLOP/s)` for a dtype run emulated."""
+    figure = f"{peak['peak']:.1f} GFLOP/s"
+    return figure if peak.get("native", True) else f"not native ({figure})"
+
+
+def mfu_fields(precision: str, flops_per_s: float, peaks: dict) -> dict:
+    """The MFU fields of a row: the peak of the dtype the recipe trains in, and the fraction of it; None (nothing
+    divided) where this machine does not run that dtype natively or no peak of it was measured."""
+    from peft_imdb.flops import mfu
+
+    peak = peaks.get(precision)
+    usable = peak is not None and peak.get("native", True)
+    return {"peak_dtype": precision, "mfu": mfu(flops_per_s, peak["peak"] * 1e9) if usable else None}
+
+
+def mfu_text(row: dict) -> str:
+    """A row's MFU as printed: `MFU 0.493 of fp32 peak`, or why there is none."""
+    if row["mfu"] is None:
+        return f"MFU - ({row['peak_dtype']} not native here)"
+    return f"MFU {row['mfu']:.3f} of {row['peak_dtype']} peak"
 
 
 def measure_run(config, data, tokenizer, recipe: str, steps: int, lengths: list[int], peaks: dict,
                 adjust_model=None) -> dict:
     """Train one recipe for `steps` steps (adjust_model: a change to the built model); throughput, FLOP/s, MFU."""
-    from peft_imdb.flops import count_matmul_weights, mfu, model_flops_per_second
+    from peft_imdb.flops import count_matmul_weights, model_flops_per_second
 
     outcome = train_recipe(config, data, tokenizer, recipe, max_steps=steps, adjust_model=adjust_model,
                            **speed_settings(recipe))
     flops_per_s = model_flops_per_second(count_matmul_weights(outcome.trainer.model), lengths, outcome.train_seconds)
-    peak_dtype = "bf16" if outcome.precision == "bf16" else "fp32"
     return {"method": config.method, "max_length": config.max_length, "recipe": recipe,
             "precision": outcome.precision, "optim": outcome.optim, "steps": outcome.steps,
             "train_samples_per_s": outcome.train_samples_per_s, "train_seconds": outcome.train_seconds,
-            "model_gflops_per_s": flops_per_s / 1e9, "peak_dtype": peak_dtype,
-            "mfu": mfu(flops_per_s, peaks[peak_dtype]["peak"] * 1e9),
-            "mfu_of_bf16_peak": mfu(flops_per_s, peaks["bf16"]["peak"] * 1e9)}
+            "model_gflops_per_s": flops_per_s / 1e9, **mfu_fields(outcome.precision, flops_per_s, peaks)}
+
+
+def headline_mfu(row: dict, peaks: dict) -> str:
+    """The last line's MFU part: `mfu=<fraction> peak_dtype=<dtype> peak_gflops=<its peak>`; `mfu=none` where the
+    dtype is not native here."""
+    mfu = "none" if row["mfu"] is None else f"{row['mfu']:.4f}"
+    peak = peaks.get(row["peak_dtype"])
+    gflops = "none" if peak is None else f"{peak['peak']:.1f}"
+    return f"mfu={mfu} peak_dtype={row['peak_dtype']} peak_gflops={gflops}"
 
 
 def add_speed_arguments(parser) -> None:
@@ -121,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             for row in pair:
                 print(f"{method:>5} L={max_length:<4} {row['recipe']:>5} {row['precision']} {row['optim']:<17} "
                       f"{row['train_samples_per_s']:7.2f} samples/s {row['model_gflops_per_s']:7.1f} GFLOP/s "
-                      f"MFU {row['mfu']:.3f} of {row['peak_dtype']} peak", flush=True)
+                      f"{mfu_text(row)}", flush=True)
             print(f"{method:>5} L={max_length:<4} speed-up ours/usual {pair[1]['speedup']:.2f}x", flush=True)
 
     headline = next(r for r in rows if r["recipe"] == "ours" and r["max_length"] == max(args.lengths)
@@ -131,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size, "seed": args.seed, "quick": args.quick,
         "ours_precision": ours.name, "ours_precision_reason": ours.reason, "ours_optim": ours_optim,
         "peak_gflops": {name: p["peak"] for name, p in peaks.items()}, "peaks_by_shape": peaks,
+        "native_dtypes": [name for name, p in peaks.items() if p["native"]],
         "padding_bound": {str(k): v for k, v in bounds.items()}, "rows": rows,
         "headline": {"method": headline["method"], "max_length": headline["max_length"],
-                     "speedup": headline["speedup"], "mfu_of_bf16_peak": headline["mfu_of_bf16_peak"]},
+                     "speedup": headline["speedup"], "mfu": headline["mfu"], "peak_dtype": headline["peak_dtype"]},
         "cpu": cpu_description()}, args.out)
     print(f"wrote {path}")
-    print(f"speedup={headline['speedup']:.3f} mfu={headline['mfu_of_bf16_peak']:.4f} "
-          f"peak_gflops={peaks['bf16']['peak']:.1f}")
+    print(f"speedup={headline['speedup']:.3f} {headline_mfu(headline, peaks)}")
     return 0
 
 

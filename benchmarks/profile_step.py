@@ -1,7 +1,8 @@
 """Where a training step's time goes, in our recipe, and what dropout's random masks cost.
 
 In one process, for each method at one maximum length:
-1. the dense matmul peak in fp32 and bf16 (as mfu.py measures it);
+1. the dense matmul peak in fp32 and bf16 (as mfu.py measures it: a dtype this machine does not run natively is
+   "not native (N GFLOP/s)", and no MFU is computed against it);
 2. training in the usual recipe and in ours (as mfu.py), each also with every dropout set to p=0 (the study
    trains with the model's dropout; `scripts/choose_on_validation.py dropout` compares p=0's accuracy on
    validation reviews);
@@ -12,7 +13,8 @@ In one process, for each method at one maximum length:
     python benchmarks/profile_step.py --data-dir ../shared/data/imdb --methods full lora --max-length 256
 
 The last line reads `dropout_share=<share of our step in aten::bernoulli_> matmul_share=<...>
-mfu_without_dropout=<...>` for full fine-tuning (else the first method).
+mfu_without_dropout=<our recipe's, dropout off, against the peak of the dtype it trains in> peak_dtype=<that dtype>`
+for full fine-tuning (else the first method).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import sys
 from dataclasses import replace
 
 import torch
-from mfu import add_speed_arguments, measure_peaks, measure_run, package_methods
+from mfu import add_speed_arguments, measure_peaks, measure_run, mfu_text, package_methods
 from recipes import (RECIPES, benchmark_parser, prepare, recipe_data, record_name, save_benchmark, speed_settings,
                      train_recipe)
 from transformers import TrainerCallback
@@ -70,6 +72,10 @@ def operator_shares(profiler: torch.profiler.profile, top: int = 12) -> dict:
             "traced_cpu_seconds": total / 1e6}
 
 
+def _fraction(value: float | None) -> str:
+    return "none" if value is None else f"{value:.4f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time both recipes with and without dropout, trace ours, print and store the shares."""
     parser = benchmark_parser(__doc__.splitlines()[0])
@@ -112,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                 timed[recipe, dropout] = row
                 rows.append(row)
                 print(f"{method:>5} L={args.max_length:<4} {recipe:>5} dropout={'on' if dropout else 'off':<3} "
-                      f"{row['train_samples_per_s']:7.2f} samples/s MFU {row['mfu_of_bf16_peak']:.3f} of bf16 peak",
-                      flush=True)
+                      f"{row['train_samples_per_s']:7.2f} samples/s {mfu_text(row)}", flush=True)
         for dropout in (True, False):
             timed["ours", dropout]["speedup"] = (timed["ours", dropout]["train_samples_per_s"]
                                                  / timed["usual", dropout]["train_samples_per_s"])
@@ -129,15 +134,16 @@ def main(argv: list[str] | None = None) -> int:
     headline = {"method": headline_method, "max_length": args.max_length,
                 "dropout_share": profiles[headline_method]["categories"]["dropout masks"],
                 "matmul_share": profiles[headline_method]["categories"]["matmul"],
-                "mfu_without_dropout": ours_off["mfu_of_bf16_peak"]}
+                "mfu_without_dropout": ours_off["mfu"], "peak_dtype": ours_off["peak_dtype"]}
     path = save_benchmark(record_name("profile", args.model, f"_L{args.max_length}", args.quick), {
         "model": args.model, "methods": args.methods, "max_length": args.max_length, "steps": args.steps,
         "profile_steps": args.profile_steps, "batch_size": args.batch_size, "seed": args.seed, "quick": args.quick,
-        "peak_gflops": {name: p["peak"] for name, p in peaks.items()}, "rows": rows, "profiles": profiles,
+        "peak_gflops": {name: p["peak"] for name, p in peaks.items()},
+        "native_dtypes": [name for name, p in peaks.items() if p["native"]], "rows": rows, "profiles": profiles,
         "headline": headline, "cpu": cpu_description()}, args.out)
     print(f"wrote {path}")
     print(f"dropout_share={headline['dropout_share']:.3f} matmul_share={headline['matmul_share']:.3f} "
-          f"mfu_without_dropout={headline['mfu_without_dropout']:.4f}")
+          f"mfu_without_dropout={_fraction(headline['mfu_without_dropout'])} peak_dtype={headline['peak_dtype']}")
     return 0
 
 

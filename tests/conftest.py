@@ -74,6 +74,7 @@ MODULE_TIERS = {
     "test_stats.py": "unit",
     "test_stats_two_level.py": "unit",
     "test_train.py": "integration",  # unit: the metrics on a known case
+    "test_wall_time.py": "unit",
 }
 
 

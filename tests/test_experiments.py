@@ -151,3 +151,73 @@ def test_a_run_is_resolved_once_from_the_command_line_to_its_record(tmp_path, da
     assert counted == ["lora"] and len(fake_runs) == 1
     (record,) = read_results(tmp_path)
     assert record.label == "lora" and record.key == fake_runs[0] and record.precision_reason
+
+
+def test_the_study_on_a_cpu_without_native_bf16_says_so_first_and_trains_fp32_under_keys_of_its_own(
+        tmp_path, data_dir, fake_runs, capsys, monkeypatch):
+    import json
+
+    import peft_imdb.hardware as hardware
+    import peft_imdb.wall_time as wall_time
+    from peft_imdb.results import save_result
+
+    monkeypatch.setenv("PEFT_IMDB_RESULTS", str(tmp_path))  # the estimate reads these runs only
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
+    base = experiments.profile_base(PROFILES["cpu"])
+    study = [resolve(c) for c in experiment_configs(get_experiment("study"), base, (0,))]
+    fp32_arm = [resolve(replace(c, precision="fp32")) for c in experiment_configs(get_experiment("study"), base, (0,))]
+    measured = dict(accuracy=0.8, train_samples_per_s=20.0, eval_samples_per_s=100.0, load_time_s=1.0)
+    for run in study:  # the study as stored on a CPU with native bf16 (IA3 keeps fp32)
+        save_result(run.record("ok", **measured), tmp_path)
+    for run in fp32_arm:  # the precision ablation's fp32 arm: the throughput an fp32 estimate goes by
+        save_result(run.record("ok", **measured), tmp_path / "ablations" / "precision")
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "mfu_minilm.json").write_text(json.dumps(
+        {"cpu": hardware.cpu_description(), "env": {"device": hardware.device_name()},
+         "peak_gflops": {"fp32": 200.0, "bf16": 900.0}}))
+    assert {r.precision.name for r in study} == {"bf16", "fp32"}
+
+    # The same study asked for on an AVX2-only CPU, whose fp32 matmul is half the stored figure.
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(wall_time, "measure_matmul_gflops", lambda dtype: {"fp32": 100.0, "bf16": 1.8}[dtype])
+    args = ["experiment", "study", "--profile", "cpu", "--seeds", "0", "--results-dir", str(tmp_path),
+            "--figures-dir", str(tmp_path / "figures"), "--in-process", "--data-dir", str(data_dir)]
+    assert main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    bf16_runs = [r for r in study if r.precision.bf16]
+    to_train = [r.key for r in fp32_arm if r.key not in {s.key for s in study}]
+    assert out[0].startswith(f"The study in {tmp_path} trained in bf16 ({len(bf16_runs)} run(s), on ")
+    assert out[1].startswith("This CPU (") and "has no native bf16" in out[1]
+    # 2000 / 20 + 2000 / 100 + 1 = 121 s each where measured, twice that here: 4 runs x 242 s.
+    assert out[2] == (f"So {len(to_train)} run(s) train in fp32 instead, under run keys of their own, stored in "
+                      f"{tmp_path} beside the bf16 runs, which stay as they are; estimated ~16 min on this machine "
+                      f"for the {len(to_train)} run(s) to train.")
+    assert out[3].startswith("1 stored run(s) are the same runs here")  # IA3, fp32 in both
+    assert out[4] == f"plan ({tmp_path}): {len(to_train)} to train, 1 stored already"
+    assert out[-1] == "dry run: nothing trained" and fake_runs == [] and not (tmp_path / "figures").exists()
+
+    # For real: the fp32 runs train under their own keys; the bf16 records stay as they were.
+    before = {r.key: r.finished_at for r in read_results(tmp_path)}
+    monkeypatch.setattr(experiments, "write_reports", lambda *a, **k: [])  # stub rows: no summary to draw
+    assert main(args) == 0
+    assert capsys.readouterr().out.startswith(f"The study in {tmp_path} trained in bf16")
+    assert sorted(fake_runs) == sorted(to_train)
+    after = {r.key: r.finished_at for r in read_results(tmp_path)}
+    assert {k: after[k] for k in before} == before and set(after) == set(before) | set(to_train)
+
+
+def test_a_dry_run_prints_the_plan_and_trains_copies_and_writes_nothing(tmp_path, data_dir, tiny_models, fake_runs,
+                                                                        capsys):
+    common = _smoke(tmp_path, data_dir, tiny_models["bert"])
+    assert main(["matrix", "--methods", "lora", "--seeds", "0", *common[:-2]]) == 0  # the "study"
+    capsys.readouterr()
+    assert main(["ablation", "targets", "--seeds", "0", "--dry-run", *common]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"plan ({tmp_path / 'ablations' / 'targets'}): 3 to train, 1 in the study (copied)"
+    assert any(line.startswith("  in the study (copied)  lora ") for line in out)
+    assert out[-1] == "dry run: nothing trained" and fake_runs == [read_results(tmp_path)[0].key]
+    assert not (tmp_path / "ablations").exists() and not (tmp_path / "figures").exists()
+    assert main(["matrix", "--methods", "full", "lora", "--seeds", "0", "1", "--dry-run", *common[:-2]]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"plan ({tmp_path}): 3 to train, 1 stored already" and len(fake_runs) == 1

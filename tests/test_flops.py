@@ -92,18 +92,20 @@ def test_mfu_benchmark_quick_on_a_tiny_model(tmp_path, imdb, data_dir):
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     last = done.stdout.strip().splitlines()[-1]
-    match = re.fullmatch(r"speedup=([\d.]+) mfu=([\d.]+) peak_gflops=([\d.]+)", last)
+    match = re.fullmatch(r"speedup=([\d.]+) mfu=([\d.]+) peak_dtype=(fp32|bf16) peak_gflops=([\d.]+)", last)
     assert match, last
-    speedup, fraction, peak = (float(x) for x in match.groups())
+    speedup, fraction, peak = float(match.group(1)), float(match.group(2)), float(match.group(4))
+    dtype = match.group(3)
     record = json.loads((tmp_path / "mfu_tinybert_quick.json").read_text())
-    assert record["peak_gflops"]["bf16"] == pytest.approx(peak, abs=0.06) and set(record["peak_gflops"]) == {
+    assert record["peak_gflops"][dtype] == pytest.approx(peak, abs=0.06) and set(record["peak_gflops"]) == {
         "fp32", "bf16"}
     assert [(r["method"], r["recipe"], r["max_length"]) for r in record["rows"]] == [
         ("full", "usual", 32), ("full", "ours", 32)]
     usual, ours = record["rows"]
     assert usual["precision"] == "fp32" and usual["optim"] == "adamw_torch"
     assert ours["precision"] == record["ours_precision"] and ours["speedup"] == pytest.approx(speedup, abs=6e-4)
-    assert ours["mfu_of_bf16_peak"] == pytest.approx(fraction, abs=6e-5) and 0 < fraction < 1
+    assert ours["peak_dtype"] == ours["precision"] == dtype and "fp32" in record["native_dtypes"]
+    assert ours["mfu"] == pytest.approx(fraction, abs=6e-5) and 0 < fraction < 1
     assert {"cpu_model", "bf16_flags", "torch_threads"} <= set(record["cpu"]) and record["env"]["versions"]["torch"]
     assert "64x64x64" not in record["peaks_by_shape"]["fp32"]["shapes"]  # the model's shapes: tokens x in x out
     assert "256x64x128" in record["peaks_by_shape"]["fp32"]["shapes"] and "2048x2048x2048" in \

@@ -30,6 +30,22 @@ def test_explicit_requests_override_the_hardware_on_cpu():
     assert "natively" in choose_precision("bf16", cuda=False, cpu_flags=NATIVE).reason
 
 
+@pytest.mark.parametrize("flags, cuda, capability, expected", [
+    (NATIVE, False, None, {"fp32", "bf16"}), (AMX, False, None, {"fp32", "bf16"}), (PLAIN, False, None, {"fp32"}),
+    (PLAIN, True, (7, 5), {"fp32", "fp16"}), (PLAIN, True, (8, 0), {"fp32", "fp16", "bf16"})])
+def test_native_precisions_follow_the_flags_and_the_capability(flags, cuda, capability, expected):
+    assert hardware.native_precisions(flags, cuda, capability) == expected
+
+
+def test_a_cpu_kind_reads_as_words():
+    assert hardware.cpu_kind_text({"cpu_model": "AMD EPYC", "bf16_flags": ["avx512_bf16"], "avx512f": True}) == \
+        "AMD EPYC with avx512_bf16"
+    assert hardware.cpu_kind_text({"cpu_model": "AMD EPYC", "bf16_flags": [], "avx512f": False}) == \
+        "AMD EPYC without native bf16 (no AVX-512)"
+    assert hardware.cpu_kind_text({}) == "a CPU not recorded"
+    assert hardware.bf16_support(cuda=False, cpu_flags=PLAIN) == (False, "CPU without avx512_bf16/amx_bf16")
+
+
 def test_fp16_on_cpu_is_refused_as_a_silent_no_op():
     with pytest.raises(UserError, match="silent no-op"):
         choose_precision("fp16", cuda=False, cpu_flags=NATIVE)

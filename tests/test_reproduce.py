@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from peft_imdb.cli import main
+from peft_imdb.errors import UserError
 from peft_imdb.reproduce import choose_records, compare, same_stack
 from peft_imdb.results import load_predictions, predictions_path, read_result, read_results
 
@@ -107,3 +108,80 @@ def test_report_to_tensorboard(tiny_models, data_dir, tmp_path, capsys, monkeypa
     assert code == 0
     (key,) = [r.key for r in read_results(root)]
     assert list((root / "tensorboard" / key).glob("events.out.tfevents.*"))
+
+
+# --- the choice of runs, precision and rule on CPUs with and without native bf16 ----------------------------
+
+def _fake_cpu(monkeypatch, flags: set[str]) -> None:
+    import peft_imdb.hardware as hardware
+
+    monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset(flags))
+
+
+@pytest.mark.parametrize("flags", [{"avx512f", "avx512_bf16"}, {"avx2"}], ids=["native-bf16", "avx2-only"])
+def test_the_choice_for_bf16_and_fp32_records_on_both_kinds_of_cpu(flags, tiny_models, tmp_path, monkeypatch):
+    from conftest import store_ok_row, tiny_config
+
+    from peft_imdb.reproduce import plan_rechecks
+    from peft_imdb.resolved import resolve
+
+    _fake_cpu(monkeypatch, flags)
+    native = "avx512_bf16" in flags
+    model, root = tiny_models["bert"], tmp_path / "results"
+    bf16 = store_ok_row(resolve(tiny_config(model, "full", precision="bf16")), root)  # as the study stores it
+    fp32 = store_ok_row(resolve(tiny_config(model, "lora", precision="fp32")), root / "ablations" / "precision")
+
+    everything = plan_rechecks(root)
+    chosen = {r.record.key: (r.run.key, r.run.precision.name, r.rule, r.ran_in) for r in everything.rechecks}
+    if native:  # each in its own precision; same machine and stack: identical predictions expected
+        assert chosen == {bf16.key: (bf16.key, "bf16", "identical", "bf16"),
+                          fp32.key: (fp32.key, "fp32", "identical", "fp32")} and everything.left_out == []
+    else:  # the bf16 run is left out, not re-trained ~100x slower
+        assert chosen == {fp32.key: (fp32.key, "fp32", "identical", "fp32")}
+        assert [r.key for r in everything.left_out] == [bf16.key]
+    # --sample draws from the runs this machine re-trains natively (seed 0 of Full FT first where it can).
+    assert [r.record.key for r in plan_rechecks(root, sample=1).rechecks] == [bf16.key if native else fp32.key]
+
+    # A run named explicitly: in its own precision where native, else in fp32, judged by the interval rule.
+    (named,) = plan_rechecks(root, keys=[bf16.key]).rechecks
+    if native:
+        assert (named.run.key, named.run.precision.name, named.rule, named.ran_in) == (bf16.key, "bf16", "identical",
+                                                                                        "bf16")
+    else:
+        twin = resolve(tiny_config(model, "full", precision="fp32")).key
+        assert (named.run.key, named.run.precision.name, named.rule, named.ran_in) == (twin, "fp32", "interval",
+                                                                                        "fp32 (recorded bf16)")
+        assert twin != bf16.key and "re-trained in fp32" in named.run.precision.reason
+    with pytest.raises(UserError, match="no finished run nope"):
+        plan_rechecks(root, keys=["nope"])
+
+
+def test_without_native_bf16_a_named_bf16_run_retrains_in_fp32_and_each_line_says_so(
+        tiny_store, tiny_models, data_dir, tmp_path, capsys, monkeypatch):
+    import shutil
+
+    root = tmp_path / "results"
+    shutil.copytree(tiny_store, root)
+    # Full FT as in the tiny store, but trained in bf16 (as the committed study was, on a CPU with native bf16).
+    assert main(["run", "--model", str(tiny_models["bert"]), "--method", "full", "--train-size", "32", "--eval-size",
+                 "16", "--val-size", "8", "--epochs", "1", "--max-length", "32", "--batch-size", "8", "--lr", "1e-3",
+                 "--precision", "bf16", "--results-dir", str(root), "--data-dir", str(data_dir)]) == 0
+    (bf16,) = [r for r in read_results(root) if r.precision_mode == "bf16"]
+    (fp32_twin,) = [r for r in read_results(root) if r.method == "full" and r.precision_mode == "fp32"]
+    capsys.readouterr()
+    _fake_cpu(monkeypatch, {"avx2"})
+
+    scratch = tmp_path / "scratch"
+    assert reproduce(root, scratch, data_dir, "--sample", "2", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "left out: 1 committed run(s) in bf16" in out and "Name one with --keys" in out
+    assert "plan (" in out and ": 2 to re-train" in out and "estimated wall time" in out
+    assert out.rstrip().endswith("dry run: nothing trained") and not scratch.exists()
+
+    assert reproduce(root, scratch, data_dir, "--keys", bf16.key) == 0
+    out = capsys.readouterr().out
+    line = next(line for line in out.splitlines() if line.startswith(bf16.key) and "ok:" in line)
+    assert "fp32 (recorded bf16)" in line and "interval" in line and "ok: within interval" in line
+    assert f"{bf16.key}: ran in fp32 (recorded bf16), judged by the interval rule" in out
+    assert [p.stem for p in (scratch / "runs").glob("*.json")] == [fp32_twin.key]  # the fp32 run, its own key

@@ -85,6 +85,13 @@ def _experiment_flags(parser: argparse.ArgumentParser, seeds_help: str) -> None:
     parser.add_argument("--force", action="store_true", help="re-run finished runs too")
     parser.add_argument("--in-process", action="store_true", help="run every run in this process")
     parser.add_argument("--figures-dir", default="figures")
+    _dry_run(parser)
+
+
+def _dry_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the plan (runs to train and reused, each one's precision and why, the estimated "
+                        "wall time on this machine) and exit without training or writing anything")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--in-process", action="store_true",
                         help="run every run in this process (default: a fresh process per run, so memory "
                         "figures start clean and a crash costs one row)")
+    _dry_run(matrix)
     _common(matrix)
 
     experiment = commands.add_parser("experiment", help="one experiment of the study (its runs, then its summary); "
@@ -141,8 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = commands.add_parser("reproduce", help="re-train the stored runs from their configs into a scratch "
                                     "folder and compare them run by run with the records")
-    reproduce.add_argument("--sample", type=int, metavar="K",
-                           help="only K runs, spread over methods (seed 0 of each method first; default: all)")
+    chosen = reproduce.add_mutually_exclusive_group()
+    chosen.add_argument("--sample", type=int, metavar="K",
+                        help="only K of the runs this machine trains in their own precision natively, spread over "
+                        "methods (seed 0 of each method first; default: all of them)")
+    chosen.add_argument("--keys", nargs="+", metavar="KEY",
+                        help="these committed runs (their keys; any folder of the results root); one in a precision "
+                        "this machine does not run natively is re-trained in fp32 and judged by the interval rule")
     reproduce.add_argument("--scratch", metavar="DIR",
                            help="where the re-runs go (default: a new temporary folder); runs already there are "
                            "not trained again")
@@ -150,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "only read")
     reproduce.add_argument("--data-dir", help="folder with train.jsonl/test.jsonl (default: PEFT_IMDB_DATA, else the hub)")
     reproduce.add_argument("--in-process", action="store_true", help="run every run in this process")
+    _dry_run(reproduce)
     _report_to(reproduce)
 
     estimate = commands.add_parser("estimate", help="trainable parameters and model-state memory of each method on a "
@@ -218,20 +232,31 @@ def _print_row(result) -> None:
 
 
 def _matrix(args, configs: list[RunConfig], reuse_from: str | os.PathLike | None = None,
-            results: str | os.PathLike | None = None) -> int:
-    """Resolve, plan and train the configs into `results` (default --results-dir); 1 when a run failed."""
+            results: str | os.PathLike | None = None, title: str = "The stored runs of these settings",
+            root: str | os.PathLike | None = None) -> int:
+    """Resolve, plan, print the plan and train the configs into `results` (default --results-dir); 1 when a run
+    failed. `--dry-run`: the plan only, nothing trained, copied or written. `root`: the results root whose stored
+    runs the estimate reads (default: `results`)."""
     from .data import load_imdb
     from .parallel.shards import parse_shard, shard_runs
     from .plan import plan_runs, resolve_all, train_planned
     from .train import world
 
     results = results if results is not None else args.results_dir
+    dry_run = getattr(args, "dry_run", False)
     runs = resolve_all(configs)
     if getattr(args, "shard", None):
         k, n = parse_shard(args.shard)
         total, runs = len(runs), shard_runs(runs, k, n)
         print(f"shard {k}/{n}: {len(runs)} of {total} run(s)")
-    plan = plan_runs(runs, results, force=args.force, reuse_from=reuse_from)
+    plan = plan_runs(runs, results, force=args.force, reuse_from=reuse_from, dry_run=dry_run)
+    rank = world()[0]
+    if rank == 0:
+        for line in _plan_preview(plan, results, root if root is not None else results, title):
+            print(line)
+    if dry_run:
+        print("dry run: nothing trained")
+        return 0
     if plan.copied:
         print(f"reused {len(plan.copied)} finished run(s) of the main study")
     if plan.stored:
@@ -239,13 +264,29 @@ def _matrix(args, configs: list[RunConfig], reuse_from: str | os.PathLike | None
     if not plan.train:
         return 0
     imdb = load_imdb(plan.train[0].config.data_dir)  # fail fast on bad data; each run's process reads it again
-    rank = world()[0]
     started = time.perf_counter()
     rows = train_planned(plan.train, results, imdb, in_process=args.in_process,
                          on_result=_print_row if rank == 0 else None, force=args.force)
     if rank == 0:
         print(overhead_line(rows, time.perf_counter() - started))
     return 1 if any(row.status == "failed" for row in rows) else 0
+
+
+def _plan_preview(plan, results: str | os.PathLike | None, root: str | os.PathLike | None, title: str) -> list[str]:
+    """The lines printed before training: a word on a precision this CPU lacks (first), then the plan and its
+    estimated wall time, from the runs stored under the results root and the default results folder (the
+    committed study's, when the command writes elsewhere)."""
+    from .hardware import native_precisions
+    from .preview import plan_lines, precision_notice
+    from .results import read_results
+    from .wall_time import estimator
+
+    folder = results_dir(results)
+    estimate = estimator([results_dir(root), results_dir()]).plan(plan.train)
+    lines = precision_notice(title, folder, plan.train, len(plan.stored), read_results(folder, keep_aside=False),
+                             estimate, native_precisions())
+    groups = [("to train", plan.train), ("stored already", plan.stored), ("in the study (copied)", plan.copied)]
+    return lines + plan_lines(groups, estimate, folder)
 
 
 def overhead_line(rows, wall_s: float) -> str:
@@ -268,13 +309,20 @@ def _experiment_name(args) -> str | None:
 
 
 def _experiment(args, name: str) -> int:
-    """Train an experiment's runs not stored yet into its folder, then write its summary."""
-    from .experiments import run_experiment
+    """Train an experiment's runs not stored yet into its folder, then write its summary (--dry-run: the plan)."""
+    from .experiments import experiment_request, run_experiment
 
     profile = _profile(args)
+
+    def train(configs, folder, reuse):
+        return _matrix(args, configs, reuse_from=reuse, results=folder, title=f"The {name}", root=args.results_dir)
+
+    if args.dry_run:  # nothing is written: no summary
+        return train(*experiment_request(get_experiment(name), profile, _base(args, method_names()),
+                                         args.results_dir, args.seeds, args.methods, args.force))
     code, written = run_experiment(
         name, profile, _base(args, method_names()), args.results_dir, args.figures_dir, args.seeds, args.methods,
-        args.force, train=lambda configs, folder, reuse: _matrix(args, configs, reuse_from=reuse, results=folder))
+        args.force, train=train)
     for path in written:
         print(f"wrote {path}")
     return code
@@ -298,7 +346,10 @@ def _reproduce(args) -> int:
     """Re-train and compare; 1 when any run does not reproduce."""
     from .reproduce import comparison_table, reproduce
 
-    comparisons, scratch = reproduce(args.results_dir, args.scratch, args.sample, args.data_dir, args.in_process)
+    comparisons, scratch = reproduce(args.results_dir, args.scratch, args.sample, args.data_dir, args.in_process,
+                                     args.keys, args.dry_run)
+    if args.dry_run:
+        return 0
     print(comparison_table(comparisons))
     bad = sum(not c.ok for c in comparisons)
     print(f"{len(comparisons) - bad} of {len(comparisons)} run(s) reproduced; re-runs in {scratch}")
@@ -325,18 +376,19 @@ def main(argv: list[str] | None = None) -> int:
         return estimate_command.run(args)
     try:
         # A folder that cannot hold the store stops every writing command before any training; reproduce
-        # only reads the store and writes to its scratch folder.
+        # only reads the store and writes to its scratch folder; a dry run writes nothing.
+        writes = not getattr(args, "dry_run", False)
         if args.command == "reproduce":
-            if args.scratch:
+            if args.scratch and writes:
                 check_writable(args.scratch, "scratch folder", "--scratch")
         elif args.command in ("experiment", "ablation", "sweep"):
-            if _experiment_name(args):  # not for --list
+            if _experiment_name(args) and writes:  # not for --list or --dry-run
                 check_writable(get_experiment(_experiment_name(args)).path(_profile(args), args.results_dir))
-        else:
+        elif writes:
             check_writable(results_dir(args.results_dir))
-        if getattr(args, "report_to", "none") == "tensorboard":
+        if getattr(args, "report_to", "none") == "tensorboard" and writes:
             _start_tensorboard(args)
-        if getattr(args, "figures_dir", None):
+        if getattr(args, "figures_dir", None) and writes:
             check_writable(args.figures_dir, "figures folder", "--figures-dir")
         if args.command == "report":
             from .experiments import write_reports

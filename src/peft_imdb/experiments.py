@@ -94,6 +94,17 @@ def train_quietly(configs: list[RunConfig], folder: Path, reuse_from: Path | Non
     return 1 if any(row.status == "failed" for row in rows) else 0
 
 
+def experiment_request(experiment: Experiment, profile: Profile, base: Base | None = None,
+                       root: str | os.PathLike | None = None, seeds: tuple[int, ...] | None = None,
+                       methods: list[str] | None = None,
+                       force: bool = False) -> tuple[list[RunConfig], Path, Path | None]:
+    """What an experiment asks to train: (its configs, its folder, the study folder it copies finished runs from
+    or None)."""
+    configs = experiment_configs(experiment, base or profile_base(profile), seeds, methods)
+    reuse = results_dir(root) if experiment.reuse_study and not force else None
+    return configs, experiment.path(profile, root), reuse
+
+
 def run_experiment(name: str, profile: Profile, base: Base | None = None, root: str | os.PathLike | None = None,
                    figures_dir: str | os.PathLike = "figures", seeds: tuple[int, ...] | None = None,
                    methods: list[str] | None = None, force: bool = False,
@@ -107,12 +118,18 @@ def run_experiment(name: str, profile: Profile, base: Base | None = None, root: 
     from .results import has_ok_result
 
     experiment = get_experiment(name)
-    configs = experiment_configs(experiment, base or profile_base(profile), seeds, methods)
-    folder = experiment.path(profile, root)
-    reuse = results_dir(root) if experiment.reuse_study and not force else None
+    configs, folder, reuse = experiment_request(experiment, profile, base, root, seeds, methods, force)
     code = (train or (lambda c, f, r: train_quietly(c, f, r, force)))(configs, folder, reuse)
     complete = all(has_ok_result(run.key, folder) for run in resolve_all(configs))
     return code, experiment.summarize(profile, results_dir(root), Path(figures_dir), complete)
+
+
+def experiment_folders(root: str | os.PathLike | None = None) -> list[Path]:
+    """Every folder under a results root where an experiment keeps runs (for any profile), the root first; only
+    those that exist."""
+    root = results_dir(root)
+    folders = [e.path(profile, root) for e in EXPERIMENTS.values() for profile in PROFILES.values()]
+    return [Path(f) for f in dict.fromkeys(str(f) for f in [root, *folders]) if Path(f).is_dir()]
 
 
 # --- where runs live --------------------------------------------------------------------------------------

@@ -86,6 +86,18 @@ def cpu_description() -> dict:
             "torch_threads": torch.get_num_threads()}
 
 
+def bf16_support(capability: tuple[int, int] | None = None, cuda: bool | None = None,
+                 cpu_flags: frozenset[str] | set[str] | None = None) -> tuple[bool, str]:
+    """(whether this device runs bf16 natively, the device in those terms: `CPU without avx512_bf16/amx_bf16`)."""
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    if cuda:
+        major, minor = capability if capability is not None else torch.cuda.get_device_capability(0)
+        return major >= 8, f"compute capability {major}.{minor}"
+    flags = read_cpu_flags() if cpu_flags is None else frozenset(cpu_flags)
+    found = sorted(flags & NATIVE_BF16_FLAGS)
+    return bool(found), (f"CPU with {', '.join(found)}" if found else "CPU without avx512_bf16/amx_bf16")
+
+
 def choose_precision(requested: str = "auto", capability: tuple[int, int] | None = None, cuda: bool | None = None,
                      cpu_flags: frozenset[str] | set[str] | None = None) -> Precision:
     """Resolve a requested precision (auto, fp32, bf16, fp16) for this device, with the reason.
@@ -98,15 +110,7 @@ def choose_precision(requested: str = "auto", capability: tuple[int, int] | None
     if requested not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
     cuda = torch.cuda.is_available() if cuda is None else cuda
-    if cuda:
-        major, minor = capability if capability is not None else torch.cuda.get_device_capability(0)
-        native = major >= 8
-        where = f"compute capability {major}.{minor}"
-    else:
-        flags = read_cpu_flags() if cpu_flags is None else frozenset(cpu_flags)
-        found = sorted(flags & NATIVE_BF16_FLAGS)
-        native = bool(found)
-        where = f"CPU with {', '.join(found)}" if found else "CPU without avx512_bf16/amx_bf16"
+    native, where = bf16_support(capability, cuda, cpu_flags)
     if requested == "fp32":
         return Precision("fp32", f"fp32 requested ({where})")
     if requested == "fp16":
@@ -122,6 +126,24 @@ def choose_precision(requested: str = "auto", capability: tuple[int, int] | None
     if cuda:
         return Precision("fp16", f"auto: {where} < 8.0: fp16 tensor cores, no native bf16")
     return Precision("fp32", f"auto: {where}: bf16 would be emulated (slower) and fp16 is a no-op on CPU")
+
+
+def native_precisions(cpu_flags: frozenset[str] | set[str] | None = None, cuda: bool | None = None,
+                      capability: tuple[int, int] | None = None) -> frozenset[str]:
+    """The precisions this machine runs natively: fp32 always; bf16 where `auto` would pick it; fp16 on CUDA."""
+    chosen = choose_precision("auto", capability=capability, cuda=cuda, cpu_flags=cpu_flags)
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    return frozenset({"fp32", chosen.name} | ({"fp16"} if cuda else set()))
+
+
+def cpu_kind_text(cpu: dict | None) -> str:
+    """A CPU as records hold it (cpu_description), in words: `AMD EPYC with avx512_bf16`."""
+    if not cpu:
+        return "a CPU not recorded"
+    flags = cpu.get("bf16_flags") or []
+    native = f"with {', '.join(flags)}" if flags else "without native bf16" + ("" if cpu.get("avx512f") else
+                                                                                 " (no AVX-512)")
+    return f"{cpu.get('cpu_model') or 'CPU'} {native}"
 
 
 def run_precision(requested: str = "auto", cpu_bf16: bool = True, method: str = "") -> Precision:

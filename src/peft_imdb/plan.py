@@ -34,11 +34,12 @@ def resolve_all(configs: Iterable[RunConfig]) -> list[ResolvedRun]:
 
 
 def plan_runs(runs: list[ResolvedRun], root: str | os.PathLike | None = None, force: bool = False,
-              reuse_from: str | os.PathLike | None = None) -> Plan:
+              reuse_from: str | os.PathLike | None = None, dry_run: bool = False) -> Plan:
     """Split runs into runs to train, runs stored as `ok` already, and runs copied from another store.
 
     A finished run is never trained twice unless `force`; with `reuse_from` (the main study's folder, for
-    an ablation) a run finished there is copied with its predictions instead of being trained.
+    an ablation) a run finished there is copied with its predictions instead of being trained (`dry_run`: found
+    there, not copied).
     """
     plan = Plan()
     for run in runs:
@@ -46,7 +47,8 @@ def plan_runs(runs: list[ResolvedRun], root: str | os.PathLike | None = None, fo
             plan.train.append(run)
         elif has_ok_result(run.key, root):
             plan.stored.append(run)
-        elif reuse_from is not None and copy_run(run.key, results_dir(reuse_from), results_dir(root)):
+        elif reuse_from is not None and (has_ok_result(run.key, results_dir(reuse_from)) if dry_run else
+                                         copy_run(run.key, results_dir(reuse_from), results_dir(root))):
             plan.copied.append(run)
         else:
             plan.train.append(run)

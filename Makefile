@@ -2,7 +2,7 @@
 # Both create .venv and install everything first; nothing outside this folder is changed.
 # `make test-fast` runs the unit and integration tests (a quick check); `make test-oldest` runs them on the
 # oldest supported versions (constraints-oldest.txt) in .venv-oldest; `make lab` opens JupyterLab on
-# notebooks/ with the project's kernel.
+# notebooks/ with the project's kernel. Only `make readme` (for maintainers) rewrites README.md and docs/.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +21,7 @@ KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study more-methods tuning ablations test test-fast test-oldest lab report notebooks reproduce clean
+.PHONY: setup study more-methods tuning ablations test test-fast test-oldest lab report readme notebooks reproduce clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,9 +46,9 @@ $(OLDEST_VENV)/.installed: pyproject.toml constraints-oldest.txt
 
 setup: $(VENV)/.installed
 
-# An experiment (src/peft_imdb/experiments.py) trains its runs not stored yet, then writes its summary; the
-# README's and docs' generated blocks follow.
-EXPERIMENTS = $(PY) -m peft_imdb experiment $(1) && $(PY) scripts/update_readme.py
+# An experiment (src/peft_imdb/experiments.py) trains its runs not stored yet into results/, then writes its
+# summary and figures; `make readme` carries the new numbers into README.md and docs/.
+EXPERIMENTS = $(PY) -m peft_imdb experiment $(1)
 
 study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detected profile, then the summary and charts
 	$(call EXPERIMENTS,study)
@@ -65,8 +65,10 @@ ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds)
 notebooks: setup  ## execute notebooks/ in place, with outputs, on PEFT_IMDB_PROFILE (default: detected)
 	$(PY) scripts/execute_notebooks.py
 
-report: setup  ## results/summary.md, figures/ and the README's tables, from the stored results
+report: setup  ## results/summary.md and figures/, from the stored results
 	$(PY) -m peft_imdb report
+
+readme: setup  ## maintainers: the generated blocks of README.md and docs/*.md, from results/ (the tests check them)
 	$(PY) scripts/update_readme.py
 
 # SAMPLE=K re-trains K of the committed runs this CPU trains natively (seed 0 of each method first); KEYS="K1 K2"

@@ -11,6 +11,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/peft-imdb/blob/main/notebooks/02_lora.ipynb)
+#
 # # 02 · LoRA
 #
 # LoRA (Hu et al., 2021) freezes the pretrained weights and learns a **low-rank update** of chosen weight
@@ -26,23 +28,24 @@
 # The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
 # the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
 # the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
-# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
-# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
-# a runtime of its own) finds the runs of 01-04.
+# clones `REPO_URL` and works in the clone's `notebooks/`; with `DRIVE_FOLDER` set, it mounts Google Drive and
+# keeps your run records and figures there, where 05_compare (in a runtime of its own) finds the runs of 01-04.
+# Both come from `pyproject.toml`: a fork sets them once with `python scripts/set_repository.py <owner>/<name>`.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
-# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
-# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
-# missing), run records go to `results/` and figures to `figures/` at the repository root.
+# overrides the choice. Without `PEFT_IMDB_DATA` the data comes from `../shared/data/imdb` beside the
+# repository (or the hub when that is missing). The runs you train go to your own store, `results-scratch/`
+# (git-ignored; `PEFT_IMDB_RESULTS` names another), their figures to `results-scratch/figures/` (or
+# `PEFT_IMDB_FIGURES`); the committed study in `results/` and `figures/` is only read.
 
 # %%
-REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # from pyproject.toml: a fork sets it with scripts/set_repository.py
+DRIVE_FOLDER = None  # Colab: a Drive folder keeps your runs where 05_compare sees them (set_repository.py too)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
     assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
     os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
-    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+    os.chdir("peft-imdb/notebooks")  # the clone's committed study, and its scratch store for your runs
 sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
 from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
 setup(REPO_URL, DRIVE_FOLDER)
@@ -58,7 +61,7 @@ from peft_imdb.folders import folders
 from peft_imdb.models import load_model, load_tokenizer
 from peft_imdb.params import compare_parameters, expected_parameters
 from peft_imdb.plan import load_or_train
-from peft_imdb.table import load_results
+from peft_imdb.table import by_store, load_results
 from peft_imdb.resolved import resolve
 # %%
 # The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
@@ -144,22 +147,21 @@ expected
 # %% [markdown]
 # ## Training, or the stored run
 #
-# `load_or_train` looks in the results store first, by the config's key. The committed store holds the
-# CPU study's runs (the four methods and QLoRA's LoRA twin with 5 seeds each, made with `make study`), so on the
-# `cpu` profile
-# with the config above unchanged this cell shows the stored seed-0 row at once and says so in one line;
-# `retrain=True` trains it again and replaces that row. A changed config (another profile, e.g. Colab's
-# `colab-t4`, or any edited field) has no stored run and trains here: the run loads its own copy of the
-# model, wraps it exactly as above, trains it with the Hugging Face `Trainer` (its progress bar shows the
-# steps and the validation metrics after each epoch), evaluates once on the test subset, and stores the
-# run record (metrics, parameter counts, wall time, peak memory, environment) and the per-review
-# predictions under the key. A run that cannot happen on this machine is stored as `skipped` with the
-# reason, one that breaks as `failed` with the error: the cell shows the row either way, and only a
-# finished (`ok`) run is reused.
+# `load_or_train` looks up the config's key in the committed study first (`results/`, only read), then in your
+# own store (`results-scratch/`). The committed study holds the CPU study's runs (the four methods and QLoRA's
+# LoRA twin with 5 seeds each, made with `make study`), so on the `cpu` profile with the config above unchanged
+# this cell shows the committed seed-0 row at once and says so in one line; `retrain=True` trains it again
+# into your store. A changed config (another profile, e.g. Colab's `colab-t4`, or any edited field) has no
+# stored run and trains here: the run loads its own copy of the model, wraps it exactly as above, trains it
+# with the Hugging Face `Trainer` (its progress bar shows the steps and the validation metrics after each
+# epoch), evaluates once on the test subset, and stores the run record (metrics, parameter counts, wall
+# time, peak memory, environment) and the per-review predictions under the key, in your store. A run that
+# cannot happen on this machine is stored as `skipped` with the reason, one that breaks as `failed` with the
+# error: the cell shows the row either way, and only a finished (`ok`) run is reused.
 
 # %%
 model = peft_model = None  # the run loads its own copy; this one would add to its peak memory
-row = load_or_train(config, paths.results_dir)  # retrain=True trains it again
+row = load_or_train(config, paths.results_dir, study=paths.study_dir)  # retrain=True: train it into your store
 run_summary(row)
 
 # %% [markdown]
@@ -179,14 +181,15 @@ run_curve(row)
 compare_parameters(expected, row)
 
 # %% [markdown]
-# ## This method's rows in the results store
+# ## This method's rows: the committed study, and your runs
 #
-# Everything stored for `lora`: one row per configuration and seed (the study's seeds; other profiles
-# or settings appear as separate rows). Re-running this notebook adds no row: the same config is the same
-# run, shown from the store (with `retrain=True` its row is rewritten, not added).
+# Everything stored for `lora`, labelled by store: the committed study's rows (one per configuration and
+# seed), then yours. Re-running this notebook adds no row: the same config is the same run, shown from the
+# store (with `retrain=True` your row is rewritten, not added).
 
 # %%
-method_rows(load_results(paths.results_dir), "lora")
+by_store({"committed study": method_rows(load_results(paths.study_dir), "lora"),
+          "your runs": method_rows(load_results(paths.results_dir), "lora")})
 
 # %% [markdown]
 # ## Reading the numbers
@@ -211,7 +214,7 @@ method_rows(load_results(paths.results_dir), "lora")
 # %%
 from peft_imdb.findings import method_finding
 
-print(method_finding("lora", paths.results_dir))
+print(method_finding("lora", paths.study_dir))
 
 # %% [markdown]
 # The sentence compares LoRA at its validation-picked learning rate with Full FT on the same test reviews. The

@@ -10,15 +10,19 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/peft-imdb/blob/main/notebooks/05_compare.ipynb)
+#
 # # 05 · Compare
 #
-# This notebook **trains nothing**: it reads the results store (one JSON record and one file of per-review
-# predictions per run, in `results/runs/` and `results/predictions/`), written by notebooks 01-04 or by
-# `make study` (`python -m peft_imdb experiment study`: the four methods and QLoRA's LoRA twin with 5 seeds each), and compares the methods
-# from those records alone: the summary over seeds with its statistics, which method to use when (derived
-# from the measured table by stated rules), and the report's charts: the headline figure, confusion heatmaps, bar charts and three Pareto
-# charts of accuracy against a cost (`python -m peft_imdb report` writes the same files). The ablations
-# (LoRA rank, adapter placement, learning rate) are in 06.
+# This notebook **trains nothing**: it reads the committed study (one JSON record and one file of per-review
+# predictions per run, in `results/runs/` and `results/predictions/`, made by `make study`: the four methods
+# and QLoRA's LoRA twin with 5 seeds each), and compares the methods from those records alone: the summary
+# over seeds with its statistics, which method to use when (derived from the measured table by stated rules),
+# and the report's charts: the headline figure, confusion heatmaps, bar charts and three Pareto charts
+# (`python -m peft_imdb report` drew them into `figures/`). Then, labelled apart, the
+# runs you trained yourself (01-04 with a changed config or on another profile, `python -m peft_imdb run`):
+# they live in your own store, `results-scratch/`, never among the study's. The ablations (LoRA rank, adapter
+# placement, learning rate) are in 06.
 
 # %% [markdown]
 # ## Setup
@@ -26,23 +30,24 @@
 # The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
 # the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
 # the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
-# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
-# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
-# a runtime of its own) finds the runs of 01-04.
+# clones `REPO_URL` and works in the clone's `notebooks/`; with `DRIVE_FOLDER` set, it mounts Google Drive and
+# keeps your run records and figures there, where 05_compare (in a runtime of its own) finds the runs of 01-04.
+# Both come from `pyproject.toml`: a fork sets them once with `python scripts/set_repository.py <owner>/<name>`.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
-# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
-# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
-# missing), run records go to `results/` and figures to `figures/` at the repository root.
+# overrides the choice. Without `PEFT_IMDB_DATA` the data comes from `../shared/data/imdb` beside the
+# repository (or the hub when that is missing). The runs you train go to your own store, `results-scratch/`
+# (git-ignored; `PEFT_IMDB_RESULTS` names another), their figures to `results-scratch/figures/` (or
+# `PEFT_IMDB_FIGURES`); the committed study in `results/` and `figures/` is only read.
 
 # %%
-REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # from pyproject.toml: a fork sets it with scripts/set_repository.py
+DRIVE_FOLDER = None  # Colab: a Drive folder keeps your runs where 05_compare sees them (set_repository.py too)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
     assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
     os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
-    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+    os.chdir("peft-imdb/notebooks")  # the clone's committed study, and its scratch store for your runs
 sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
 from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
 setup(REPO_URL, DRIVE_FOLDER)
@@ -56,7 +61,7 @@ from IPython.display import Markdown
 from peft_imdb.config import detect_profile
 from peft_imdb.folders import folders
 from peft_imdb.report import advice, twin_lines, write_report
-from peft_imdb.table import load_results
+from peft_imdb.table import by_store, load_results
 
 # %%
 # The profile: PEFT_IMDB_PROFILE if set (colab-t4, cpu, smoke), else colab-t4 with a CUDA GPU,
@@ -73,20 +78,20 @@ describe_settings(profile, paths)
 # stated before the data. Then the compact table they come from, one row per run group.
 
 # %%
-table = study_statistics(paths.results_dir)  # summarize + add_statistics, the study's setting
+table = study_statistics(paths.study_dir)  # summarize + add_statistics, the study's setting
 Markdown(findings_markdown(table=table))
 
 # %%
 compact_statistics(table)
 
 # %% [markdown]
-# ## Every run in the store
+# ## Every run in the committed study
 #
 # All models, methods, seeds and settings, including runs that were `skipped` (e.g. QLoRA where NF4
 # cannot run) or `failed`, with the reason.
 
 # %%
-frame = load_results(paths.results_dir)
+frame = load_results(paths.study_dir)
 method_rows(frame)
 
 # %% [markdown]
@@ -119,7 +124,7 @@ statistics_view(table)  # every column; the compact table above is the same rows
 # 4-bit base's alone.
 
 # %%
-Markdown("\n".join(twin_lines(table, frame, paths.results_dir)) or "*No QLoRA run with its twin in the store.*")
+Markdown("\n".join(twin_lines(table, frame, paths.study_dir)) or "*No QLoRA run with its twin in the store.*")
 
 # %% [markdown]
 # ## Which method when
@@ -136,12 +141,12 @@ Markdown("\n".join(advice(table) or ["*Not enough runs with predictions to compa
 # %% [markdown]
 # ## The report
 #
-# `write_report` writes `summary.md` next to the run records (the same table as markdown with the rules and
-# the advice, memory per phase, the ablations once 06 or `make ablations` has run them, and the runs that did
-# not finish) and the charts into the figures folder; the cells after it show the saved PNGs.
+# `python -m peft_imdb report` (`write_report`) wrote the study's `summary.md` next to its run records (the
+# same table as markdown with the rules and the advice, memory per phase, the ablations, and the
+# runs that did not finish) and its charts into `figures/`; the cells after it show those PNGs.
 
 # %%
-written = write_report(paths.results_dir, paths.figures_dir)  # [summary.md, *charts]
+written = [paths.study_dir / "summary.md", *sorted(paths.study_figures_dir.glob("*.png"))]  # drawn by `report`
 print("\n".join(str(path.relative_to(path.parents[1])) for path in written))
 
 # %% [markdown]
@@ -266,3 +271,20 @@ chart(written, "pareto_time.png")
 # the stored seeds, with 95% intervals over the test reviews: differences inside those intervals are not
 # findings. Conclusions hold for that setting only: the model size, sequence length and hardware decide
 # where memory and time go.
+
+# %% [markdown]
+# ## Your runs, apart from the study
+#
+# The runs you trained (01-04 with a changed config or on another profile, `python -m peft_imdb run`, the
+# `smoke` profile) are in your own store, `results-scratch/` (git-ignored; `PEFT_IMDB_RESULTS` names another,
+# e.g. on Drive), never among the committed study's rows above. Here they are, labelled as yours, and
+# `write_report` draws their summary and charts into your store (`results-scratch/summary.md`,
+# `results-scratch/figures/`), leaving the committed ones as they are.
+
+# %%
+own = load_results(paths.results_dir)
+by_store({"your runs": method_rows(own)})
+
+# %%
+own_written = write_report(paths.results_dir, paths.figures_dir)  # [your summary.md, *your charts]
+chart(own_written, "accuracy.png", "no finished runs of your own yet: 01-04 train one with a changed config")

@@ -11,6 +11,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/peft-imdb/blob/main/notebooks/06_ablations.ipynb)
+#
 # # 06 · Ablations
 #
 # The strongest reference study we found reports that LoRA on attention **and** feed-forward layers beats
@@ -23,12 +25,12 @@
 #   bf16 or an Ampere GPU) against fp32: bf16 stays a method's CPU default only where it is *equivalent*;
 # - **learning rate**: not an ablation on test reviews but the validation sweep that chose each default.
 #
-# Each ablation keeps its runs in `results/ablations/<name>/` and compares every setting with its
+# Each ablation keeps its runs in `ablations/<name>/` of a store and compares every setting with its
 # reference (rank 8, each method's default placement, fp32) by the verdicts of 05, paired on the same test
-# reviews. A run that is one of the study's (same config, same key) is copied from the main store instead
-# of being trained again, and a finished run is never trained twice. The committed ablations have 3 seeds
-# (rank, placement) and 5 (precision), run with `make ablations`; this notebook plans seed 0 and trains
-# only what is missing, so after `make ablations` it trains nothing. From scratch it trains 9 runs, each
+# reviews. A run that is one of the study's (same config, same key) is copied instead of being trained
+# again, and a finished run is never trained twice. The committed ablations (`results/ablations/`) have 3
+# seeds (rank, placement) and 5 (precision), run with `make ablations`; this notebook copies them into your
+# store, plans seed 0 and trains only what is missing, so on the committed study's profile it trains nothing. From scratch it trains 9 runs, each
 # about as long as the same method's run in 01-04: on Colab's `colab-t4` profile (roberta-base) that is hours.
 
 # %% [markdown]
@@ -37,23 +39,24 @@
 # The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
 # the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
 # the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
-# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
-# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
-# a runtime of its own) finds the runs of 01-04.
+# clones `REPO_URL` and works in the clone's `notebooks/`; with `DRIVE_FOLDER` set, it mounts Google Drive and
+# keeps your run records and figures there, where 05_compare (in a runtime of its own) finds the runs of 01-04.
+# Both come from `pyproject.toml`: a fork sets them once with `python scripts/set_repository.py <owner>/<name>`.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
-# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
-# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
-# missing), run records go to `results/` and figures to `figures/` at the repository root.
+# overrides the choice. Without `PEFT_IMDB_DATA` the data comes from `../shared/data/imdb` beside the
+# repository (or the hub when that is missing). The runs you train go to your own store, `results-scratch/`
+# (git-ignored; `PEFT_IMDB_RESULTS` names another), their figures to `results-scratch/figures/` (or
+# `PEFT_IMDB_FIGURES`); the committed study in `results/` and `figures/` is only read.
 
 # %%
-REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # from pyproject.toml: a fork sets it with scripts/set_repository.py
+DRIVE_FOLDER = None  # Colab: a Drive folder keeps your runs where 05_compare sees them (set_repository.py too)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
     assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
     os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
-    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+    os.chdir("peft-imdb/notebooks")  # the clone's committed study, and its scratch store for your runs
 sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
 from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
 setup(REPO_URL, DRIVE_FOLDER)
@@ -78,15 +81,16 @@ describe_settings(profile, paths)
 #
 # Each ablation is an experiment (`peft_imdb/experiments.py`): its runs are built from `base`, each method's
 # default config on this profile (the runs of 01-04, so they share their keys). The plan lists every run of the
-# three ablations at seed 0 (its label says what it changes) and whether it is stored already, copied from the
-# study's store, or will train. In each section below, `run_experiment` trains what is missing, one run after
-# the other in this kernel, and writes the ablation's figure: the same call as
-# `python -m peft_imdb experiment NAME --seeds 0`.
+# three ablations at seed 0 (its label says what it changes) and whether the committed study holds it already
+# or it will train. In each section below, `run_experiment` works in your own store (`results-scratch/`, never
+# the committed `results/`): it copies the committed study's runs of the ablation (every seed it has) and the
+# runs 01-04 stored, trains what is missing at `SEEDS`, one run after the other in this kernel, and draws the
+# ablation's figure into your figures folder: `python -m peft_imdb experiment NAME --seeds 0`, kept apart.
 
 # %%
 base = profile_base(profile, data_dir=paths.data_dir)
 SEEDS = (0,)  # the committed ablations have 3 seeds (5 for precision): `experiment NAME` without --seeds
-experiment_plan(["rank", "targets", "precision"], profile, paths.results_dir, paths.data_dir).query("seed in @SEEDS")
+experiment_plan(["rank", "targets", "precision"], profile, paths.study_dir, paths.data_dir).query("seed in @SEEDS")
 
 # %% [markdown]
 # ## LoRA rank
@@ -98,7 +102,8 @@ experiment_plan(["rank", "targets", "precision"], profile, paths.results_dir, pa
 # (`α` 16) is 02's run, taken from the store.
 
 # %%
-code, written = run_experiment("rank", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
+code, written = run_experiment("rank", profile, base, paths.results_dir, paths.figures_dir, SEEDS,
+                               study=paths.study_dir)  # force=True: all again
 
 # %% [markdown]
 # ### rank: the table
@@ -131,7 +136,8 @@ chart(written, "ablation_rank.png",
 # store.
 
 # %%
-code, written = run_experiment("targets", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
+code, written = run_experiment("targets", profile, base, paths.results_dir, paths.figures_dir, SEEDS,
+                               study=paths.study_dir)  # force=True: all again
 
 # %% [markdown]
 # ### targets: the table
@@ -163,7 +169,8 @@ chart(written, "ablation_targets.png",
 # which methods passed. Where `auto` picks fp32 anyway (a CPU without native bf16) the two runs are one.
 
 # %%
-code, written = run_experiment("precision", profile, base, paths.results_dir, paths.figures_dir, SEEDS)  # force=True: all again
+code, written = run_experiment("precision", profile, base, paths.results_dir, paths.figures_dir, SEEDS,
+                               study=paths.study_dir)  # force=True: all again
 
 # %% [markdown]
 # ### precision: the table
@@ -197,7 +204,7 @@ chart(written, "ablation_precision.png",
 # %%
 from peft_imdb.sweep import PICK_RULE, sweep_table, write_sweep_chart
 
-sweep = get_experiment("lr-sweep").path(profile, paths.results_dir)
+sweep = get_experiment("lr-sweep").path(profile, paths.study_dir)  # the committed sweep, only read
 print(PICK_RULE)
 sweep_table(sweep)
 
@@ -210,5 +217,6 @@ chart(write_sweep_chart(sweep, paths.figures_dir), f"sweep_{sweep.name}.png",
 #
 # A verdict is read as in 05: *equivalent* needs the 90% interval of the difference inside ±1 point, and
 # *inconclusive* is not a finding either way. At the `smoke` profile's 64 test reviews the intervals are
-# about ±10 points, so there the notebook only shows that the pipeline works. `write_report` (05, or
-# `python -m peft_imdb report`) adds these tables to `results/summary.md`.
+# about ±10 points, so there the notebook only shows that the pipeline works. `python -m peft_imdb report`
+# adds the committed ablations' tables to `results/summary.md`; `write_report` on your store (05) adds yours to
+# `results-scratch/summary.md`.

@@ -11,6 +11,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/peft-imdb/blob/main/notebooks/07_more_methods.ipynb)
+#
 # # 07 · More methods: DoRA, VeRA, AdaLoRA, LoHa, BitFit, prompt tuning
 #
 # Six more ways to fine-tune, each one entry of the method registry (`peft_imdb/methods.py`), built with
@@ -36,23 +38,24 @@
 # The first cell makes `peft_imdb` importable and calls `peft_imdb.notebook_setup.setup` for the rest. Where
 # the package is installed already (`make setup`, then the `.venv` kernel) it only says so; in a clone of
 # the repository whose kernel lacks it, it installs the clone (`pip install -e`). On Colab the cell first
-# clones `REPO_URL` (set it to this repository's URL) and works in the clone's `notebooks/`; with
-# `DRIVE_FOLDER` set, it mounts Google Drive and keeps run records and figures there, where 05_compare (in
-# a runtime of its own) finds the runs of 01-04.
+# clones `REPO_URL` and works in the clone's `notebooks/`; with `DRIVE_FOLDER` set, it mounts Google Drive and
+# keeps your run records and figures there, where 05_compare (in a runtime of its own) finds the runs of 01-04.
+# Both come from `pyproject.toml`: a fork sets them once with `python scripts/set_repository.py <owner>/<name>`.
 # The settings cell picks the **profile** (model, data sizes, schedule): `colab-t4` when a CUDA GPU is
 # visible, `cpu` otherwise; the environment variable `PEFT_IMDB_PROFILE` (`colab-t4`, `cpu` or `smoke`)
-# overrides the choice. `PEFT_IMDB_DATA`, `PEFT_IMDB_RESULTS` and `PEFT_IMDB_FIGURES` set the folders;
-# without them the data comes from `../shared/data/imdb` beside the repository (or the hub when that is
-# missing), run records go to `results/` and figures to `figures/` at the repository root.
+# overrides the choice. Without `PEFT_IMDB_DATA` the data comes from `../shared/data/imdb` beside the
+# repository (or the hub when that is missing). The runs you train go to your own store, `results-scratch/`
+# (git-ignored; `PEFT_IMDB_RESULTS` names another), their figures to `results-scratch/figures/` (or
+# `PEFT_IMDB_FIGURES`); the committed study in `results/` and `figures/` is only read.
 
 # %%
-REPO_URL = "https://github.com/OWNER/peft-imdb"  # placeholder: put the repository's URL here for Colab
-DRIVE_FOLDER = None  # Colab: e.g. "/content/drive/MyDrive/peft-imdb" keeps the runs where 05_compare sees them
+REPO_URL = "https://github.com/OWNER/peft-imdb"  # from pyproject.toml: a fork sets it with scripts/set_repository.py
+DRIVE_FOLDER = None  # Colab: a Drive folder keeps your runs where 05_compare sees them (set_repository.py too)
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../src/peft_imdb"):  # Colab: clone the repository first
     assert "/OWNER/" not in REPO_URL, "set REPO_URL in this cell to the repository's URL, then run it again"
     os.path.isdir("peft-imdb") or subprocess.run(["git", "clone", "--quiet", REPO_URL, "peft-imdb"], check=True)
-    os.chdir("peft-imdb/notebooks")  # the clone's results/ and figures/, as on any checkout
+    os.chdir("peft-imdb/notebooks")  # the clone's committed study, and its scratch store for your runs
 sys.path.append(os.path.abspath("../src"))  # a clone's peft_imdb, importable before it is installed
 from peft_imdb.notebook_setup import setup  # installs a clone that lacks it, mounts Drive, says what to do
 setup(REPO_URL, DRIVE_FOLDER)
@@ -230,33 +233,33 @@ expected["bitfit"]
 # %% [markdown]
 # ## Training, or the stored runs
 #
-# `load_or_train` looks in the results store first, by each config's key, and trains what is missing:
-# the six methods, and the study's four at seed 0 when the store does not have them (on the `cpu` profile
-# the committed store does, so only the six train). A combination that cannot run here is stored as
-# `skipped` with the reason; one that breaks as `failed` with the error.
+# `load_or_train` looks up each config's key in the committed study first (`results/`, only read), then in
+# your own store (`results-scratch/`), and trains what neither holds into yours: on the `cpu` profile the
+# committed study holds all ten at seed 0, so nothing trains; on another profile the ten train. A combination
+# that cannot run here is stored as `skipped` with the reason; one that breaks as `failed` with the error.
 
 # %%
-rows = {name: load_or_train(RunConfig.from_profile(profile, name, data_dir=paths.data_dir), paths.results_dir)
-        for name in method_names()}
+rows = {name: load_or_train(RunConfig.from_profile(profile, name, data_dir=paths.data_dir), paths.results_dir,
+                            study=paths.study_dir) for name in method_names()}
 pd.DataFrame({name: {"status": row.status, "accuracy": row.accuracy, "trainable_params": row.trainable_params,
                      "train_time_s": row.train_time_s, "reason": row.reason} for name, row in rows.items()}).T
 
 # %% [markdown]
 # ## Against the study's four methods
 #
-# The report's own helpers over the whole store: `summarize` groups the `ok` runs over seeds, and
+# The report's own helpers over the whole committed study: `summarize` groups the `ok` runs over seeds, and
 # `add_statistics` adds the 95% interval of each accuracy and of its paired difference to full fine-tuning
 # on the same test reviews, both from the two-level bootstrap (the seeds, then the reviews), and its verdict
 # by the study's margin. The six methods have 3 seeds each (the study's four have 5): their intervals are
 # wider, and *inconclusive* means the design could not tell, not that the methods are equal.
 
 # %%
-frame = load_results(paths.results_dir)
-table = add_statistics(summarize(frame[frame["model"] == runs["dora"].identity["model"]]), paths.results_dir)
+frame = load_results(paths.study_dir)
+table = add_statistics(summarize(frame[frame["model"] == runs["dora"].identity["model"]]), paths.study_dir)
 statistics_view(table)
 
 # %% [markdown]
-# ## The six methods' rows in the results store
+# ## The six methods' rows in the committed study
 
 # %%
 method_rows(frame, MORE)

@@ -207,6 +207,61 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
+def quickstart() -> str:
+    """What the quick start's commands take: measured on the CPU profile, estimated for a T4, and the torch pin."""
+    from peft_imdb.estimate import PUBLISHED, T4_REPORT
+    from peft_imdb.experiments import STUDY_SEEDS
+    from peft_imdb.methods import method_names
+    from peft_imdb.models import ALIASES
+
+    frame = load_results(RESULTS)
+    study = frame[(frame["status"] == "ok") & frame["method"].isin(method_names(core_only=True))]
+    precision = load_results(EXPERIMENTS["precision"].path(PROFILES["cpu"], RESULTS))
+    matrix = _matrix_line(RESULTS / "benchmarks" / "matrix_study.txt")
+    measured = re.match(r"matrix: (\d+) run\(s\) in (\d+) s; training \+ evaluation (\d+) s", matrix or "")
+    if study.empty or precision.empty or measured is None:
+        return MISSING
+    runs, wall_s, inside_s = (int(measured.group(i)) for i in (1, 2, 3))
+    per_run = study["train_time_s"] + study["eval_time_s"]
+    # The study's bf16 runs again in fp32, at the fp32 speed the precision ablation measured per method.
+    fp32 = precision[precision["precision_mode"] == "fp32"]
+    fp32_s = (fp32["train_time_s"] + fp32["eval_time_s"]).groupby(fp32["method"]).mean()
+    bf16 = study[study["precision_mode"] == "bf16"]
+    fp32_wall_s = sum(fp32_s[method] for method in bf16["method"]) * wall_s / inside_s
+    devices = ", ".join(sorted(set(study["device"].dropna())))
+    t4 = sorted(p.train_time_s for p in PUBLISHED if p.report == T4_REPORT and p.train_time_s)
+    gpu = PROFILES["colab-t4"]
+    pin = re.search(r"^torch==(\S+)", (ROOT / "requirements-cpu.txt").read_text(), re.M).group(1)
+    budget_s = int(re.search(r"^BUDGET_S=(\d+)", (ROOT / ".ci" / "run").read_text(), re.M).group(1))
+    core = len(method_names(core_only=True))
+    return "\n".join([
+        f"- `make study` plans the study's {len(study)} runs (the {core} core methods and QLoRA's LoRA twin × "
+        f"{len(STUDY_SEEDS)} seeds) and trains those not stored yet: in a fresh clone, on a CPU with native bf16 "
+        "like the committed study's, none (it rewrites the summary and figures). From scratch on the CPU "
+        f"profile: about **{wall_s / runs * len(study) / 60:.0f} min** after the install (the committed study's "
+        f"`matrix` took {wall_s} s for {runs} of its runs on {devices}: `results/benchmarks/matrix_study.txt`); "
+        f"one run is {per_run.min():.0f}–{per_run.max():.0f} s of training and test evaluation "
+        "([docs/performance.md](docs/performance.md#scaling-predict-a-run-before-starting-it)).",
+        "- On a CPU without native bf16 (no `avx512_bf16`/`amx_bf16`), `auto` picks fp32: `make study` trains the "
+        f"{len(bf16)} bf16 runs again in fp32, under their own keys (a run's precision is part of its key); the "
+        f"committed bf16 rows are untouched. At the fp32 speed the precision ablation measured on the study's CPU "
+        f"that is about **{fp32_wall_s / 60:.0f} min** (another CPU's fp32 speed differs).",
+        f"- On a Colab T4 (`colab-t4`: {ALIASES[gpu.model].split('/')[-1]}, {gpu.train_size} reviews × "
+        f"{gpu.epochs:g} epochs) the study would take about **{len(study) * t4[0] / 3600:.1f}–"
+        f"{len(study) * t4[-1] / 3600:.1f} h**, and one method notebook's run about {t4[0] / 60:.0f}–"
+        f"{t4[-1] / 60:.0f} min: an *estimate* from {T4_REPORT}, a reference report that trained this setting on a "
+        f"T4 and printed {t4[0]:.0f}–{t4[-1]:.0f} s of training per method (`PUBLISHED` in "
+        "`src/peft_imdb/estimate.py`); no run of this repository was on a T4.",
+        f"- `make test` runs every tier; CI gives it {budget_s / 60:.0f} minutes (`BUDGET_S` in `.ci/run`: a budget, "
+        "not a measurement). `make test-fast` leaves out the system and audit tiers (subprocesses, notebook "
+        "kernels, the real model, the committed files): the quick check.",
+        f"- torch {pin} is pinned; pip takes its CPU-only wheel only where one is at hand locally: from PyPI it is a "
+        "CUDA build of several GB. Take the CPU wheel from PyTorch's own index before `make`, which then keeps it: "
+        f"`python3 -m venv .venv && .venv/bin/pip install torch=={pin} --index-url "
+        "https://download.pytorch.org/whl/cpu`.",
+    ])
+
+
 def picks() -> str:
     """Each method's grid and validation-picked CPU learning rate (the sweep's picks.json)."""
     from peft_imdb.methods import get_method, method_names
@@ -236,7 +291,7 @@ def choice(name: str) -> str:
     return "\n".join(rule + ([""] if rule else []) + table).strip()
 
 
-BLOCKS = {"headline": headline, "findings": findings, "study": study, "picks": picks,
+BLOCKS = {"headline": headline, "findings": findings, "quickstart": quickstart, "study": study, "picks": picks,
           "truncation": lambda: choice("truncation"), "dropout": lambda: choice("dropout"), "ablations": ablations,
           "mfu": mfu, "profile": profile, "overhead": overhead, "scaling": scaling}
 

@@ -71,6 +71,8 @@ MODULE_TIERS = {
     "test_reproduce.py": "integration",  # unit: same_stack
     "test_results.py": "integration",  # unit: a bad status
     "test_setup_cell.py": "unit",  # audit: the first cell's length; integration: a real git clone, a bare interpreter
+    "test_set_repository.py": "unit",  # audit: the committed badges and cells; system: a fresh clone set to a fork
+    "test_stores.py": "unit",  # integration: `run` and `experiment` writing with fake training
     "test_stats.py": "unit",
     "test_stats_two_level.py": "unit",
     "test_train.py": "integration",  # unit: the metrics on a known case
@@ -179,3 +181,39 @@ def fake_runs(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(runner, "train_and_store", train_and_store)
     return calls
+
+
+# --- a fresh clone ---------------------------------------------------------------------------------
+
+
+def _git(*args: str, cwd: Path) -> str:
+    import subprocess
+
+    done = subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args], cwd=cwd,
+                          check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+@pytest.fixture
+def fresh_clone(tmp_path) -> Path:
+    """A git clone of this repository as its working tree stands (committed or not), with a clean `git status`.
+
+    Cloned, then the working tree's tracked and untracked (not ignored) files laid over it and committed there:
+    what a student gets from `git clone` once these files are pushed.
+    """
+    import shutil
+
+    clone = tmp_path / "peft-imdb"
+    _git("clone", "--quiet", str(REPO), str(clone), cwd=tmp_path)
+    listed = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=REPO).split("\0")
+    present = {name for name in listed if name and (REPO / name).is_file()}
+    for name in present:
+        (clone / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, clone / name)
+    for name in _git("ls-files", "-z", cwd=clone).split("\0"):
+        if name and name not in present:
+            (clone / name).unlink()
+    _git("add", "-A", cwd=clone)
+    if _git("status", "--porcelain", cwd=clone):
+        _git("commit", "--quiet", "-m", "the working tree", cwd=clone)
+    return clone

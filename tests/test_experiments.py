@@ -221,3 +221,28 @@ def test_a_dry_run_prints_the_plan_and_trains_copies_and_writes_nothing(tmp_path
     assert main(["matrix", "--methods", "full", "lora", "--seeds", "0", "1", "--dry-run", *common[:-2]]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"plan ({tmp_path}): 3 to train, 1 stored already" and len(fake_runs) == 1
+
+
+def test_an_experiment_in_another_store_copies_the_committed_runs_and_trains_only_the_missing(tmp_path, fake_runs,
+                                                                                             monkeypatch):
+    """What 06 does: the committed study's runs of the experiment (every seed) copied, the rest trained apart."""
+    from conftest import store_ok_row
+    from peft_imdb.experiments import profile_base, run_experiment
+    from peft_imdb.plan import resolve_all
+
+    toy = Experiment("toy", "Full FT at two learning rates.", (0, 1),
+                     runs=lambda base, seeds: [replace(base("full", s), lr=lr) for s in seeds for lr in (1e-4, 2e-4)],
+                     folder=lambda profile, root: root / "toys", summarize=lambda *args: [])
+    monkeypatch.setitem(EXPERIMENTS, "toy", toy)
+    smoke, study, mine = PROFILES["smoke"], tmp_path / "study", tmp_path / "mine"
+    base = profile_base(smoke)
+    runs = resolve_all(experiment_configs(toy, base))  # seed 0 and 1, each at two rates
+    committed = [run for run in runs if run.config.lr == 1e-4]
+    for run in committed:
+        store_ok_row(run, study / "toys")
+    before = sorted(p.read_bytes() for p in study.rglob("*.json"))
+    code, _ = run_experiment("toy", smoke, base, mine, tmp_path / "figures", seeds=(0,), study=study)
+    assert code == 0
+    assert fake_runs == [run.key for run in runs if run.seed == 0 and run.config.lr == 2e-4]
+    assert sorted(r.key for r in read_results(mine / "toys")) == sorted([*fake_runs, *(r.key for r in committed)])
+    assert sorted(p.read_bytes() for p in study.rglob("*.json")) == before  # the committed study only read

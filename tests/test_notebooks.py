@@ -194,17 +194,20 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
                 assert f"trainable params: {records[0]['trainable_params']:,}" in text
     if name == "05_compare":
         assert executed.stores["05_compare"] == executed.stores["04_ia3"], "05 trains nothing"
-        # Every chart write_report drew is shown, once: the headline, the confusion heatmaps, the bars, the
-        # loss curves and the three Pareto charts.
+        # The committed study's charts are shown, once each, and the accuracy chart of your runs, which
+        # write_report drew with the rest of their charts into your figures folder.
         drawn = {p.name for p in smoke_env["figures"].glob("*.png")} - {"review_lengths.png"}
-        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) == 11
+        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) + 1 == 12
         assert (smoke_env["results"] / "summary.md").is_file()
+        assert "your runs" in text  # the rows of your store, labelled apart from the committed study's
         assert "acc_low" in text and "p_holm" in text and "verdict" in text  # the statistics table
         assert RULES[0][:40] in text  # the rules are shown ...
         verdicts = ("is *equivalent*", "is *worse*", "is *better*", "is *inconclusive*")
         assert any(v in text for v in verdicts) and "Not enough runs" not in text  # ... and the advice from them
-        # Small enough to commit: the charts are inline PNGs of a few tens of KB.
-        assert len(nbformat.writes(notebook)) < 1_000_000
+        # Small enough to commit: beside its inline charts (the committed study's PNGs and yours) the text, tables
+        # included, stays under 200 KB.
+        images = sum(len(o["data"]["image/png"]) for o in _outputs(notebook) if "image/png" in o.get("data", {}))
+        assert len(nbformat.writes(notebook)) - images < 200_000
     if name == "06_ablations":
         smoke = PROFILES["smoke"]
         base = profile_base(smoke, data_dir=str(smoke_env["data"]))
@@ -221,8 +224,27 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
             assert all(r["status"] in (("ok", "skipped") if r["method"] == "qlora" else ("ok",))
                        for r in records.values()), ablation
             assert (smoke_env["figures"] / f"ablation_{ablation}.png").is_file()
-        assert text.count('"image/png"') == len(ablations())
-        assert "stored in the study: copied" in text and "placement" in text
+        # The committed validation sweep of the profile's learning-rate table, drawn into your figures folder.
+        assert (smoke_env["figures"] / "sweep_lr_cpu_validation.png").is_file()
+        assert text.count('"image/png"') == len(ablations()) + 1 and "placement" in text
+
+
+def test_a_smoke_run_of_02_in_a_fresh_clone_leaves_git_status_clean(fresh_clone, data_dir, monkeypatch):
+    """A student's run goes to the git-ignored scratch store: the committed study and figures stay as they are."""
+    import subprocess
+
+    for name in ("PEFT_IMDB_RESULTS", "PEFT_IMDB_FIGURES"):
+        monkeypatch.delenv(name, raising=False)
+    settings = {"PEFT_IMDB_PROFILE": "smoke", "PEFT_IMDB_DATA": str(data_dir), "HF_HUB_OFFLINE": "1",
+                "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+                "PYTHONPATH": str(fresh_clone / "src")}  # the kernel imports the clone's package
+    for key, value in settings.items():
+        monkeypatch.setenv(key, value)
+    execute(fresh_clone / "notebooks" / "02_lora.ipynb", timeout_s=300)
+    (record,) = _run_records(fresh_clone / "results-scratch")
+    assert record["method"] == "lora" and record["config"]["train_size"] == PROFILES["smoke"].train_size
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=fresh_clone, capture_output=True, text=True)
+    assert status.returncode == 0 and status.stdout == ""
 
 
 def test_rerunning_a_method_notebook_shows_its_stored_run(executed, smoke_env):
@@ -254,6 +276,25 @@ def test_load_or_train_trains_only_without_a_finished_stored_run(tmp_path, fake_
     load_or_train(config, tmp_path, retrain=True)
     assert trained == [key, key]
     assert "stored run" not in capsys.readouterr().out
+
+
+@pytest.mark.integration
+def test_load_or_train_shows_the_committed_studys_run_and_trains_apart(tmp_path, fake_runs, capsys):
+    """The committed study is only read: its run is shown, not copied; retrain=True trains into your own store."""
+    from conftest import store_ok_row
+
+    study, mine = tmp_path / "study", tmp_path / "mine"
+    config = profile_base(PROFILES["smoke"])("lora", 0)
+    key = resolve(config).key
+    store_ok_row(resolve(config), study)
+    committed = read_result(key, study)
+    capsys.readouterr()
+    assert load_or_train(config, mine, study=study) == committed and fake_runs == []
+    assert capsys.readouterr().out.strip() == (f"the committed study's run {key} (finished {committed.finished_at}), "
+                                               "not trained again; retrain=True trains it into your own store")
+    assert not mine.exists()
+    assert load_or_train(config, mine, retrain=True, study=study).key == key and fake_runs == [key]
+    assert read_result(key, mine) is not None and read_result(key, study) == committed
 
 
 def test_kernel_runs_this_python(tmp_path):

@@ -86,7 +86,7 @@ def test_the_cpu_lock_pins_every_declared_package_inside_its_range():
     for name, requirement in _declared().items():
         assert name in pins, f"requirements-cpu.txt does not pin {name}"
         assert requirement.specifier.contains(pins[name]), f"requirements-cpu.txt: {name}=={pins[name]} is outside {requirement}"
-    assert pins["torch"] == Version("2.13.0")  # the local CPU wheel, not a CUDA build
+    assert pins["torch"] == Version("2.13.0")  # the version the committed results came from
 
 
 def test_the_oldest_constraints_pin_every_lower_bound():

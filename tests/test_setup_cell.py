@@ -34,8 +34,8 @@ def _first_cell(name: str, repo_url: str | None = None, drive_folder: str | None
     if repo_url:
         source = re.sub(r'^REPO_URL = "[^"]*"', f"REPO_URL = {json.dumps(repo_url)}", source, count=1, flags=re.M)
     if drive_folder:
-        source = re.sub(r"^DRIVE_FOLDER = None", f"DRIVE_FOLDER = {json.dumps(drive_folder)}", source, count=1,
-                        flags=re.M)
+        source = re.sub(r'^DRIVE_FOLDER = (None|"[^"]*")', f"DRIVE_FOLDER = {json.dumps(drive_folder)}", source,
+                        count=1, flags=re.M)
     return source
 
 

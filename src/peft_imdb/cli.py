@@ -15,6 +15,7 @@ from .errors import UserError
 from .methods import METHODS, get_method, method_names, parse_adapter
 from .experiments import get_experiment
 from .results import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error, results_dir
+from .stores import figures_folder, results_folder, store_for
 
 
 def _size(text: str) -> int | str:
@@ -30,7 +31,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help=f"defaults to use: {', '.join(PROFILES)} (default: detected, "
                         "or PEFT_IMDB_PROFILE)")
     parser.add_argument("--data-dir", help="folder with train.jsonl/test.jsonl (default: PEFT_IMDB_DATA, else the hub)")
-    parser.add_argument("--results-dir", help="where run records go (default: PEFT_IMDB_RESULTS, else results/)")
+    parser.add_argument("--results-dir", help="where run records go (default: PEFT_IMDB_RESULTS, else results/ for "
+                        "the study's commands and results-scratch/ for `run` and the smoke profile)")
     parser.add_argument("--train-size", type=_size, help="training reviews, balanced, or 'full'")
     parser.add_argument("--eval-size", type=_size, help="test reviews, balanced, or 'full'")
     parser.add_argument("--val-size", type=int, help="validation reviews drawn from train, outside the training subset")
@@ -84,7 +86,8 @@ def _experiment_flags(parser: argparse.ArgumentParser, seeds_help: str) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help=seeds_help)
     parser.add_argument("--force", action="store_true", help="re-run finished runs too")
     parser.add_argument("--in-process", action="store_true", help="run every run in this process")
-    parser.add_argument("--figures-dir", default="figures")
+    parser.add_argument("--figures-dir", help="default: PEFT_IMDB_FIGURES, else figures/ (results-scratch/figures/ "
+                        "on the smoke profile)")
     _dry_run(parser)
 
 
@@ -138,8 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(sweep)
 
     report = commands.add_parser("report", help="summary table and charts from the results store")
-    report.add_argument("--results-dir")
-    report.add_argument("--figures-dir", default="figures")
+    report.add_argument("--results-dir", help="default: PEFT_IMDB_RESULTS, else results/ (results-scratch/ on the "
+                        "smoke profile)")
+    report.add_argument("--figures-dir", help="default: PEFT_IMDB_FIGURES, else figures/ (results-scratch/figures/ "
+                        "on the smoke profile)")
     report.add_argument("--margin", type=float, default=0.01,
                         help="equivalence margin in accuracy (default 0.01 = one point), declared before the data")
 
@@ -231,7 +236,7 @@ def _print_row(result) -> None:
           f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
 
 
-def _matrix(args, configs: list[RunConfig], reuse_from: str | os.PathLike | None = None,
+def _matrix(args, configs: list[RunConfig], reuse_from: list[str | os.PathLike] | None = None,
             results: str | os.PathLike | None = None, title: str = "The stored runs of these settings",
             root: str | os.PathLike | None = None) -> int:
     """Resolve, plan, print the plan and train the configs into `results` (default --results-dir); 1 when a run
@@ -368,6 +373,15 @@ def _start_tensorboard(args) -> None:
           f"{os.environ[TENSORBOARD_ENV]})")
 
 
+def _default_folders(args) -> None:
+    """Fill a --results-dir / --figures-dir left out with the folders of the store this command writes (stores.py)."""
+    store = store_for(args.command, _profile(args).store)
+    if hasattr(args, "results_dir") and args.results_dir is None:
+        args.results_dir = str(results_folder(store))
+    if hasattr(args, "figures_dir") and args.figures_dir is None:
+        args.figures_dir = str(figures_folder(store))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -375,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "estimate":  # writes nothing: no folder to check
         return estimate_command.run(args)
     try:
+        _default_folders(args)
         # A folder that cannot hold the store stops every writing command before any training; reproduce
         # only reads the store and writes to its scratch folder; a dry run writes nothing.
         writes = not getattr(args, "dry_run", False)

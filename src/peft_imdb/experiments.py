@@ -84,9 +84,9 @@ def profile_base(profile: Profile, **overrides) -> Base:
     return lambda method, seed: RunConfig.from_profile(profile, method, seed=seed, **overrides)
 
 
-def train_quietly(configs: list[RunConfig], folder: Path, reuse_from: Path | None, force: bool = False,
+def train_quietly(configs: list[RunConfig], folder: Path, reuse_from: list[Path] | None, force: bool = False,
                   in_process: bool = True) -> int:
-    """Plan and train configs into folder (copying finished runs from reuse_from); 1 when a run failed."""
+    """Plan and train configs into folder (copying finished runs from the reuse_from folders); 1 when a run failed."""
     from .plan import plan_runs, resolve_all, train_planned
 
     plan = plan_runs(resolve_all(configs), folder, force=force, reuse_from=reuse_from)
@@ -96,29 +96,42 @@ def train_quietly(configs: list[RunConfig], folder: Path, reuse_from: Path | Non
 
 def experiment_request(experiment: Experiment, profile: Profile, base: Base | None = None,
                        root: str | os.PathLike | None = None, seeds: tuple[int, ...] | None = None,
-                       methods: list[str] | None = None,
-                       force: bool = False) -> tuple[list[RunConfig], Path, Path | None]:
-    """What an experiment asks to train: (its configs, its folder, the study folder it copies finished runs from
-    or None)."""
-    configs = experiment_configs(experiment, base or profile_base(profile), seeds, methods)
-    reuse = results_dir(root) if experiment.reuse_study and not force else None
+                       methods: list[str] | None = None, force: bool = False,
+                       study: str | os.PathLike | None = None) -> tuple[list[RunConfig], Path, list[Path] | None]:
+    """What an experiment asks to train: (its configs, its folder, the folders it copies finished runs from or
+    None). With `study` (the committed study's root, when `root` is another store), every run of this experiment
+    the committed study holds, at any of its seeds, is asked for too and copied from there."""
+    from .plan import resolve_all
+    from .results import has_ok_result
+
+    base = base or profile_base(profile)
+    configs = experiment_configs(experiment, base, seeds, methods)
+    reuse = _reuse_folders(experiment, profile, root, study) if not force else None
+    if study is not None and not force:
+        committed = experiment.path(profile, study)
+        configs += [run.config for run in resolve_all(experiment_configs(experiment, base, None, methods))
+                    if has_ok_result(run.key, committed)]
     return configs, experiment.path(profile, root), reuse
 
 
 def run_experiment(name: str, profile: Profile, base: Base | None = None, root: str | os.PathLike | None = None,
                    figures_dir: str | os.PathLike = "figures", seeds: tuple[int, ...] | None = None,
                    methods: list[str] | None = None, force: bool = False,
-                   train: Callable[[list[RunConfig], Path, Path | None], int] | None = None) -> tuple[int, list[Path]]:
+                   train: Callable[[list[RunConfig], Path, list[Path] | None], int] | None = None,
+                   study: str | os.PathLike | None = None) -> tuple[int, list[Path]]:
     """Train an experiment's runs not stored yet into its folder, then write its summary: (exit code, files).
 
     `train(configs, folder, reuse_from)` trains them (default: in this process, quietly); a run the study
-    holds already is copied from it where the experiment reuses the study's runs, unless `force`.
+    holds already is copied from it where the experiment reuses the study's runs, unless `force`. With
+    `study` (the committed study's root, when `root` is another store), every run of this experiment the
+    committed study holds, at any of the experiment's seeds, is copied from it too: the summary then shows
+    the committed runs beside the ones trained here.
     """
     from .plan import resolve_all
     from .results import has_ok_result
 
     experiment = get_experiment(name)
-    configs, folder, reuse = experiment_request(experiment, profile, base, root, seeds, methods, force)
+    configs, folder, reuse = experiment_request(experiment, profile, base, root, seeds, methods, force, study)
     code = (train or (lambda c, f, r: train_quietly(c, f, r, force)))(configs, folder, reuse)
     complete = all(has_ok_result(run.key, folder) for run in resolve_all(configs))
     return code, experiment.summarize(profile, results_dir(root), Path(figures_dir), complete)
@@ -130,6 +143,16 @@ def experiment_folders(root: str | os.PathLike | None = None) -> list[Path]:
     root = results_dir(root)
     folders = [e.path(profile, root) for e in EXPERIMENTS.values() for profile in PROFILES.values()]
     return [Path(f) for f in dict.fromkeys(str(f) for f in [root, *folders]) if Path(f).is_dir()]
+
+
+def _reuse_folders(experiment: Experiment, profile: Profile, root: str | os.PathLike | None,
+                   study: str | os.PathLike | None) -> list[Path] | None:
+    """Where finished runs are copied from: the committed study's folder of this experiment, then the study's runs."""
+    folders = [experiment.path(profile, study)] if study is not None else []
+    if experiment.reuse_study:
+        folders += [results_dir(root)] + ([results_dir(study)] if study is not None else [])
+    unique = [f for i, f in enumerate(folders) if f not in folders[:i] and f != experiment.path(profile, root)]
+    return unique or None
 
 
 # --- where runs live --------------------------------------------------------------------------------------

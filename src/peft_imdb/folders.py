@@ -7,18 +7,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import DATA_ENV
-from .results import RESULTS_ENV
-
-FIGURES_ENV = "PEFT_IMDB_FIGURES"
+from .stores import STUDY, figures_folder, results_folder, store_for
 
 
 @dataclass(frozen=True)
 class Folders:
-    """Where the notebooks read data and write run records and figures."""
+    """Where the notebooks read data and the committed study, and write their own run records and figures."""
 
     data_dir: str | None  # None: the hub (stanfordnlp/imdb)
-    results_dir: Path
-    figures_dir: Path
+    results_dir: Path  # the notebooks' own runs: the scratch store (git-ignored), or PEFT_IMDB_RESULTS
+    figures_dir: Path  # charts of those runs: the scratch store's figures, or PEFT_IMDB_FIGURES
+    study_dir: Path  # the committed study's runs: only read
+    study_figures_dir: Path  # the committed study's charts (`report` draws them): only read
 
 
 def repository_root(start: str | os.PathLike | None = None) -> Path | None:
@@ -39,16 +39,20 @@ def folders(start: str | os.PathLike | None = None) -> Folders:
     """PEFT_IMDB_DATA / PEFT_IMDB_RESULTS / PEFT_IMDB_FIGURES, else the repository's defaults.
 
     Data defaults to ../shared/data/imdb beside the checkout when it is there (as the Makefile does),
-    else the hub; results and figures default to results/ and figures/ at the repository root.
+    else the hub; the notebooks' own results and figures go to the scratch store (stores.py) at the
+    repository root, and the committed study is read from results/ and figures/ there.
     """
     root = project_root(start)
     data = os.environ.get(DATA_ENV) or None
     if data is None and (root.parent / "shared" / "data" / "imdb" / "train.jsonl").is_file():
         data = str(root.parent / "shared" / "data" / "imdb")
+    own = store_for("notebook")
     return Folders(
         data_dir=data,
-        results_dir=Path(os.environ.get(RESULTS_ENV) or root / "results"),
-        figures_dir=Path(os.environ.get(FIGURES_ENV) or root / "figures"),
+        results_dir=results_folder(own, root),
+        figures_dir=figures_folder(own, root),
+        study_dir=root / STUDY.results,
+        study_figures_dir=root / STUDY.figures,
     )
 
 

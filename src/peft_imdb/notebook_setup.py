@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 DISTRIBUTION = "peft-imdb"
-PLACEHOLDER = "/OWNER/"  # in the shipped REPO_URL, until the repository's owner is filled in
+PLACEHOLDER = "/OWNER/"  # in pyproject.toml's URL, and so in REPO_URL, until scripts/set_repository.py sets it
 DRIVE_MOUNT = "/content/drive"
 
 

@@ -6,7 +6,7 @@ The planner resolves each config once (resolved.py); everything after it reads t
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 from .config import RunConfig
@@ -33,22 +33,26 @@ def resolve_all(configs: Iterable[RunConfig]) -> list[ResolvedRun]:
     return list(runs.values())
 
 
-def plan_runs(runs: list[ResolvedRun], root: str | os.PathLike | None = None, force: bool = False,
-              reuse_from: str | os.PathLike | None = None, dry_run: bool = False) -> Plan:
-    """Split runs into runs to train, runs stored as `ok` already, and runs copied from another store.
+Folder = str | os.PathLike
+
+
+def plan_runs(runs: list[ResolvedRun], root: Folder | None = None, force: bool = False,
+              reuse_from: Folder | Sequence[Folder] | None = None, dry_run: bool = False) -> Plan:
+    """Split runs into runs to train, runs stored as `ok` already, and runs copied from other stores.
 
     A finished run is never trained twice unless `force`; with `reuse_from` (the main study's folder, for
-    an ablation) a run finished there is copied with its predictions instead of being trained (`dry_run`: found
-    there, not copied).
+    an ablation; the committed study, for a notebook) a run finished there is copied with its predictions
+    instead of being trained, from the first of those folders that holds it (`dry_run`: found there, not copied).
     """
+    sources = [] if reuse_from is None else [reuse_from] if isinstance(reuse_from, (str, os.PathLike)) else reuse_from
     plan = Plan()
     for run in runs:
         if force:
             plan.train.append(run)
         elif has_ok_result(run.key, root):
             plan.stored.append(run)
-        elif reuse_from is not None and (has_ok_result(run.key, results_dir(reuse_from)) if dry_run else
-                                         copy_run(run.key, results_dir(reuse_from), results_dir(root))):
+        elif any(has_ok_result(run.key, results_dir(source)) if dry_run else
+                 copy_run(run.key, results_dir(source), results_dir(root)) for source in sources):
             plan.copied.append(run)
         else:
             plan.train.append(run)
@@ -134,9 +138,18 @@ def train_planned(runs: list[ResolvedRun], root: str | os.PathLike | None = None
 
 
 def load_or_train(config: RunConfig | ResolvedRun, root: str | os.PathLike | None = None,
-                  retrain: bool = False) -> RunResult:
-    """The store's finished run of this config, said so in one line; else train it here and store it."""
+                  retrain: bool = False, study: str | os.PathLike | None = None) -> RunResult:
+    """The finished run of this config, said so in one line; else train it here and store it in `root`.
+
+    It is looked up first in `study` (the committed study, only read: nothing is copied from it), then in
+    `root`; `retrain` trains it into `root` even so.
+    """
     run = config if isinstance(config, ResolvedRun) else resolve(config)
+    if study is not None and not retrain and has_ok_result(run.key, study):
+        row = read_result(run.key, study)
+        print(f"the committed study's run {row.key} (finished {row.finished_at}), not trained again; retrain=True "
+              "trains it into your own store")
+        return row
     plan = plan_runs([run], root, force=retrain)
     if plan.stored:
         row = read_result(run.key, root)

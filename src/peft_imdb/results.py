@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 
 from .errors import UserError, first_line
+from .stores import RESULTS_ENV, STUDY
 
-RESULTS_ENV = "PEFT_IMDB_RESULTS"
 STATUSES = ("ok", "failed", "skipped")
 
 
@@ -115,8 +115,8 @@ class RunResult:
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:
-    """The results folder: the argument, else PEFT_IMDB_RESULTS, else ./results."""
-    return Path(path or os.environ.get(RESULTS_ENV) or "results")
+    """The results folder: the argument, else PEFT_IMDB_RESULTS, else ./results (the study's: stores.py)."""
+    return Path(path or os.environ.get(RESULTS_ENV) or STUDY.results)
 
 
 def _runs_dir(root: str | os.PathLike | None) -> Path:

@@ -46,6 +46,14 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]]
 
 
+def by_store(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Tables of several stores as one, each row under its store's name (the first index level); empty ones left out."""
+    shown = {name: table for name, table in tables.items() if not table.empty}
+    if not shown:
+        return next(iter(tables.values()), pd.DataFrame())
+    return pd.concat(shown, names=["store", "row"])
+
+
 def memory_split(record: RunResult) -> dict[str, float | None]:
     """Model-state memory computed from the model, and the working memory measured above the baseline (MB).
 

@@ -190,7 +190,7 @@ def as_call(config):
     their defaults (peft: the class's defaults; transformers' quantization configs: their `to_diff_dict`)."""
     from IPython.display import Markdown
 
-    from .methods import non_default_fields
+    from .peft_fields import non_default_fields
 
     if hasattr(config, "to_diff_dict"):
         chosen = {k: v for k, v in sorted(config.to_diff_dict().items()) if not k.startswith("_")}

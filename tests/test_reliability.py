@@ -77,6 +77,57 @@ def test_matrix_reruns_a_run_whose_record_is_corrupt(tmp_path, fake_runs, capsys
     assert len(load_results(out)) == PLANNED and set(load_results(out)["status"]) == {"ok"}
 
 
+@pytest.fixture
+def fake_runs_with_predictions(fake_runs, monkeypatch) -> list[str]:
+    """fake_runs whose stub also stores the run's predictions: half of its test reviews right (accuracy 0.5)."""
+    import numpy as np
+
+    from peft_imdb.results import save_predictions
+
+    from conftest import store_ok_row
+
+    def train_and_store(run, results_dir=None, imdb=None):
+        fake_runs.append(run.key)
+        reviews = run.config.eval_size
+        labels = np.tile([0, 1], reviews // 2)
+        predicted = np.where(np.arange(reviews) % 4 < 2, labels, 1 - labels)
+        save_predictions(run.key, np.arange(reviews), labels, predicted, predicted * 1.0, results_dir)
+        return store_ok_row(run, results_dir)
+
+    monkeypatch.setattr(runner, "train_and_store", train_and_store)
+    return fake_runs
+
+
+def test_a_damaged_predictions_file_is_named_kept_aside_and_trained_again(tmp_path, fake_runs_with_predictions,
+                                                                         capsys):
+    data, out, figures = _small_data(tmp_path / "data"), tmp_path / "out", tmp_path / "figures"
+    args = _matrix_args(data, out)
+    assert main(args) == 0 and len(fake_runs_with_predictions) == PLANNED
+    truncated, missing = (out / "predictions" / f"{key}.npz" for key in fake_runs_with_predictions[3:5])
+    truncated.write_bytes(truncated.read_bytes()[:100])  # an interrupted copy, a Drive sync
+    missing.unlink()
+    capsys.readouterr()
+
+    assert main(["report", "--results-dir", str(out), "--figures-dir", str(figures)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, err
+    (on_truncated,) = [line for line in warnings if str(truncated) in line]
+    (on_missing,) = [line for line in warnings if str(missing) in line]
+    assert f"kept aside as {truncated.name}.corrupt" in on_truncated and "counts as not done" in on_truncated
+    assert "predictions missing: interval not computed" in on_missing
+    summary = (out / "summary.md").read_text()
+    assert "predictions unreadable (seed " in summary and "predictions missing (seed " in summary
+    assert summary.count("interval not computed") == 2  # the two rows of those runs, each marked
+    assert (truncated.parent / f"{truncated.name}.corrupt").is_file() and not truncated.exists()
+
+    fake_runs_with_predictions.clear()
+    assert main(args) == 0
+    assert fake_runs_with_predictions == [truncated.stem]  # trained again; the run without predictions is not
+    assert truncated.is_file() and not missing.exists()
+
+
 # --- shards and merge ------------------------------------------------------------------------------
 
 def test_shards_split_the_runs_without_overlap_and_merge_folds_them(tmp_path, fake_runs, capsys):

@@ -99,7 +99,7 @@ def train_planned(runs: list[ResolvedRun], root: str | os.PathLike | None = None
             return
         try:
             now = snapshot(run.key) if claiming else None
-            if now is not None and (now != seen[run.key] or (now["status"] == "ok" and not force)):
+            if now is not None and (now != seen[run.key] or (not force and has_ok_result(run.key, root))):
                 print(f"{run.key}: finished by another worker ({now['status']}), not trained here")
                 return
             if in_process or world_size > 1:  # under torchrun the ranks must train together, in process

@@ -61,15 +61,19 @@ def advice(table: pd.DataFrame) -> list[str]:
                                              for _, row in others.iterrows()) + ".")
         equivalent = others[others["verdict"] == "equivalent"]
         if not equivalent.empty:
-            light = equivalent.loc[equivalent["model_state_mb_mean"].idxmin()]
-            fast = equivalent.loc[equivalent["train_time_s_mean"].idxmin()]
-            lines.append(f"  - Least model-state memory at Full FT's accuracy: **{light['label']}**, "
-                         f"{light['model_state_mb_mean']:.0f} MB vs {ref['model_state_mb_mean']:.0f} MB, "
-                         f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable "
-                         "parameters.")
-            lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['label']}**, "
-                         f"{fast['train_time_s_mean']:.0f} s vs {ref['train_time_s_mean']:.0f} s "
-                         f"({fast['train_time_s_mean'] / ref['train_time_s_mean']:.0%} of Full FT).")
+            measured = equivalent.dropna(subset=["model_state_mb_mean"])  # (records that predate the figure lack it)
+            if not measured.empty:
+                light = measured.loc[measured["model_state_mb_mean"].idxmin()]
+                lines.append(f"  - Least model-state memory at Full FT's accuracy: **{light['label']}**, "
+                             f"{light['model_state_mb_mean']:.0f} MB vs {ref['model_state_mb_mean']:.0f} MB, "
+                             f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable "
+                             "parameters.")
+            timed = equivalent.dropna(subset=["train_time_s_mean"])
+            if not timed.empty:
+                fast = timed.loc[timed["train_time_s_mean"].idxmin()]
+                lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['label']}**, "
+                             f"{fast['train_time_s_mean']:.0f} s vs {ref['train_time_s_mean']:.0f} s "
+                             f"({fast['train_time_s_mean'] / ref['train_time_s_mean']:.0%} of Full FT).")
         else:
             lines.append("  - No method is shown equivalent to Full FT at this margin; a verdict of *inconclusive* "
                          "needs more seeds or reviews, not a conclusion.")
@@ -96,6 +100,8 @@ def twin_lines(table: pd.DataFrame, frame: pd.DataFrame, root: str | Path | None
         if len(same) != 1:
             continue
         other = same.iloc[0]
+        if row.get("predictions_note") or other.get("predictions_note"):
+            continue
         mine, theirs = correctness(row["keys"], root), correctness(other["keys"], root)
         if mine is None or theirs is None or not np.array_equal(mine[1], theirs[1]):
             continue
@@ -133,7 +139,14 @@ def _mean_std(row, column: str, fmt: str) -> str:
     return format(mean, fmt) if pd.isna(std) else f"{format(mean, fmt)} ± {format(std, fmt)}"
 
 
+def _number(value, fmt: str) -> str:
+    """A value formatted, or '–' where a record lacks it."""
+    return "–" if value is None or pd.isna(value) else format(value, fmt)
+
+
 def _interval(row) -> str:
+    if row.get("predictions_note"):
+        return row["predictions_note"]
     return "–" if pd.isna(row["acc_low"]) else f"[{row['acc_low']:.4f}, {row['acc_high']:.4f}]"
 
 
@@ -177,8 +190,8 @@ def cost_table(table: pd.DataFrame) -> list[str]:
         lines.append(
             f"| {row['model']} | {row['label']} | {params} | {_mean_std(row, 'train_time_s', '.0f')} "
             f"| {_mean_std(row, 'model_state_mb', '.1f')} | {_mean_std(row, 'working_memory_mb', '.0f')} "
-            f"| {row['base_weight_bits']:.0f} | {_mean_std(row, 'f1', '.4f')} | {_mean_std(row, 'precision', '.4f')} "
-            f"| {_mean_std(row, 'recall', '.4f')} | {row.get('confusion', '–')} |")
+            f"| {_number(row['base_weight_bits'], '.0f')} | {_mean_std(row, 'f1', '.4f')} "
+            f"| {_mean_std(row, 'precision', '.4f')} | {_mean_std(row, 'recall', '.4f')} | {row.get('confusion', '–')} |")
     return lines
 
 

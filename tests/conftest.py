@@ -56,6 +56,7 @@ MODULE_TIERS = {
     "test_gpucheck.py": "system",  # unit: the synthetic reviews
     "test_hardware_tracking.py": "unit",
     "test_inference.py": "integration",
+    "test_learning.py": "unit",  # integration: absurd learning rates on a tiny model, the summary's marks
     "test_methods.py": "integration",  # unit: an unknown architecture
     "test_more_methods.py": "integration",  # unit: the registry, AdaLoRA's schedule
     "test_notebooks.py": "system",  # audit: the committed notebooks; integration: load_or_train

@@ -212,8 +212,9 @@ def _print_row(result) -> None:
         return
     scored = (f"accuracy={result.accuracy:.4f} f1={result.f1:.4f}" if result.accuracy is not None
               else f"val_accuracy={result.val_accuracy:.4f} (tuning: no test review scored)")
+    flag = f"  DID NOT LEARN: {result.not_learned_reason}" if result.learned is False else ""
     print(f"{result.key}: ok  {scored} trainable={result.trainable_params:,} train={result.train_time_s:.0f}s "
-          f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
+          f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind}){flag}")
 
 
 def _matrix(args, configs: list[RunConfig], reuse_from: str | os.PathLike | None = None,

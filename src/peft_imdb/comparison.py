@@ -39,12 +39,14 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     ok = ok.assign(**{k: ok[k].fillna("full") for k in ("train_size", "eval_size")})
     aggregated = [c for c in AGGREGATED if c in ok.columns]
     ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") for c in aggregated})
-    ok = ok.assign(predictions=ok["predictions"] if "predictions" in ok else "")
+    ok = ok.assign(did_not_learn=ok["learned"].eq(False) if "learned" in ok else False,
+                   predictions=ok["predictions"] if "predictions" in ok else "")
     grouped = ok.groupby(keys, sort=False, dropna=False)
     summary = grouped[aggregated].agg(["mean", "std"])
     summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
     summary["n"] = grouped.size()
     summary["keys"] = grouped["key"].agg(list)
+    summary["not_learned"] = grouped["did_not_learn"].sum().astype(int)  # runs the learning rule flags
     # Why the row has no interval and no comparison: a run's predictions are missing, unreadable or not its own.
     summary["predictions_note"] = [_note(problems, seeds) for problems, seeds in
                                    zip(grouped["predictions"].agg(list), grouped["seed"].agg(list))]

@@ -10,6 +10,7 @@ import pandas as pd
 from .comparison import (ALPHA, MARGIN, POWER, SETTING, AblationTable, add_statistics, correctness,
                          reference_rows, summarize)
 from .curves import loss_curves_chart
+from .learning import RULE
 from .methods import METHODS
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, results_dir
@@ -150,6 +151,13 @@ def _interval(row) -> str:
     return "–" if pd.isna(row["acc_low"]) else f"[{row['acc_low']:.4f}, {row['acc_high']:.4f}]"
 
 
+def _accuracy(row) -> str:
+    """Mean ± std over seeds, and how many of its runs did not learn (learning.RULE) when any."""
+    flagged = int(row.get("not_learned", 0) or 0)
+    note = f" (includes {flagged} run{'s' if flagged > 1 else ''} that did not learn)" if flagged else ""
+    return _mean_std(row, "accuracy", ".4f") + note
+
+
 def method_table(table: pd.DataFrame, varied: str | None = None, versus: str = "vs Full FT") -> list[str]:
     """Markdown rows: accuracy with its two-level interval and variance components, and the verdict against
     Full FT with the paired difference's 95% and 90% intervals, Holm's p and the detectable difference.
@@ -172,7 +180,7 @@ def method_table(table: pd.DataFrame, varied: str | None = None, versus: str = "
         prefix = f"| {row[varied]} " if varied else ""
         lines.append(
             f"{prefix}| {row['model']} | {row['label']} | {row['n']} | {row['lr']:.2g} | {row['precision_mode']} "
-            f"| {_mean_std(row, 'accuracy', '.4f')} | {_interval(row)} | {parts} | {versus} | {tost} "
+            f"| {_accuracy(row)} | {_interval(row)} | {parts} | {versus} | {tost} "
             f"| {_p(row['p_holm'])} | {row['verdict'] or '–'} | {detectable} |"
         )
     return lines
@@ -257,6 +265,7 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: list[A
         lines += ablation_rows(ablation)
     if figures:
         lines += ["", "## Figures", ""] + [f"- `{Path(p).name}`" for p in figures]
+    lines += not_learned_rows(frame)
     others = frame[frame["status"] != "ok"]
     if not others.empty:
         lines += ["", "## Runs that did not finish", "", "| model | method | seed | status | reason |",
@@ -264,6 +273,20 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: list[A
         for _, row in others.iterrows():
             lines.append(f"| {row['model']} | {row['method']} | {row['seed']} | {row['status']} | {row['reason']} |")
     return "\n".join(lines) + "\n"
+
+
+def not_learned_rows(frame: pd.DataFrame) -> list[str]:
+    """The finished runs the learning rule flags, apart: each with its accuracy and why (none: no lines)."""
+    flagged = frame[(frame["status"] == "ok") & frame["learned"].eq(False)] if "learned" in frame else frame.iloc[:0]
+    if flagged.empty:
+        return []
+    lines = ["", "## Runs that did not learn", "", f"Stored as finished and counted in their row's mean (marked there); "
+             f"by the rule stated in `learning.py`: {RULE}.", "", "| model | method | seed | accuracy | why |",
+             "|---|---|---|---|---|"]
+    for _, row in flagged.iterrows():
+        accuracy = "–" if pd.isna(row["accuracy"]) else f"{row['accuracy']:.4f}"
+        lines.append(f"| {row['model']} | {row['label']} | {row['seed']} | {accuracy} | {row['not_learned_reason']} |")
+    return lines
 
 
 def ablation_rows(ablation: AblationTable) -> list[str]:

@@ -92,6 +92,8 @@ class RunResult:
     train_steps: int | None = None  # optimizer steps
     lr: float | None = None
     resumed_from_step: int | None = None  # --resume: the checkpoint's step training went on from
+    learned: bool | None = None  # learning.RULE's verdict; None in records made before the rule
+    not_learned_reason: str = ""  # why the rule says it did not learn
     env: dict[str, Any] = field(default_factory=dict)
     finished_at: str = ""
 

@@ -1,4 +1,5 @@
-"""Running a resolved run and storing its record and predictions: ok, skipped (hardware) or failed (the error)."""
+"""Running a resolved run and storing its record and predictions: ok, skipped (hardware) or failed (the error, or the
+step where the loss stopped being finite)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shutil
 
 from datasets import DatasetDict
 
-from .errors import Unsupported, UserError, first_line
+from .errors import Diverged, Unsupported, UserError, first_line
 from .resolved import ResolvedRun
 from .results import (RunResult, checkpoint_dir, is_store_error, results_dir, save_predictions, save_result,
                       store_write_failed)
@@ -30,7 +31,8 @@ def train_and_store(run: ResolvedRun, root: str | os.PathLike | None = None,
     except Unsupported as exc:
         result = run.record("skipped", str(exc))
     except Exception as exc:  # one run's failure must not end a matrix
-        result = run.record("failed", f"{type(exc).__name__}: {first_line(exc)}"[:500])
+        reason = str(exc) if isinstance(exc, Diverged) else f"{type(exc).__name__}: {first_line(exc)}"[:500]
+        result = run.record("failed", reason)
         release()
     if world()[0] != 0:
         return result  # under torchrun every process trains; only rank 0 writes the row

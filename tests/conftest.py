@@ -72,6 +72,7 @@ MODULE_TIERS = {
     "test_results.py": "integration",  # unit: a bad status
     "test_setup_cell.py": "unit",  # audit: the first cell's length; integration: a real git clone, a bare interpreter
     "test_stats.py": "unit",
+    "test_stopping.py": "system",  # unit: a stop during storing, a second signal during cleanup
     "test_stats_two_level.py": "unit",
     "test_train.py": "integration",  # unit: the metrics on a known case
 }

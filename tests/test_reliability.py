@@ -331,6 +331,50 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
     assert second.confusion_matrix == uninterrupted.confusion_matrix
 
 
+def test_resume_removes_a_checkpoint_cut_short_and_goes_on_from_the_whole_one(tmp_path, imdb, tiny_models,
+                                                                             monkeypatch, capsys):
+    import shutil
+
+    from peft_imdb import tracking
+    from peft_imdb.results import checkpoint_dir
+
+    from conftest import tiny_config
+
+    config = tiny_config(tiny_models["bert"], "full", epochs=3, val_size=0, resume=True)  # 4 steps an epoch
+    original = tracking.Tracker.callback
+
+    def interrupting(self):
+        callback = original(self)
+
+        def on_save(args, state, control, **kwargs):
+            raise RuntimeError("interrupted after the first checkpoint")
+
+        callback.on_save = on_save
+        return callback
+
+    monkeypatch.setattr(tracking.Tracker, "callback", interrupting)
+    assert runner.train_and_store(resolve(config), tmp_path, imdb).status == "failed"
+    monkeypatch.undo()
+    folder = checkpoint_dir(resolve(config).key, tmp_path)
+    # The next epoch's checkpoint, cut short by a stop mid-save: its files half there, no trainer_state.json last.
+    cut = folder / "checkpoint-8"
+    shutil.copytree(folder / "checkpoint-4", cut)
+    (cut / "trainer_state.json").unlink()
+    model = next(cut.glob("*.safetensors"))
+    model.write_bytes(model.read_bytes()[:100])
+    # And one whose trainer_state.json itself was being written.
+    torn = folder / "checkpoint-12"
+    shutil.copytree(folder / "checkpoint-4", torn)
+    (torn / "trainer_state.json").write_text('{"global_step": 12, "log_hi')
+    capsys.readouterr()
+
+    second = runner.train_and_store(resolve(config), tmp_path, imdb)
+    assert second.status == "ok" and second.resumed_from_step == 4 and second.train_steps == 12
+    printed = capsys.readouterr().out
+    assert f"removed the checkpoint {cut}: it was cut short while it was written" in printed
+    assert f"removed the checkpoint {torn}" in printed
+
+
 def _python_children(pid: int) -> list:
     """The run processes of matrix pid: the children of its fork server (not the server, not its resource tracker)."""
     import psutil

@@ -14,6 +14,7 @@ from datasets import DatasetDict
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from .callbacks import StopWhenDiverged
+from .checkpoints import last_checkpoint
 from .compat import length_grouping_kwargs, warmup_kwargs
 from .config import RunConfig
 from .data import load_imdb, make_splits, tokenize, without_test_texts
@@ -150,13 +151,6 @@ def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) 
     return data
 
 
-def _last_checkpoint(folder: Path | None) -> str | None:
-    """The newest checkpoint-N folder under folder, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
-
-
 def training_arguments(config: RunConfig, precision: str, output_dir: str, train_reviews: int,
                        has_validation: bool, save: bool = False, **overrides):
     """The Trainer's arguments for a config in a resolved precision: the one recipe runs and benchmarks share.
@@ -234,7 +228,7 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
             compute_metrics=_trainer_metrics,
             callbacks=[tracker.callback(), divergence, *method_callbacks(run), *_tensorboard_callbacks(run.key)],
         )
-        resume_from = _last_checkpoint(checkpoint_folder)
+        resume_from = last_checkpoint(checkpoint_folder)
         train_output = trainer.train(resume_from_checkpoint=resume_from)
         if divergence.step is not None:
             raise Diverged(divergence.step, divergence.loss)

@@ -453,7 +453,9 @@ def _imported_stack(reply) -> None:
 @pytest.mark.system
 def test_a_run_process_starts_with_the_training_stack_already_imported():
     """No run pays the ~6 s import of torch, transformers and peft: its process is forked from a server that did."""
-    context = runner.run_context()
+    from peft_imdb.parallel.process import run_context
+
+    context = run_context()
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(target=_imported_stack, args=(writer,))
     process.start()

@@ -57,6 +57,7 @@ MODULE_TIERS = {
     "test_gpucheck.py": "system",  # unit: the synthetic reviews
     "test_hardware_tracking.py": "unit",
     "test_inference.py": "integration",
+    "test_learning.py": "unit",  # integration: absurd learning rates on a tiny model, the summary's marks
     "test_methods.py": "integration",  # unit: an unknown architecture
     "test_more_methods.py": "integration",  # unit: the registry, AdaLoRA's schedule
     "test_notebooks.py": "system",  # audit: the committed notebooks; integration: load_or_train
@@ -74,6 +75,7 @@ MODULE_TIERS = {
     "test_set_repository.py": "unit",  # audit: the committed badges and cells; system: a fresh clone set to a fork
     "test_stores.py": "unit",  # integration: `run` and `experiment` writing with fake training
     "test_stats.py": "unit",
+    "test_stopping.py": "system",  # unit: a stop during storing, a second signal during cleanup
     "test_stats_two_level.py": "unit",
     "test_train.py": "integration",  # unit: the metrics on a known case
     "test_wall_time.py": "unit",

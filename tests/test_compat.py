@@ -114,3 +114,65 @@ def test_importing_the_package_and_probing_nf4_prints_nothing():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "", done.stderr
+
+
+# --- offline runs: the hub kernel lookup's notices stay off stderr ---------------------------------------
+
+TRUST_CHECK = ("Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes' because Hugging "
+               "Face Hub is in offline mode.")
+
+
+def test_the_offline_trust_check_notice_is_dropped_at_its_logger_and_nothing_else(caplog):
+    import logging
+
+    compat.silence_offline_hub_chatter()
+    compat.silence_offline_hub_chatter()  # once is enough: a second call adds no second filter
+    logger = logging.getLogger("kernels._internals.hf_hub")
+    assert len(logger.filters) == 1
+    with caplog.at_level(logging.WARNING):
+        logger.warning(TRUST_CHECK)
+        logger.warning("Kernel repository 'x/y' could not verify publisher trust status.")
+        logging.getLogger("kernels._internals.other").warning(TRUST_CHECK)  # another logger: not ours to drop
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        ("kernels._internals.hf_hub", "Kernel repository 'x/y' could not verify publisher trust status."),
+        ("kernels._internals.other", TRUST_CHECK)]
+
+
+# Stands in for the `kernels` package where it is not installed. bitsandbytes asks it for its CPU NF4 kernel at
+# import (on CPUs with avx512_bf16); offline, kernels 0.19 logs the trust-check notice (kernels/_internals/hf_hub.py)
+# and then finds no kernel in its cache.
+KERNELS_STUB = f'''
+import logging
+import os
+
+
+def get_kernel(repo_id, version=None, **kwargs):
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE"):
+        logging.getLogger("kernels._internals.hf_hub").warning(
+            f"Skipping publisher trust check for '{{repo_id}}' because Hugging Face Hub is in offline mode.")
+    raise FileNotFoundError(f"no kernel {{repo_id}} in the local cache")
+'''
+
+
+@pytest.mark.system
+def test_an_offline_qlora_run_prints_only_progress_bars_on_stderr(tmp_path, data_dir):
+    import os
+    import re
+    from pathlib import Path
+
+    (tmp_path / "stub" / "kernels").mkdir(parents=True)
+    (tmp_path / "stub" / "kernels" / "__init__.py").write_text(KERNELS_STUB)
+    src = Path(__file__).resolve().parents[1] / "src"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(src), str(tmp_path / "stub"), os.environ.get("PYTHONPATH", "")])}
+    env.pop("TQDM_DISABLE", None)
+    done = subprocess.run([sys.executable, "-m", "peft_imdb", "run", "--method", "qlora", "--profile", "smoke",
+                           "--data-dir", str(data_dir), "--results-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert ": ok " in done.stdout
+    # What stderr holds, cut at carriage returns and line ends, cursor moves removed: tqdm bars only.
+    pieces = [re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", piece).strip() for piece in re.split(r"[\r\n]", done.stderr)]
+    bar = re.compile(r"^(?:[\w ]+: )?\s*\d+%\|.*\| *\d+/\d+ \[")
+    assert [piece for piece in pieces if piece and not bar.match(piece)] == []
+    assert any(bar.match(piece) for piece in pieces)  # the bars are there: stderr was not silenced wholesale

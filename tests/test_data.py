@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from datasets import Dataset, DatasetDict
 
 from peft_imdb.data import balanced_indices, load_imdb, make_splits, tokenize
 from peft_imdb.errors import UserError
@@ -43,6 +44,50 @@ def test_full_train_still_leaves_validation_out():
 def test_sizes_larger_than_the_data_are_a_clear_error():
     with pytest.raises(UserError, match="only 2 of label 0"):
         balanced_indices(np.array([0, 1, 0, 1]), 6, seed=0)
+
+
+def _reviews(labels: list[int]) -> Dataset:
+    return Dataset.from_dict({"text": [f"review {i}" for i in range(len(labels))], "label": labels})
+
+
+def _one_label(rows: int) -> DatasetDict:
+    return DatasetDict(train=_reviews([0] * rows), test=_reviews([0] * rows))
+
+
+@pytest.mark.parametrize("sizes, says", [
+    (dict(train_size=64, val_size=32), "the train split has 0 reviews of label 1 (positive), but --train-size 64 "
+                                       "takes 32 and --val-size 32 takes 16; use a smaller --train-size or --val-size"),
+    (dict(train_size=64, val_size=0), "the train split has 0 reviews of label 1 (positive), but --train-size 64 "
+                                      "takes 32; use a smaller --train-size"),
+    (dict(train_size=None, val_size=0), "the train split has 0 reviews of label 1 (positive), but training on the "
+                                        "rest needs at least one; use a data folder with enough reviews of both labels"),
+])
+def test_a_size_error_names_the_split_and_the_flag(sizes, says):
+    with pytest.raises(UserError) as error:
+        make_splits(_one_label(300), eval_size=2, **sizes)
+    assert str(error.value).startswith(says)
+
+
+def test_a_test_size_error_names_the_test_split_and_its_flag():
+    data = DatasetDict(train=_reviews([0, 1] * 150), test=_reviews([0] * 40))
+    with pytest.raises(UserError, match=r"^the test split has 0 reviews of label 1 \(positive\), but --eval-size 64 "
+                       r"takes 32; use a smaller --eval-size"):
+        make_splits(data, train_size=64, eval_size=64, val_size=32)
+
+
+@pytest.mark.integration
+def test_a_train_size_on_a_folder_with_one_label_is_a_one_line_error(tmp_path, tiny_models, capsys):
+    from peft_imdb.cli import main
+
+    rows = "".join(json.dumps({"text": f"a fine film, number {i}", "label": 1}) + "\n" for i in range(300))
+    for split in ("train", "test"):
+        (tmp_path / f"{split}.jsonl").write_text(rows)
+    assert main(["run", "--method", "lora", "--model", str(tiny_models["bert"]), "--profile", "smoke", "--train-size",
+                 "64", "--data-dir", str(tmp_path), "--results-dir", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: the train split has 0 reviews of label 0 (negative), but --train-size 64 takes 32 "
+                           "and --val-size 32 takes 16; use a smaller --train-size or --val-size")
+    assert not list((tmp_path / "out").glob("runs/*"))
 
 
 @pytest.mark.integration

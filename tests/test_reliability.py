@@ -77,6 +77,57 @@ def test_matrix_reruns_a_run_whose_record_is_corrupt(tmp_path, fake_runs, capsys
     assert len(load_results(out)) == PLANNED and set(load_results(out)["status"]) == {"ok"}
 
 
+@pytest.fixture
+def fake_runs_with_predictions(fake_runs, monkeypatch) -> list[str]:
+    """fake_runs whose stub also stores the run's predictions: half of its test reviews right (accuracy 0.5)."""
+    import numpy as np
+
+    from peft_imdb.results import save_predictions
+
+    from conftest import store_ok_row
+
+    def train_and_store(run, results_dir=None, imdb=None):
+        fake_runs.append(run.key)
+        reviews = run.config.eval_size
+        labels = np.tile([0, 1], reviews // 2)
+        predicted = np.where(np.arange(reviews) % 4 < 2, labels, 1 - labels)
+        save_predictions(run.key, np.arange(reviews), labels, predicted, predicted * 1.0, results_dir)
+        return store_ok_row(run, results_dir)
+
+    monkeypatch.setattr(runner, "train_and_store", train_and_store)
+    return fake_runs
+
+
+def test_a_damaged_predictions_file_is_named_kept_aside_and_trained_again(tmp_path, fake_runs_with_predictions,
+                                                                         capsys):
+    data, out, figures = _small_data(tmp_path / "data"), tmp_path / "out", tmp_path / "figures"
+    args = _matrix_args(data, out)
+    assert main(args) == 0 and len(fake_runs_with_predictions) == PLANNED
+    truncated, missing = (out / "predictions" / f"{key}.npz" for key in fake_runs_with_predictions[3:5])
+    truncated.write_bytes(truncated.read_bytes()[:100])  # an interrupted copy, a Drive sync
+    missing.unlink()
+    capsys.readouterr()
+
+    assert main(["report", "--results-dir", str(out), "--figures-dir", str(figures)]) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, err
+    (on_truncated,) = [line for line in warnings if str(truncated) in line]
+    (on_missing,) = [line for line in warnings if str(missing) in line]
+    assert f"kept aside as {truncated.name}.corrupt" in on_truncated and "counts as not done" in on_truncated
+    assert "predictions missing: interval not computed" in on_missing
+    summary = (out / "summary.md").read_text()
+    assert "predictions unreadable (seed " in summary and "predictions missing (seed " in summary
+    assert summary.count("interval not computed") == 2  # the two rows of those runs, each marked
+    assert (truncated.parent / f"{truncated.name}.corrupt").is_file() and not truncated.exists()
+
+    fake_runs_with_predictions.clear()
+    assert main(args) == 0
+    assert fake_runs_with_predictions == [truncated.stem]  # trained again; the run without predictions is not
+    assert truncated.is_file() and not missing.exists()
+
+
 # --- shards and merge ------------------------------------------------------------------------------
 
 def test_shards_split_the_runs_without_overlap_and_merge_folds_them(tmp_path, fake_runs, capsys):
@@ -280,6 +331,50 @@ def test_resume_goes_on_from_the_last_epoch_checkpoint(tmp_path, imdb, tiny_mode
     assert second.confusion_matrix == uninterrupted.confusion_matrix
 
 
+def test_resume_removes_a_checkpoint_cut_short_and_goes_on_from_the_whole_one(tmp_path, imdb, tiny_models,
+                                                                             monkeypatch, capsys):
+    import shutil
+
+    from peft_imdb import tracking
+    from peft_imdb.results import checkpoint_dir
+
+    from conftest import tiny_config
+
+    config = tiny_config(tiny_models["bert"], "full", epochs=3, val_size=0, resume=True)  # 4 steps an epoch
+    original = tracking.Tracker.callback
+
+    def interrupting(self):
+        callback = original(self)
+
+        def on_save(args, state, control, **kwargs):
+            raise RuntimeError("interrupted after the first checkpoint")
+
+        callback.on_save = on_save
+        return callback
+
+    monkeypatch.setattr(tracking.Tracker, "callback", interrupting)
+    assert runner.train_and_store(resolve(config), tmp_path, imdb).status == "failed"
+    monkeypatch.undo()
+    folder = checkpoint_dir(resolve(config).key, tmp_path)
+    # The next epoch's checkpoint, cut short by a stop mid-save: its files half there, no trainer_state.json last.
+    cut = folder / "checkpoint-8"
+    shutil.copytree(folder / "checkpoint-4", cut)
+    (cut / "trainer_state.json").unlink()
+    model = next(cut.glob("*.safetensors"))
+    model.write_bytes(model.read_bytes()[:100])
+    # And one whose trainer_state.json itself was being written.
+    torn = folder / "checkpoint-12"
+    shutil.copytree(folder / "checkpoint-4", torn)
+    (torn / "trainer_state.json").write_text('{"global_step": 12, "log_hi')
+    capsys.readouterr()
+
+    second = runner.train_and_store(resolve(config), tmp_path, imdb)
+    assert second.status == "ok" and second.resumed_from_step == 4 and second.train_steps == 12
+    printed = capsys.readouterr().out
+    assert f"removed the checkpoint {cut}: it was cut short while it was written" in printed
+    assert f"removed the checkpoint {torn}" in printed
+
+
 def _python_children(pid: int) -> list:
     """The run processes of matrix pid: the children of its fork server (not the server, not its resource tracker)."""
     import psutil
@@ -358,7 +453,9 @@ def _imported_stack(reply) -> None:
 @pytest.mark.system
 def test_a_run_process_starts_with_the_training_stack_already_imported():
     """No run pays the ~6 s import of torch, transformers and peft: its process is forked from a server that did."""
-    context = runner.run_context()
+    from peft_imdb.parallel.process import run_context
+
+    context = run_context()
     reader, writer = context.Pipe(duplex=False)
     process = context.Process(target=_imported_stack, args=(writer,))
     process.start()

@@ -81,3 +81,72 @@ def test_a_corrupt_record_counts_as_not_done(tmp_path, capsys):
     assert not has_ok_result("m__lora__seed0__abc", tmp_path)
     assert (tmp_path / "runs" / "m__lora__seed0__abc.json.corrupt").is_file()
     assert "m__lora__seed0__abc.json.corrupt" in capsys.readouterr().err
+
+
+# --- predictions are part of a finished run -----------------------------------------------------------
+
+def _with_predictions(tmp_path, reviews: int = 10, correct: int = 8) -> RunResult:
+    """An ok record and its predictions: `correct` of `reviews` test reviews right."""
+    import numpy as np
+
+    from peft_imdb.results import save_predictions
+
+    labels = np.tile([0, 1], reviews // 2)
+    predicted = np.where(np.arange(reviews) < correct, labels, 1 - labels)
+    row = _row(accuracy=correct / reviews)  # its confusion matrix sums to 10 reviews
+    save_predictions(row.key, np.arange(reviews), labels, predicted, predicted * 1.0, tmp_path)
+    save_result(row, tmp_path)
+    return row
+
+
+def _warnings(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("warning:")]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "overwritten"])
+def test_an_unreadable_predictions_file_is_kept_aside_and_its_run_counts_as_not_done(tmp_path, damage, capsys):
+    from peft_imdb.results import load_predictions, predictions_path
+
+    row = _with_predictions(tmp_path)
+    path = predictions_path(row.key, tmp_path)
+    data = path.read_bytes()
+    damaged = {"truncated": data[: len(data) // 2], "empty": b"", "overwritten": b"synced halfway" * 9}[damage]
+    path.write_bytes(damaged)
+    assert not has_ok_result(row.key, tmp_path)  # the next matrix trains it again
+    assert not path.exists() and path.with_name(path.name + ".corrupt").read_bytes() == damaged  # kept, never dropped
+    (line,) = _warnings(capsys.readouterr().err)
+    assert str(path) in line and f"{path.name}.corrupt" in line and "counts as not done" in line
+    assert not has_ok_result(row.key, tmp_path) and load_predictions(row.key, tmp_path) is None  # still not done
+    assert load_results(tmp_path).loc[0, "predictions"] == "predictions unreadable"
+    assert read_results(tmp_path) == [row]  # the record itself is untouched
+
+
+def test_missing_predictions_keep_the_run_done_and_are_named(tmp_path, capsys):
+    from peft_imdb.results import predictions_path
+
+    row = _with_predictions(tmp_path)
+    predictions_path(row.key, tmp_path).unlink()
+    assert has_ok_result(row.key, tmp_path) and not _warnings(capsys.readouterr().err)
+    frame = load_results(tmp_path)
+    assert frame.loc[0, "predictions"] == "predictions missing"
+    (line,) = _warnings(capsys.readouterr().err)
+    assert str(predictions_path(row.key, tmp_path)) in line and "interval not computed" in line
+
+
+@pytest.mark.parametrize("change, says", [({"reviews": 12, "correct": 8}, "12 reviews, the record scored 10"),
+                                          ({"correct": 6}, "accuracy 0.6000, the record's 0.8000")])
+def test_predictions_that_do_not_belong_to_their_record_are_named_and_not_used(tmp_path, change, says, capsys):
+    row = _with_predictions(tmp_path)
+    _with_predictions(tmp_path, **change)  # another run's predictions under the same key
+    save_result(row, tmp_path)  # the record of the first run, with the predictions of the second
+    assert not has_ok_result(row.key, tmp_path)
+    (line,) = _warnings(capsys.readouterr().err)
+    assert "does not belong to the record" in line and says in line
+    assert load_results(tmp_path).loc[0, "predictions"] == f"predictions do not match the record ({says})"
+    assert len(_warnings(capsys.readouterr().err)) == 0  # said once
+
+
+def test_a_run_with_whole_predictions_is_done_without_a_word(tmp_path, capsys):
+    row = _with_predictions(tmp_path)
+    assert has_ok_result(row.key, tmp_path) and load_results(tmp_path).loc[0, "predictions"] == ""
+    assert capsys.readouterr().err == ""

@@ -1,11 +1,13 @@
 """peft_imdb: Full fine-tuning, LoRA, QLoRA (4-bit NF4), IA3 and more PEFT methods on IMDb, measured."""
 
-from .compat import silence_bitsandbytes_import_warning
+from .compat import silence_bitsandbytes_import_warning, silence_offline_hub_chatter
 
 # Before anything imports bitsandbytes: on CPU it logs a warning at import (0.46-0.47: "compiled
 # without GPU support"; 0.48+: an optional hub kernel is missing). It falls back by itself, and the
-# warning would otherwise reach stderr through transformers -> peft (see compat.py).
+# warning would otherwise reach stderr through transformers -> peft (see compat.py). Offline, the
+# `kernels` package it asks adds a notice that it skips a hub check; that one is dropped too.
 silence_bitsandbytes_import_warning()
+silence_offline_hub_chatter()
 
 import warnings  # noqa: E402
 

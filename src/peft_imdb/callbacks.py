@@ -1,6 +1,9 @@
-"""Trainer callbacks that registry entries ask for (methods.Method.callbacks): AdaLoRA's rank budget."""
+"""Trainer callbacks: the one every run has (stopping when the loss stops being finite), and those registry entries
+ask for (methods.Method.callbacks): AdaLoRA's rank budget."""
 
 from __future__ import annotations
+
+import math
 
 from transformers import TrainerCallback
 
@@ -30,3 +33,41 @@ class AdaLoraBudget(TrainerCallback):
 
     def on_optimizer_step(self, args, state, control, model=None, **kwargs):
         model.base_model.update_and_allocate(state.global_step)
+
+
+class StopWhenDiverged(TrainerCallback):
+    """Stops training after the first optimizer step whose training loss is not finite (nan or inf) and keeps the
+    step; nothing is saved or evaluated after it (train.py then stores the run as `failed`).
+
+    The loss is read where the model returns it (a forward hook, training forwards only): the Trainer's logs
+    replace a non-finite loss by the running mean (`logging_nan_inf_filter`), so they never show it.
+    """
+
+    def __init__(self):
+        self.step: int | None = None  # the optimizer step (1-based) whose loss was not finite
+        self.loss: float | None = None
+        self._hook = None
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._hook = model.register_forward_hook(self._read_loss)
+
+    def _read_loss(self, module, inputs, output) -> None:
+        loss = output.get("loss") if module.training and isinstance(output, dict) else None
+        if loss is not None and self.loss is None and not math.isfinite(float(loss.detach().float().sum())):
+            self.loss = float(loss.detach().float().sum())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.loss is not None and self.step is None:
+            self.step = state.global_step
+        if self.step is not None:
+            control.should_training_stop = True
+            control.should_save = control.should_evaluate = False
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.step is not None:
+            control.should_save = control.should_evaluate = False
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None

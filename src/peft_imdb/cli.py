@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 from . import estimate as estimate_command
 from .config import PROFILES, Profile, RunConfig, detect_profile
-from .errors import UserError
+from .errors import Stopped, UserError
 from .methods import METHODS, get_method, method_names, parse_adapter
 from .experiments import get_experiment
 from .results import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error, results_dir
 from .stores import figures_folder, results_folder, store_for
+from .stopping import on_signals
 
 
 def _size(text: str) -> int | str:
@@ -232,8 +234,9 @@ def _print_row(result) -> None:
         return
     scored = (f"accuracy={result.accuracy:.4f} f1={result.f1:.4f}" if result.accuracy is not None
               else f"val_accuracy={result.val_accuracy:.4f} (tuning: no test review scored)")
+    flag = f"  DID NOT LEARN: {result.not_learned_reason}" if result.learned is False else ""
     print(f"{result.key}: ok  {scored} trainable={result.trainable_params:,} train={result.train_time_s:.0f}s "
-          f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind})")
+          f"peak={result.peak_memory_mb:.0f}MB ({result.memory_kind}){flag}")
 
 
 def _matrix(args, configs: list[RunConfig], reuse_from: list[str | os.PathLike] | None = None,
@@ -382,12 +385,29 @@ def _default_folders(args) -> None:
         args.figures_dir = str(figures_folder(store))
 
 
+def stopped_line(stop: Stopped) -> str:
+    """One line on a command stopped by a signal: what it stopped, what is kept, how to go on."""
+    if not stop.run:
+        return (f"stopped by {stop.signal_name}: finished runs and written files are whole; re-run the same command "
+                "to go on")
+    resume = f" ({stop.resume})" if stop.resume else ""
+    return (f"stopped by {stop.signal_name} during run {stop.run}: nothing of it is stored, finished runs are; re-run "
+            f"the same command to go on{resume}")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write)."""
+    """Entry point; returns the exit code (2 for bad input, 1 when a run failed, 3 when the store refused a write,
+    130 / 143 when stopped by SIGINT / SIGTERM)."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     if args.command == "estimate":  # writes nothing: no folder to check
         return estimate_command.run(args)
+    with on_signals():
+        return _command(args)
+
+
+def _command(args) -> int:
+    """Run a parsed command; errors the user can act on become one line on stderr and an exit code."""
     try:
         _default_folders(args)
         # A folder that cannot hold the store stops every writing command before any training; reproduce
@@ -444,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: could not write{where} ({exc.strerror}); free some space or choose another --results-dir "
               "/ --figures-dir, then re-run (finished runs are stored)", file=sys.stderr)
         return STORE_ERROR_EXIT
-    except KeyboardInterrupt:
-        print("interrupted: finished runs are stored; re-run the same command to go on", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        stop = exc if isinstance(exc, Stopped) else Stopped(signal.SIGINT)
+        print(f"\n{stopped_line(stop)}", file=sys.stderr)  # on a line of its own, after a progress bar cut short
+        return stop.exit_code

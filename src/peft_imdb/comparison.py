@@ -39,11 +39,17 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     ok = ok.assign(**{k: ok[k].fillna("full") for k in ("train_size", "eval_size")})
     aggregated = [c for c in AGGREGATED if c in ok.columns]
     ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") for c in aggregated})
+    ok = ok.assign(did_not_learn=ok["learned"].eq(False) if "learned" in ok else False,
+                   predictions=ok["predictions"] if "predictions" in ok else "")
     grouped = ok.groupby(keys, sort=False, dropna=False)
     summary = grouped[aggregated].agg(["mean", "std"])
     summary.columns = [f"{col}_{stat}" for col, stat in summary.columns]
     summary["n"] = grouped.size()
     summary["keys"] = grouped["key"].agg(list)
+    summary["not_learned"] = grouped["did_not_learn"].sum().astype(int)  # runs the learning rule flags
+    # Why the row has no interval and no comparison: a run's predictions are missing, unreadable or not its own.
+    summary["predictions_note"] = [_note(problems, seeds) for problems, seeds in
+                                   zip(grouped["predictions"].agg(list), grouped["seed"].agg(list))]
     for column in ("memory_kind", "base_weight_bits", "device", "precision_mode"):
         if column not in keys:
             summary[column] = grouped[column].first()
@@ -53,6 +59,16 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     order = {m: i for i, m in enumerate(method_names())}
     return summary.sort_values(["model", "method", *extra, "lr", "label"],
                                key=lambda s: s.map(order) if s.name == "method" else s).reset_index(drop=True)
+
+
+def _note(problems: list[str], seeds: list[int]) -> str:
+    """A row's predictions problems (one per run, '' for none) as one note naming the seeds; '' when there is none."""
+    found: dict[str, list[str]] = {}
+    for problem, seed in zip(problems, seeds):
+        if problem:
+            found.setdefault(problem, []).append(str(seed))
+    parts = [f"{problem} (seed{'s' if len(runs) > 1 else ''} {', '.join(runs)})" for problem, runs in found.items()]
+    return f"{'; '.join(parts)}: interval not computed" if parts else ""
 
 
 def _mean_confusion(matrices: pd.Series) -> str:
@@ -119,6 +135,8 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
     for _, setting in summary.groupby(SETTING, dropna=False):
         runs = {}
         for index, row in setting.iterrows():
+            if row.get("predictions_note"):  # predictions missing, unreadable or not the record's own
+                continue
             mine = correctness(row["keys"], root)
             if mine is None:
                 continue

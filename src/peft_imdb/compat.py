@@ -38,6 +38,34 @@ def silence_bitsandbytes_import_warning() -> None:
                             module="bitsandbytes")
 
 
+# Logged by the `kernels` package (which bitsandbytes asks for its CPU NF4 kernel at import) only when the Hugging
+# Face Hub is in offline mode: (logger, the message's start). Nothing a user of an offline run can act on.
+OFFLINE_HUB_CHATTER = (("kernels._internals.hf_hub", "Skipping publisher trust check for "),)
+
+
+class _DropMessages(logging.Filter):
+    """A logging filter that drops the records whose message starts with one of `starts`."""
+
+    def __init__(self, starts: tuple[str, ...]):
+        super().__init__()
+        self.starts = starts
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.starts)
+
+
+def silence_offline_hub_chatter() -> None:
+    """Drop the offline-only notices of the hub kernel lookup (OFFLINE_HUB_CHATTER) at their loggers.
+
+    Each is logged only when HF_HUB_OFFLINE is set (`kernels` skips the publisher trust check it cannot make
+    offline), so online runs are untouched; every other record of those loggers still prints.
+    """
+    for name, start in OFFLINE_HUB_CHATTER:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessages) and start in f.starts for f in logger.filters):
+            logger.addFilter(_DropMessages((start,)))
+
+
 def version(package: str) -> str | None:
     """The installed version of `package`, or None when it is not installed."""
     try:

@@ -111,6 +111,27 @@ def balanced_indices(labels: np.ndarray, size: int | None, seed: int, exclude: n
     return picked
 
 
+LABEL_NAMES = {0: "negative", 1: "positive"}
+
+
+def _check_sizes(labels: np.ndarray, sizes: dict[str, int | None], split: str) -> None:
+    """UserError naming the split and the flags when the subsets asked for (half of each per label) do not fit in it.
+
+    `sizes` maps each flag to the reviews it asks of this split; None (the whole split) needs at least one left.
+    """
+    for label in (0, 1):
+        available = int(np.sum(labels == label))
+        asked = {flag: size - size // 2 if label else size // 2 for flag, size in sizes.items() if size}
+        rest = None in sizes.values()  # training on what the others leave needs at least one review
+        if sum(asked.values()) + rest <= available:
+            continue
+        takes = [f"{flag} {sizes[flag]} takes {count}" for flag, count in asked.items()]
+        takes += ["training on the rest needs at least one"] if rest else []
+        fix = f"use a smaller {' or '.join(asked)}, or a" if asked else "use a"
+        raise UserError(f"the {split} split has {available} reviews of label {label} ({LABEL_NAMES[label]}), but "
+                        f"{' and '.join(takes)}; {fix} data folder with enough reviews of both labels")
+
+
 def make_splits(
     imdb: DatasetDict,
     train_size: int | None = 3000,
@@ -123,6 +144,9 @@ def make_splits(
     With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split.
     """
     train_labels = np.asarray(imdb["train"]["label"])
+    _check_sizes(train_labels, {"--train-size": train_size, "--val-size": val_size}, "train")
+    if eval_size != 0:
+        _check_sizes(np.asarray(imdb["test"]["label"]), {"--eval-size": eval_size}, "test")
     # Validation is drawn first so that "full" training (size None) still leaves it out.
     val_idx = balanced_indices(train_labels, val_size, seed + 1) if val_size else np.array([], dtype=int)
     train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx)

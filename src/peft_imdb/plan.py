@@ -9,10 +9,12 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from .checkpoints import last_whole_checkpoint
 from .config import RunConfig
+from .errors import Stopped
 from .methods import get_method
 from .resolved import ResolvedRun, resolve
-from .results import RunResult, copy_run, has_ok_result, read_result, results_dir
+from .results import RunResult, checkpoint_dir, copy_run, has_ok_result, read_result, results_dir
 
 
 @dataclass
@@ -105,7 +107,7 @@ def train_planned(runs: list[ResolvedRun], root: str | os.PathLike | None = None
             return
         try:
             now = snapshot(run.key) if claiming else None
-            if now is not None and (now != seen[run.key] or (now["status"] == "ok" and not force)):
+            if now is not None and (now != seen[run.key] or (not force and has_ok_result(run.key, root))):
                 print(f"{run.key}: finished by another worker ({now['status']}), not trained here")
                 return
             if in_process or world_size > 1:  # under torchrun the ranks must train together, in process
@@ -117,6 +119,9 @@ def train_planned(runs: list[ResolvedRun], root: str | os.PathLike | None = None
             rows.append(row)
             if on_result is not None:
                 on_result(row)
+        except Stopped as stop:  # the command stops: name the run it stopped and how that run goes on
+            stop.run, stop.resume = stop.run or run.key, stop.resume or _resume_note(run, root)
+            raise
         finally:
             if claim is not None:
                 claim.release()
@@ -135,6 +140,15 @@ def train_planned(runs: list[ResolvedRun], root: str | os.PathLike | None = None
             print(f"{len(elsewhere)} run(s) still being trained by other workers: "
                   + ", ".join(f"{key} ({holder.owner})" for key, (_, holder) in elsewhere.items()))
     return rows
+
+
+def _resume_note(run: ResolvedRun, root: str | os.PathLike | None) -> str:
+    """How a stopped run goes on when its command is run again: from its last whole checkpoint, or from the start."""
+    if not run.config.resume:
+        return "add --resume to keep a checkpoint each epoch and go on from it"
+    checkpoint = last_whole_checkpoint(checkpoint_dir(run.key, root))
+    return f"it goes on from its last whole checkpoint, {checkpoint}" if checkpoint else \
+        "it had no whole checkpoint yet and starts over"
 
 
 def load_or_train(config: RunConfig | ResolvedRun, root: str | os.PathLike | None = None,

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .comparison import ALPHA, MARGIN, POWER, SETTING, AblationTable, add_statistics, correctness, summarize
 from .curves import loss_curves_chart
+from .learning import RULE
 from .methods import METHODS
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, results_dir
@@ -61,15 +62,19 @@ def advice(table: pd.DataFrame) -> list[str]:
                                              for _, row in others.iterrows()) + ".")
         equivalent = others[others["verdict"] == "equivalent"]
         if not equivalent.empty:
-            light = equivalent.loc[equivalent["model_state_mb_mean"].idxmin()]
-            fast = equivalent.loc[equivalent["train_time_s_mean"].idxmin()]
-            lines.append(f"  - Least model-state memory at Full FT's accuracy: **{light['label']}**, "
-                         f"{light['model_state_mb_mean']:.0f} MB vs {ref['model_state_mb_mean']:.0f} MB, "
-                         f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable "
-                         "parameters.")
-            lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['label']}**, "
-                         f"{fast['train_time_s_mean']:.0f} s vs {ref['train_time_s_mean']:.0f} s "
-                         f"({fast['train_time_s_mean'] / ref['train_time_s_mean']:.0%} of Full FT).")
+            measured = equivalent.dropna(subset=["model_state_mb_mean"])  # (records that predate the figure lack it)
+            if not measured.empty:
+                light = measured.loc[measured["model_state_mb_mean"].idxmin()]
+                lines.append(f"  - Least model-state memory at Full FT's accuracy: **{light['label']}**, "
+                             f"{light['model_state_mb_mean']:.0f} MB vs {ref['model_state_mb_mean']:.0f} MB, "
+                             f"{light['trainable_params_mean'] / ref['trainable_params_mean']:.2%} of its trainable "
+                             "parameters.")
+            timed = equivalent.dropna(subset=["train_time_s_mean"])
+            if not timed.empty:
+                fast = timed.loc[timed["train_time_s_mean"].idxmin()]
+                lines.append(f"  - Fastest training at Full FT's accuracy: **{fast['label']}**, "
+                             f"{fast['train_time_s_mean']:.0f} s vs {ref['train_time_s_mean']:.0f} s "
+                             f"({fast['train_time_s_mean'] / ref['train_time_s_mean']:.0%} of Full FT).")
         else:
             lines.append("  - No method is shown equivalent to Full FT at this margin; a verdict of *inconclusive* "
                          "needs more seeds or reviews, not a conclusion.")
@@ -96,6 +101,8 @@ def twin_lines(table: pd.DataFrame, frame: pd.DataFrame, root: str | Path | None
         if len(same) != 1:
             continue
         other = same.iloc[0]
+        if row.get("predictions_note") or other.get("predictions_note"):
+            continue
         mine, theirs = correctness(row["keys"], root), correctness(other["keys"], root)
         if mine is None or theirs is None or not np.array_equal(mine[1], theirs[1]):
             continue
@@ -133,8 +140,22 @@ def _mean_std(row, column: str, fmt: str) -> str:
     return format(mean, fmt) if pd.isna(std) else f"{format(mean, fmt)} ± {format(std, fmt)}"
 
 
+def _number(value, fmt: str) -> str:
+    """A value formatted, or '–' where a record lacks it."""
+    return "–" if value is None or pd.isna(value) else format(value, fmt)
+
+
 def _interval(row) -> str:
+    if row.get("predictions_note"):
+        return row["predictions_note"]
     return "–" if pd.isna(row["acc_low"]) else f"[{row['acc_low']:.4f}, {row['acc_high']:.4f}]"
+
+
+def _accuracy(row) -> str:
+    """Mean ± std over seeds, and how many of its runs did not learn (learning.RULE) when any."""
+    flagged = int(row.get("not_learned", 0) or 0)
+    note = f" (includes {flagged} run{'s' if flagged > 1 else ''} that did not learn)" if flagged else ""
+    return _mean_std(row, "accuracy", ".4f") + note
 
 
 def method_table(table: pd.DataFrame, varied: str | None = None, versus: str = "vs Full FT") -> list[str]:
@@ -161,7 +182,7 @@ def method_table(table: pd.DataFrame, varied: str | None = None, versus: str = "
         prefix = f"| {row[varied]} " if varied else ""
         lines.append(
             f"{prefix}| {row['model']} | {row['label']} | {row['n']} | {row['lr']:.2g} | {row['precision_mode']} "
-            f"| {_mean_std(row, 'accuracy', '.4f')} | {_interval(row)} | {parts} | {versus} | {tost} "
+            f"| {_accuracy(row)} | {_interval(row)} | {parts} | {versus} | {tost} "
             f"| {_p(row['p_holm'])} | {row['verdict'] or '–'} | {detectable} |"
         )
     return lines
@@ -179,8 +200,8 @@ def cost_table(table: pd.DataFrame) -> list[str]:
         lines.append(
             f"| {row['model']} | {row['label']} | {params} | {_mean_std(row, 'train_time_s', '.0f')} "
             f"| {_mean_std(row, 'model_state_mb', '.1f')} | {_mean_std(row, 'working_memory_mb', '.0f')} "
-            f"| {row['base_weight_bits']:.0f} | {_mean_std(row, 'f1', '.4f')} | {_mean_std(row, 'precision', '.4f')} "
-            f"| {_mean_std(row, 'recall', '.4f')} | {row.get('confusion', '–')} |")
+            f"| {_number(row['base_weight_bits'], '.0f')} | {_mean_std(row, 'f1', '.4f')} "
+            f"| {_mean_std(row, 'precision', '.4f')} | {_mean_std(row, 'recall', '.4f')} | {row.get('confusion', '–')} |")
     return lines
 
 
@@ -246,6 +267,7 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: list[A
         lines += ablation_rows(ablation)
     if figures:
         lines += ["", "## Figures", ""] + [f"- `{Path(p).name}`" for p in figures]
+    lines += not_learned_rows(frame)
     others = frame[frame["status"] != "ok"]
     if not others.empty:
         lines += ["", "## Runs that did not finish", "", "| model | method | seed | status | reason |",
@@ -253,6 +275,20 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: list[A
         for _, row in others.iterrows():
             lines.append(f"| {row['model']} | {row['method']} | {row['seed']} | {row['status']} | {row['reason']} |")
     return "\n".join(lines) + "\n"
+
+
+def not_learned_rows(frame: pd.DataFrame) -> list[str]:
+    """The finished runs the learning rule flags, apart: each with its accuracy and why (none: no lines)."""
+    flagged = frame[(frame["status"] == "ok") & frame["learned"].eq(False)] if "learned" in frame else frame.iloc[:0]
+    if flagged.empty:
+        return []
+    lines = ["", "## Runs that did not learn", "", f"Stored as finished and counted in their row's mean (marked there); "
+             f"by the rule stated in `learning.py`: {RULE}.", "", "| model | method | seed | accuracy | why |",
+             "|---|---|---|---|---|"]
+    for _, row in flagged.iterrows():
+        accuracy = "–" if pd.isna(row["accuracy"]) else f"{row['accuracy']:.4f}"
+        lines.append(f"| {row['model']} | {row['label']} | {row['seed']} | {accuracy} | {row['not_learned_reason']} |")
+    return lines
 
 
 def ablation_rows(ablation: AblationTable) -> list[str]:

@@ -1,16 +1,21 @@
 """The results store: one JSON record per run under results/runs/ and its test predictions, written atomically.
 
-Also what the store's writes can go wrong with: a folder that cannot hold it, a refused write (full disk,
-read-only), and folding several stores into one (merge).
+A finished run is its record and its predictions together: an unreadable file of either is kept aside as
+`.corrupt` and its run counts as not done. Also what the store's writes can go wrong with: a folder that
+cannot hold it, a refused write (full disk, read-only), and folding several stores into one (merge).
 """
 
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
+import pickle
 import sys
 import tempfile
+import zipfile
+import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -87,6 +92,8 @@ class RunResult:
     train_steps: int | None = None  # optimizer steps
     lr: float | None = None
     resumed_from_step: int | None = None  # --resume: the checkpoint's step training went on from
+    learned: bool | None = None  # learning.RULE's verdict; None in records made before the rule
+    not_learned_reason: str = ""  # why the rule says it did not learn
     env: dict[str, Any] = field(default_factory=dict)
     finished_at: str = ""
 
@@ -175,16 +182,116 @@ def save_predictions(key: str, review_ids, labels, predicted, prob_positive,
     return path
 
 
-def load_predictions(key: str, root: str | os.PathLike | None = None) -> pd.DataFrame | None:
-    """One run's predictions as a DataFrame (review_id, label, predicted, prob_positive), or None."""
+PREDICTION_FIELDS = ("review_id", "label", "predicted", "prob_positive")
+PREDICTIONS_MISSING = "predictions missing"  # the record stays a finished run: only its interval is lost
+# What numpy raises on a predictions file cut short or overwritten: not a zip, a bad member, no data, not an array
+UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, pickle.UnpicklingError)
+
+
+def _read_predictions(path: Path) -> pd.DataFrame:
+    """A predictions file as a DataFrame; ValueError (its first line) when it is not a whole predictions file."""
     import numpy as np
 
+    try:
+        with np.load(path) as data:
+            frame = pd.DataFrame({name: data[name] for name in PREDICTION_FIELDS})
+    except UNREADABLE as exc:
+        raise ValueError(f"{type(exc).__name__}: {first_line(exc)}") from None
+    return frame.astype({"prob_positive": "float32"})
+
+
+_WARNED: set[str] = set()  # each warning once per process: the store is read many times by one command
+
+
+def warn_once(message: str) -> None:
+    """Print `warning: message` on stderr, once per process."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(f"warning: {message}", file=sys.stderr)
+
+
+def _kept_aside(path: Path) -> bool:
+    """True when an unreadable copy of path was kept aside (`<name>.corrupt`, numbered)."""
+    return any(path.parent.glob(glob.escape(path.name) + ".corrupt*"))
+
+
+def _keep_predictions_aside(path: Path, key: str, why: str) -> None:
+    """Move an unreadable predictions file to `<name>.corrupt` and say so in one line."""
+    target = corrupt_path(path)
+    try:
+        os.replace(path, target)
+    except FileNotFoundError:  # another process moved it aside first
+        return
+    warn_once(f"{path} is not a readable predictions file ({why}); kept aside as {target.name}, "
+              f"run {key} counts as not done (the next matrix trains it again)")
+
+
+def load_predictions(key: str, root: str | os.PathLike | None = None) -> pd.DataFrame | None:
+    """One run's predictions as a DataFrame (review_id, label, predicted, prob_positive), or None.
+
+    None when there are none, or when the file cannot be read: then it is kept aside as `.corrupt` and reported.
+    """
     path = predictions_path(key, root)
     if not path.is_file():
         return None
-    with np.load(path) as data:
-        frame = pd.DataFrame({name: data[name] for name in data.files})
-    return frame.astype({"prob_positive": "float32"})
+    try:
+        return _read_predictions(path)
+    except ValueError as exc:
+        _keep_predictions_aside(path, key, str(exc))
+        return None
+
+
+def _mismatch(frame: pd.DataFrame, record: RunResult) -> str:
+    """How predictions differ from the record they are stored for ('' when they belong to it)."""
+    import numpy as np
+
+    scored = int(np.sum(record.confusion_matrix)) if record.confusion_matrix else record.config.get("eval_size")
+    if scored and len(frame) != scored:
+        return f"{len(frame)} reviews, the record scored {scored}"
+    if len(frame) == 0:
+        return "no reviews"
+    if not frame["review_id"].is_unique:
+        return f"{int(frame['review_id'].duplicated().sum())} review ids repeated"
+    correct = int((frame["label"] == frame["predicted"]).sum())
+    if record.accuracy is not None and abs(correct - record.accuracy * len(frame)) >= 0.5:
+        return f"accuracy {correct / len(frame):.4f}, the record's {record.accuracy:.4f}"
+    return ""
+
+
+def predictions_problem(record: RunResult, root: str | os.PathLike | None = None) -> str:
+    """What keeps a finished run's predictions from being used: '' when they are whole and its own.
+
+    'predictions missing' (the record stays a finished run), 'predictions unreadable' (the file is kept aside
+    as `.corrupt` and reported) or 'predictions do not match the record (...)' (reported). Runs that scored no
+    test review (tuning) and unfinished runs have none to check.
+    """
+    if record.status != "ok" or record.accuracy is None:
+        return ""
+    path = predictions_path(record.key, root)
+    if not path.is_file():
+        if not _kept_aside(path):
+            return PREDICTIONS_MISSING
+        warn_once(f"the predictions of run {record.key} were kept aside as unreadable ({path}.corrupt); the run "
+                  "counts as not done (the next matrix trains it again)")
+        return "predictions unreadable"
+    try:
+        frame = _read_predictions(path)
+    except ValueError as exc:
+        _keep_predictions_aside(path, record.key, str(exc))
+        return "predictions unreadable"
+    mismatch = _mismatch(frame, record)
+    if mismatch:
+        warn_once(f"{path} does not belong to the record of run {record.key} ({mismatch}); not used, and the run "
+                  "counts as not done (the next matrix trains it again)")
+        return f"predictions do not match the record ({mismatch})"
+    return ""
+
+
+def counts_as_done(record: RunResult | None, root: str | os.PathLike | None = None) -> bool:
+    """True for a finished (`ok`) record whose predictions are its own, or missing (not kept aside as unreadable)."""
+    if record is None or record.status != "ok":
+        return False
+    return predictions_problem(record, root) in ("", PREDICTIONS_MISSING)
 
 
 def copy_predictions(key: str, source: str | os.PathLike, target: str | os.PathLike) -> None:
@@ -198,7 +305,7 @@ def copy_predictions(key: str, source: str | os.PathLike, target: str | os.PathL
 def copy_run(key: str, source: str | os.PathLike, target: str | os.PathLike) -> bool:
     """Copy a finished run (row and predictions) from one results folder to another; False if none."""
     record = read_result(key, source)
-    if record is None or record.status != "ok":
+    if not counts_as_done(record, source):
         return False
     copy_predictions(key, source, target)
     save_result(record, target)
@@ -213,7 +320,7 @@ def save_result(result: RunResult, root: str | os.PathLike | None = None) -> Pat
 
 
 def corrupt_path(path: Path) -> Path:
-    """Where an unreadable record is kept aside: `<name>.json.corrupt` (numbered when taken)."""
+    """Where an unreadable record or predictions file is kept aside: `<name>.corrupt` (numbered when taken)."""
     candidate, number = path.with_name(path.name + ".corrupt"), 1
     while candidate.exists():
         candidate, number = path.with_name(f"{path.name}.corrupt.{number}"), number + 1
@@ -269,9 +376,8 @@ def read_result(key: str, root: str | os.PathLike | None = None) -> RunResult | 
 
 
 def has_ok_result(key: str, root: str | os.PathLike | None = None) -> bool:
-    """True when the store holds a finished (`ok`) run with this key."""
-    record = read_result(key, root)
-    return record is not None and record.status == "ok"
+    """True when the store holds a finished (`ok`) run with this key whose predictions are not damaged."""
+    return counts_as_done(read_result(key, root), root)
 
 
 def _finished(record: RunResult) -> datetime:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .resolved import stored_label
 from .targets import placement
-from .results import RunResult, read_results
+from .results import PREDICTIONS_MISSING, RunResult, predictions_path, predictions_problem, read_results, warn_once
 
 COLUMNS = [
     "key", "model", "method", "seed", "status", "reason", "accuracy", "f1", "precision", "recall",
@@ -21,10 +21,18 @@ COLUMNS = [
 
 
 def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
-    """The store as a DataFrame, one row per run, with the COLUMNS first, its row label and group."""
+    """The store as a DataFrame, one row per run, with the COLUMNS first, its row label and group.
+
+    `predictions` says what keeps a finished run's predictions from being used ('' when nothing does; a missing,
+    unreadable or foreign file is named in a warning on stderr).
+    """
     rows, labels = [], {}
     for record in read_results(root):
         row = record.to_dict()
+        row["predictions"] = predictions_problem(record, root)
+        if row["predictions"] == PREDICTIONS_MISSING:
+            warn_once(f"{predictions_path(record.key, root)} is missing: run {record.key} keeps its row, without an "
+                      "interval or a comparison (predictions missing: interval not computed)")
         config = row.pop("config") or {}
         row.pop("env", None)
         row["trainable_percent"] = record.trainable_percent

@@ -13,10 +13,14 @@ import torch
 from datasets import DatasetDict
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
+from .callbacks import StopWhenDiverged
+from .checkpoints import last_checkpoint
 from .compat import length_grouping_kwargs, warmup_kwargs
 from .config import RunConfig
 from .data import load_imdb, make_splits, tokenize, without_test_texts
+from .errors import Diverged
 from .hardware import device_kind, fused_optimizer, trainer_precision_args
+from .learning import judge
 from .models import build_model, load_tokenizer, method_callbacks, save_artifact
 from .params import count_parameters, weights_mb
 from .resolved import ResolvedRun
@@ -147,13 +151,6 @@ def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) 
     return data
 
 
-def _last_checkpoint(folder: Path | None) -> str | None:
-    """The newest checkpoint-N folder under folder, or None."""
-    from transformers.trainer_utils import get_last_checkpoint
-
-    return get_last_checkpoint(str(folder)) if folder is not None and folder.is_dir() else None
-
-
 def training_arguments(config: RunConfig, precision: str, output_dir: str, train_reviews: int,
                        has_validation: bool, save: bool = False, **overrides):
     """The Trainer's arguments for a config in a resolved precision: the one recipe runs and benchmarks share.
@@ -221,6 +218,7 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
         checkpoint_folder = Path(checkpoints) if checkpoints else None
         args = training_arguments(config, run.precision.name, str(checkpoint_folder or workdir), len(data["train"]),
                                   has_val, save=checkpoint_folder is not None)
+        divergence = StopWhenDiverged()
         trainer = in_order_trainer_class()(
             model=model,
             args=args,
@@ -228,10 +226,12 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
             eval_dataset=data["validation"] if has_val else None,
             data_collator=DataCollatorWithPadding(tokenizer),
             compute_metrics=_trainer_metrics,
-            callbacks=[tracker.callback(), *method_callbacks(run), *_tensorboard_callbacks(run.key)],
+            callbacks=[tracker.callback(), divergence, *method_callbacks(run), *_tensorboard_callbacks(run.key)],
         )
-        resume_from = _last_checkpoint(checkpoint_folder)
+        resume_from = last_checkpoint(checkpoint_folder)
         train_output = trainer.train(resume_from_checkpoint=resume_from)
+        if divergence.step is not None:
+            raise Diverged(divergence.step, divergence.loss)
         val_history = [log["eval_accuracy"] for log in trainer.state.log_history if "eval_accuracy" in log]
         # With selection, the model now holds the best epoch's weights: report that epoch's score.
         val_accuracy = trainer.state.best_metric if args.load_best_model_at_end else (val_history[-1] if val_history
@@ -254,6 +254,11 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
         save_artifact(model, artifact, config.method)
         saved_mb = _dir_size_mb(artifact)
 
+    history = log_history(trainer.state.log_history)
+    losses = [entry["loss"] for entry in history if "loss" in entry] or [float(train_output.training_loss)]
+    judged_on = "test" if config.evaluate_test else "validation"
+    scored = metrics.get("accuracy", val_accuracy)
+    learning = judge(losses, scored, len(data["test"] if config.evaluate_test else data["validation"]), judged_on)
     train_stats, load_stats = tracker.phases["train"], tracker.phases["load"]
     eval_stats = tracker.phases.get("eval", PhaseStats(seconds=float("nan"), peak_mb=None))
     result = run.record(
@@ -261,7 +266,7 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
         **metrics,
         val_accuracy=val_accuracy,
         val_accuracy_per_epoch=val_history,
-        log_history=log_history(trainer.state.log_history),
+        log_history=history,
         train_loss=float(train_output.training_loss),
         trainable_params=counts.trainable,
         adapter_params=counts.adapter,
@@ -292,6 +297,8 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
         world_size=world()[1],
         train_steps=trainer.state.global_step,
         resumed_from_step=int(resume_from.rsplit("-", 1)[1]) if resume_from else None,
+        learned=learning.learned,
+        not_learned_reason=learning.reason,
     )
     del model, trainer
     release()

@@ -1,19 +1,22 @@
 """A run in a fresh process forked from a server that has imported the training stack: a crash costs one row,
-and memory figures start clean. The child sends back its record, or the error that stops the command."""
+and memory figures start clean. The child sends back its record, or the error or stop that ends the command; a
+command that stops (SIGINT, SIGTERM) stops its run process too, within STOP_GRACE_S."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 
-from ..errors import UserError
+from ..errors import Stopped, UserError
 from ..resolved import ResolvedRun
 from ..results import RunResult, save_result
+from ..stopping import on_signals, storing
 
 # Imported once by the fork server that every run process is forked from: torch, transformers and peft
 # take ~6 s to import, most of a run's time outside training and evaluation.
 # (peft by name: not every transformers version imports it with the package.)
 PRELOAD = ["peft", "peft_imdb.train", "peft_imdb.runner"]
+STOP_GRACE_S = 5.0  # a stopped command waits this long for its run process to stop (SIGTERM), then kills it
 
 
 def _die_with_matrix(matrix: int) -> None:
@@ -40,14 +43,18 @@ def _die_with_matrix(matrix: int) -> None:
 
 
 def _run_in_child(run: ResolvedRun, root, reply, matrix: int) -> None:
-    """The run process: train and store, then send the record (or the UserError that stops the command)."""
+    """The run process: train and store, then send the record (or the UserError or Stopped that ends the command)."""
     from ..runner import train_and_store
 
     _die_with_matrix(matrix)
-    try:
-        reply.send(train_and_store(run, root))
-    except UserError as exc:
-        reply.send(exc)
+    with on_signals():
+        try:
+            reply.send(train_and_store(run, root))
+        except (UserError, Stopped) as exc:
+            try:
+                reply.send(exc)
+            except OSError:  # the command stopped first and no longer listens
+                pass
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -75,13 +82,28 @@ def train_in_subprocess(run: ResolvedRun, root: str | os.PathLike | None = None)
     process.start()
     writer.close()  # the child holds the only writing end: its death ends the wait below
     try:
-        answer = reader.recv()
-    except EOFError:
-        answer = None
+        try:
+            answer = reader.recv()
+        except EOFError:
+            answer = None
+    except BaseException:  # the command stops (a signal): so does its run process, storing nothing partial
+        _stop(process)
+        raise
     process.join()
-    if isinstance(answer, UserError):
+    if isinstance(answer, (UserError, Stopped)):
         raise answer
     if not isinstance(answer, RunResult):
         answer = run.record("failed", _death_reason(process.exitcode))
-        save_result(answer, root)
+        with storing():
+            save_result(answer, root)
     return answer
+
+
+def _stop(process) -> None:
+    """Stop a run process as a signal would (SIGTERM: it stores nothing partial), then kill it after STOP_GRACE_S."""
+    if process.is_alive():
+        process.terminate()
+        process.join(STOP_GRACE_S)
+    if process.is_alive():
+        process.kill()
+    process.join()

@@ -15,7 +15,8 @@ from ..stopping import on_signals, storing
 # Imported once by the fork server that every run process is forked from: torch, transformers and peft
 # take ~6 s to import, most of a run's time outside training and evaluation.
 # (peft by name: not every transformers version imports it with the package.)
-PRELOAD = ["peft", "peft_imdb.train", "peft_imdb.runner"]
+# peft_imdb first: its import quiets bitsandbytes' import-time chatter before peft imports bitsandbytes.
+PRELOAD = ["peft_imdb", "peft", "peft_imdb.train", "peft_imdb.runner"]
 STOP_GRACE_S = 5.0  # a stopped command waits this long for its run process to stop (SIGTERM), then kills it
 
 

@@ -24,11 +24,13 @@ def is_core(method: str) -> bool:
     return method in METHODS and METHODS[method].core
 
 
-def marker(method: str) -> dict:
-    """Point style: the study's four filled circles, every other method a hollow square in its colour."""
+def marker(method: str, variant: bool = False) -> dict:
+    """Point style: the study's four filled circles, every other method a hollow square in its colour; a row that is
+    not the method at its defaults (another arm of it) a diamond or triangle, so two arms never look alike."""
     if is_core(method):
-        return {"fmt": "o", "color": colour(method)}
-    return {"fmt": "s", "color": colour(method), "markerfacecolor": "white", "markeredgewidth": 1.8}
+        return {"fmt": "D" if variant else "o", "color": colour(method)}
+    return {"fmt": "^" if variant else "s", "color": colour(method), "markerfacecolor": "white",
+            "markeredgewidth": 1.8}
 
 
 def _added_key(rows: pd.DataFrame, bars: bool = False) -> str:
@@ -199,14 +201,18 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
                   label="adapter (every weight for Full FT)")
     _hatch_added(bars, rows["method"])
     ax.bar([i + width / 2 for i in x], head, width, color="lightgrey", edgecolor="grey", label="head (trained in full)")
-    for i in x:
-        ax.annotate(f"{rows['trainable_params_mean'][i]:,.0f} in all", (i, max(adapter[i] + every[i], head[i])),
+    full = rows.loc[rows["label"] == "full", "trainable_params_mean"]
+    for i in x:  # the count in all and, beside Full FT, its share of Full FT's
+        share = f"\n{rows['trainable_params_mean'][i] / full.iloc[0]:.2%} of Full FT" if len(full) == 1 and \
+            rows["label"][i] != "full" else ""
+        ax.annotate(f"{rows['trainable_params_mean'][i]:,.0f} in all{share}", (i, max(adapter[i] + every[i], head[i])),
                     ha="center", va="bottom", fontsize=7, xytext=(0, 3), textcoords="offset points")
     ax.set_xticks(list(x), labels)
     ax.set_yscale("log")
     heights = pd.concat([adapter + every, head])
-    ax.set_ylim(float(heights[heights > 0].min()) / 3, float(heights.max()) * 8)
-    ax.set_ylabel("trainable parameters (log scale)")
+    floor = 10 ** np.floor(np.log10(float(heights[heights > 0].min())))  # the decade below the smallest bar
+    ax.set_ylim(floor, float(heights.max()) * 20)
+    ax.set_ylabel(f"trainable parameters (log scale, from {floor:,.0f})")
     ax.set_xlabel("method")
     ax.set_title(f"Trainable parameters: adapter and head\n{_subtitle(rows, 'trainable_params')}"
                  f"{_added_key(rows, bars=True)}", fontsize=9)
@@ -331,12 +337,10 @@ def pareto_chart(summary: pd.DataFrame, column: str, path: Path, log: bool = Fal
     labels = chart_labels(rows)
     for i, row in rows.iterrows():
         yerr = None if pd.isna(row["acc_low"]) else [[y[i] - row["acc_low"]], [row["acc_high"] - y[i]]]
+        # No text beside the points (clustered points would overprint it): the legend names each one.
         ax.errorbar(x[i], y[i], yerr=yerr,
                     xerr=None if log or row["n"] < 2 or pd.isna(row[f"{column}_std"]) else row[f"{column}_std"],
-                    ms=8, capsize=3, label=labels[i], **marker(row["method"]))
-        ax.annotate(labels[i], (x[i], y[i]), xytext=(6, 6),
-                    textcoords="offset points", fontsize=8 if is_core(row["method"]) else 7,
-                    fontweight="bold" if is_core(row["method"]) else "normal")
+                    ms=8, capsize=3, label=labels[i], **marker(row["method"], row["label"] != row["method"]))
     front = pareto_front(x, y)
     ax.step(x[front], y[front], where="post", color="black", alpha=0.5, linestyle="--", label="Pareto frontier")
     if log:
@@ -369,7 +373,8 @@ def _interval_errors(rows: pd.DataFrame):
 def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     """Accuracy (mean over seeds, 95% interval over seeds and reviews) against the ablation's varied setting."""
     column, xlabel = ABLATION_AXES[name]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    positions_count = len(table) if column in CATEGORICAL else 0
+    fig, ax = plt.subplots(figsize=(max(6.4, 1.6 * positions_count + 1.5), 4.6))
     for method, rows in table.groupby("method", sort=False):
         rows = rows.sort_values(column) if column not in CATEGORICAL else rows
         color = colour(method)
@@ -377,10 +382,13 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
             positions = [f"{method}\n{value}" for value in rows[column]]
             ax.errorbar(positions, rows["accuracy_mean"], yerr=_interval_errors(rows), fmt="o", ms=7, capsize=4,
                         color=color, label=method)
-            for position, (_, row) in zip(positions, rows.iterrows()):
-                versus = "reference" if pd.isna(row["diff"]) else f"{100 * row['diff']:+.1f} pts, {row['verdict']}"
-                ax.annotate(f"{versus}\n{row['trainable_params_mean']:,.0f} params", (position, row["accuracy_mean"]),
-                            ha="left", va="center", fontsize=7, xytext=(8, 0), textcoords="offset points")
+            for position, (_, row) in zip(positions, rows.iterrows()):  # above its interval: no two notes meet
+                versus = "reference" if pd.isna(row["diff"]) else f"{100 * row['diff']:+.1f} pts\n{row['verdict']}"
+                params = "" if rows["trainable_params_mean"].nunique() == 1 else \
+                    f"\n{row['trainable_params_mean']:,.0f} params"
+                top = row["acc_high"] if not pd.isna(row["acc_high"]) else row["accuracy_mean"]
+                ax.annotate(f"{versus}{params}", (position, top), ha="center", va="bottom", fontsize=7,
+                            xytext=(0, 4), textcoords="offset points")
         else:
             ax.errorbar(rows[column], rows["accuracy_mean"], yerr=_interval_errors(rows), marker="o",
                         capsize=3, color=color, label=method)
@@ -388,6 +396,10 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
                 for _, row in rows.iterrows():
                     ax.annotate(f"{row['trainable_params_mean']:,.0f}", (row[column], row["accuracy_mean"]),
                                 xytext=(0, -14), textcoords="offset points", ha="center", fontsize=7)
+    if column in CATEGORICAL:
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high + 0.12 * (high - low))  # room for the notes above the highest interval
+        ax.margins(x=0.12)  # and beside the outer points
     if column not in CATEGORICAL:
         ax.set_xscale("log", base=2)
         if name == "rank":

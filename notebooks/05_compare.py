@@ -173,6 +173,15 @@ chart(written, "headline.png")
 chart(written, "confusion.png")
 
 # %% [markdown]
+# ### The added methods
+#
+# The same four charts for the six methods added beside the study's four (DoRA, VeRA, AdaLoRA, LoHa, BitFit,
+# prompt tuning), each at its validation-picked learning rate, with Full FT as the reference.
+
+# %%
+chart(written, "added_methods.png", "the store holds no run of the added methods")
+
+# %% [markdown]
 # ### Test accuracy
 #
 # One point per row, the mean over seeds, with its 95% interval over seeds and reviews (`acc_low`,

@@ -194,10 +194,11 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
                 assert f"trainable params: {records[0]['trainable_params']:,}" in text
     if name == "05_compare":
         assert executed.stores["05_compare"] == executed.stores["04_ia3"], "05 trains nothing"
-        # The committed study's charts are shown, once each, and the accuracy chart of your runs, which
-        # write_report drew with the rest of their charts into your figures folder.
+        # The committed study's charts are shown, once each (with its added methods' chart, which smoke runs of
+        # the four methods do not draw), and the accuracy chart of your runs, which write_report drew with the
+        # rest of their charts into your figures folder.
         drawn = {p.name for p in smoke_env["figures"].glob("*.png")} - {"review_lengths.png"}
-        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) + 1 == 12
+        assert drawn == REPORT_CHARTS and text.count('"image/png"') == len(REPORT_CHARTS) + 2 == 13
         assert (smoke_env["results"] / "summary.md").is_file()
         assert "your runs" in text  # the rows of your store, labelled apart from the committed study's
         assert "acc_low" in text and "p_holm" in text and "verdict" in text  # the statistics table

@@ -221,23 +221,26 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _core_defaults(summary: pd.DataFrame) -> pd.DataFrame:
-    """The study's four methods at their defaults, in registry order (the reference reports' comparison)."""
-    rows = summary[summary["method"].map(is_core) & (summary["label"] == summary["method"])]
-    return rows.reset_index(drop=True)
+def _core_defaults(summary: pd.DataFrame, core: bool = True) -> pd.DataFrame:
+    """The study's four methods at their defaults (core), or Full FT and the added methods at theirs, in registry
+    order."""
+    at_defaults = summary["label"] == summary["method"]
+    chosen = summary["method"].map(is_core) if core else ~summary["method"].map(is_core) | (summary["method"] == "full")
+    return summary[at_defaults & chosen].reset_index(drop=True)
 
 
-def headline_chart(summary: pd.DataFrame, path: Path) -> Path | None:
-    """The reference reports' four charts in one figure, for the study's four methods: accuracy with its 95%
-    interval, training time, trainable parameters and model-state memory; None without those rows."""
-    rows = _core_defaults(summary)
-    if rows.empty:
+def headline_chart(summary: pd.DataFrame, path: Path, core: bool = True) -> Path | None:
+    """The reference reports' four charts in one figure, for the study's four methods (or, `core=False`, the added
+    methods beside Full FT): accuracy with its 95% interval, training time, trainable parameters and model-state
+    memory; None without those rows."""
+    rows = _core_defaults(summary, core)
+    if rows.empty or (not core and len(rows) < 2):
         return None
-    names = [METHODS[m].label for m in rows["method"]]
+    names = [METHODS[m].label.replace(" ", "\n") for m in rows["method"]]
     names = [f"{n}\n({p})" if p != rows["precision_mode"].mode().iloc[0] else n
              for n, p in zip(names, rows["precision_mode"])]
     x, colours = range(len(rows)), [colour(m) for m in rows["method"]]
-    fig, axes = plt.subplots(2, 2, figsize=(10.0, 7.6))
+    fig, axes = plt.subplots(2, 2, figsize=(10.0 if core else 12.0, 7.6))
     ax = axes[0, 0]
     for i, row in rows.iterrows():
         yerr = None if pd.isna(row["acc_low"]) else [[100 * (row["accuracy_mean"] - row["acc_low"])],
@@ -265,9 +268,9 @@ def headline_chart(summary: pd.DataFrame, path: Path) -> Path | None:
             if len(reference) == 1:  # each bar's share of Full FT's, under its value
                 for bar, value, method in zip(bars, values, rows["method"]):
                     if method != "full":
-                        ax.annotate(f"{value / reference.iloc[0]:.2%} of Full FT",
-                                    (bar.get_x() + bar.get_width() / 2, value), ha="center", va="top", fontsize=8,
-                                    xytext=(0, -4), textcoords="offset points")
+                        ax.annotate(f"{value / reference.iloc[0]:.2%}", (bar.get_x() + bar.get_width() / 2, value),
+                                    ha="center", va="top", fontsize=8, xytext=(0, -4), textcoords="offset points")
+                title += " (% of Full FT's in the bars)"
         else:
             ax.set_ylim(0, values.max() * 1.15)
         ax.set_ylabel(ylabel)
@@ -275,7 +278,8 @@ def headline_chart(summary: pd.DataFrame, path: Path) -> Path | None:
     for ax in axes.flat:
         ax.set_xticks(list(x), names)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(f"The four methods at their defaults\n{_subtitle(rows, 'accuracy')}", fontsize=10)
+    title = "The four methods at their defaults" if core else "The added methods at their defaults, beside Full FT"
+    fig.suptitle(f"{title}\n{_subtitle(rows, 'accuracy')}", fontsize=10)
     return _save(fig, path)
 
 
@@ -305,7 +309,8 @@ def confusion_chart(summary: pd.DataFrame, path: Path) -> Path | None:
 def summary_charts(summary: pd.DataFrame, figures_dir: str | Path = "figures") -> list[Path]:
     """Write the headline, accuracy, parameter, confusion and cost charts to figures_dir; return their paths."""
     folder = Path(figures_dir)
-    paths = [headline_chart(summary, folder / "headline.png"), accuracy_chart(summary, folder / "accuracy.png"),
+    paths = [headline_chart(summary, folder / "headline.png"),
+             headline_chart(summary, folder / "added_methods.png", core=False), accuracy_chart(summary, folder / "accuracy.png"),
              parameters_chart(summary, folder / "trainable_params.png"), confusion_chart(summary, folder / "confusion.png")]
     paths += [bar_chart(summary, col, label, title, folder / name) for col, label, title, name in CHARTS]
     return [p for p in paths if p is not None]

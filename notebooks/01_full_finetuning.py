@@ -130,7 +130,8 @@ expected
 #
 # A run is the Hugging Face `Trainer` on the tokenized reviews. Here it is written out by hand on a small live
 # run (at most 256 training reviews and 128 validation reviews, one epoch, max length 128: under a minute on
-# CPU): the progress bar and the table of validation metrics after the epoch are the Trainer's own. It scores
+# CPU): the progress bar and the table of validation metrics after the epoch are the Trainer's own. On so few
+# reviews and steps a run stays close to chance: it shows the mechanics, not what the method buys. It scores
 # validation reviews only; the study's runs below add what a fair comparison needs (the recipe in
 # `peft_imdb.train.training_arguments`: warmup, weight decay, length-grouped batches, the precision the
 # hardware runs natively, selection on validation, one test evaluation at the end).

@@ -77,8 +77,10 @@ reproduce: setup  ## re-train the committed runs from their configs and compare 
 	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(KEYS),--keys $(KEYS)) \
 		$(if $(SCRATCH),--scratch $(SCRATCH)) $(if $(DRY_RUN),--dry-run)
 
-test: setup  ## every test tier: unit, integration, system and audit
-	$(PY) $(PYTEST) $(PYTEST_ARGS)
+test: setup  ## every test tier, the system tier in a session beside the others (its tests mostly wait on processes)
+	$(PY) $(PYTEST) -p no:cacheprovider -m system $(PYTEST_ARGS) > .test-system.log 2>&1 & system=$$!; \
+	$(PY) $(PYTEST) -m "not system" $(PYTEST_ARGS); rest=$$?; wait $$system; tier=$$?; \
+	echo "---- the system tier ----"; cat .test-system.log; rm -f .test-system.log; [ $$rest -eq 0 ] && [ $$tier -eq 0 ]
 
 test-fast: setup  ## the unit and integration tests on the pinned versions: a quick check
 	$(PY) $(PYTEST) $(FAST_TESTS) $(PYTEST_ARGS)

@@ -61,8 +61,9 @@ def test_matrix_skips_finished_runs_and_report_draws(tmp_path, data_dir, tiny_mo
     figures = tmp_path / "figures"
     assert main(["report", "--results-dir", str(tmp_path), "--figures-dir", str(figures)]) == 0
     assert sorted(p.name for p in figures.glob("*.png")) == [
-        "accuracy.png", "loss_curves.png", "model_state_memory.png", "pareto_memory.png", "pareto_params.png",
-        "pareto_time.png", "train_time.png", "trainable_params.png", "working_memory.png"]
+        "accuracy.png", "confusion.png", "headline.png", "loss_curves.png", "model_state_memory.png",
+        "pareto_memory.png", "pareto_params.png", "pareto_time.png", "train_time.png", "trainable_params.png",
+        "working_memory.png"]
     summary = (tmp_path / "summary.md").read_text()
     assert "| full |" in summary and "| lora |" in summary and "± " in summary
 

@@ -104,10 +104,9 @@ def test_the_targets_experiment_runs_and_reuses_the_study(tmp_path, data_dir, ti
     assert lora[0][0] < lora[1][0]  # attention + FFN trains more parameters than query/value
 
 
-@pytest.mark.system  # the offline MiniLM itself, trained (smoke size): not a tiny random model
-def test_experiment_rank_on_the_smoke_profile_trains_and_reports(tmp_path, data_dir, capsys):
-    args = ["--profile", "smoke", "--data-dir", str(data_dir), "--results-dir", str(tmp_path), "--in-process",
-            "--figures-dir", str(tmp_path / "figures")]
+def test_experiment_rank_on_the_smoke_profile_trains_and_reports(tmp_path, data_dir, tiny_models, capsys):
+    args = ["--profile", "smoke", "--model", str(tiny_models["bert"]), "--data-dir", str(data_dir), "--results-dir",
+            str(tmp_path), "--in-process", "--figures-dir", str(tmp_path / "figures")]
     assert main(["experiment", "rank", "--seeds", "0", *args]) == 0
     out = capsys.readouterr().out
     rows = read_results(tmp_path / "ablations" / "rank")

@@ -107,14 +107,19 @@ def test_the_oldest_constraints_pin_every_lower_bound():
 FAST = '-m "unit or integration"'
 
 
-def _pytest_command(target: str) -> str:
-    """The pytest command line `make <target>` runs (make -n: printed, not run), without PYTEST_ARGS."""
+def _make_dry_run(target: str) -> str:
+    """What `make <target>` runs (make -n: printed, not run), without PYTEST_ARGS."""
     # Under `make test` this process inherits the outer make's variables (MAKEFLAGS): not for this one.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTEST_ARGS")}
     dry = subprocess.run(["make", "-n", target, "PYTEST_ARGS="], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=60)
     assert dry.returncode == 0, dry.stderr
-    (line,) = [line for line in dry.stdout.splitlines() if " -m pytest " in f"{line} "]
+    return dry.stdout
+
+
+def _pytest_command(target: str) -> str:
+    """The one pytest command line `make <target>` runs."""
+    (line,) = [line for line in _make_dry_run(target).splitlines() if " -m pytest " in f"{line} "]
     return line.strip()
 
 
@@ -125,8 +130,9 @@ def test_ci_runs_every_tier_on_the_pinned_stack_and_the_fast_tiers_on_the_oldest
     assert "wait $oldest" in ci and "exit $status" in ci  # non-zero when either suite failed
     assert re.search(r"^echo .*total time", ci, re.M) and "BUDGET_S=1200" in ci  # the 20-minute budget, watched
     assert "constraints-oldest.txt" in (REPO / "Makefile").read_text()
-    everything = _pytest_command("test")
-    assert " -m pytest --strict-markers" in everything and '-m "' not in everything and "--ignore" not in everything
+    everything = _make_dry_run("test")  # two sessions side by side: the system tier and every other tier
+    assert everything.count(" -m pytest --strict-markers") == 2 and "--ignore" not in everything
+    assert "-m system " in everything and '-m "not system"' in everything and "wait $system" in everything
     assert _pytest_command("test-fast").endswith(f"--strict-markers {FAST}")  # the pinned stack
     oldest = _pytest_command("test-oldest")
     assert oldest.startswith("PY=") and ".venv-oldest/bin/python -m pytest" in oldest and oldest.endswith(FAST)

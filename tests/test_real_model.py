@@ -19,7 +19,7 @@ def test_offline_default_resolves_to_shipped_weights():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("method, floor", [("full", 0.70), ("lora", 0.70)])
+@pytest.mark.parametrize("method, floor", [("full", 0.70)])  # one real model, trained: minutes of CI
 def test_real_model_learns_sentiment(imdb, method, floor):
     # The cpu profile's recipe (one epoch, L=128, the precision `auto` picks for this CPU) on 1000 reviews
     # rather than 2000: with 400 the model is still near chance after one epoch (measured: 0.55 full, 0.57 LoRA).

@@ -257,13 +257,18 @@ def headline_chart(summary: pd.DataFrame, path: Path, core: bool = True) -> Path
               (axes[1, 1], rows["model_state_mb_mean"], "model state (MB)",
                "Model-state memory: weights + gradients + AdamW", False)]
     for ax, values, ylabel, title, log in panels:
+        if not (values > 0).any():  # not measured for these runs (records made before it was)
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+            ax.set_title(title, fontsize=10)
+            continue
+        values = values.fillna(0)
         bars = ax.bar(x, values, color=colours)
         for bar, value in zip(bars, values):
             ax.annotate(f"{value:,.0f}" if value >= 10 else f"{value:.2g}", (bar.get_x() + bar.get_width() / 2, value),
                         ha="center", va="bottom", fontsize=9, xytext=(0, 2), textcoords="offset points")
         if log:
             ax.set_yscale("log")
-            ax.set_ylim(values.min() / 3, values.max() * 5)
+            ax.set_ylim(values[values > 0].min() / 3, values.max() * 5)
             reference = values[rows["method"] == "full"]
             if len(reference) == 1:  # each bar's share of Full FT's, under its value
                 for bar, value, method in zip(bars, values, rows["method"]):

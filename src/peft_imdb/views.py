@@ -68,22 +68,25 @@ def experiment_plan(names: Iterable[str], profile: Profile, results_dir: str | o
                     data_dir: str | None = None) -> pd.DataFrame:
     """Every run of these experiments, its label, and whether it is stored already, copied from the study or trains."""
     from .experiments import experiment_configs, get_experiment, profile_base
-    from .plan import resolve_all
-    from .results import has_ok_result
+    from .plan import plan_runs, resolve_all
+    from .results import results_dir as store_root
     from .targets import placement
 
     rows = []
     for name in names:
         experiment = get_experiment(name)
-        folder = experiment.path(profile, results_dir)
-        for run in resolve_all(experiment_configs(experiment, profile_base(profile, data_dir=data_dir))):
-            where = ("stored" if has_ok_result(run.key, folder) else "stored in the study: copied"
-                     if experiment.reuse_study and has_ok_result(run.key, results_dir) else "trains")
+        runs = resolve_all(experiment_configs(experiment, profile_base(profile, data_dir=data_dir)))
+        # The planner's own split, as a dry run: nothing is copied.
+        plan = plan_runs(runs, experiment.path(profile, results_dir), dry_run=True,
+                         reuse_from=store_root(results_dir) if experiment.reuse_study else None)
+        where = {**{r.key: "trains" for r in plan.train}, **{r.key: "stored" for r in plan.stored},
+                 **{r.key: "stored in the study: copied" for r in plan.copied}}
+        for run in runs:
             targets = sorted(getattr(run.peft_config, "target_modules", None) or [])
             rows.append({"experiment": name, "run label": run.label, "method": run.config.method,
                          "placement": placement(targets, run.architecture) if targets else "",
                          "precision": run.precision.name, "lr": f"{run.config.learning_rate:.3g}", "seed": run.seed,
-                         "run": where, "key": run.key})
+                         "run": where[run.key], "key": run.key})
     return pd.DataFrame(rows)
 
 

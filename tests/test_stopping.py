@@ -56,11 +56,14 @@ def test_a_stop_outside_storing_is_raised_at_once_and_a_second_signal_waits_for_
 
 # --- SIGTERM to a real matrix mid-run ----------------------------------------------------------------
 
+EPOCHS = 40  # of 5 steps each: a tiny model runs ~90 steps a second, so the run is still going when it is stopped
+
+
 def _matrix(data: Path, out: Path, model: Path) -> list[str]:
-    """A matrix of one run in its own process, saving a checkpoint each epoch: 12 epochs of 5 steps."""
+    """A matrix of one run in its own process, saving a checkpoint each epoch."""
     return [sys.executable, "-m", "peft_imdb", "matrix", "--model", str(model), "--methods", "full", "--seeds", "0",
             "--profile", "smoke", "--train-size", "40", "--eval-size", "8", "--val-size", "0", "--max-length", "32",
-            "--epochs", "12", "--resume", "--data-dir", str(data), "--results-dir", str(out)]
+            "--epochs", str(EPOCHS), "--resume", "--data-dir", str(data), "--results-dir", str(out)]
 
 
 def _descendants(pid: int) -> list[psutil.Process]:
@@ -88,7 +91,7 @@ def test_sigterm_stops_a_matrix_within_seconds_and_resume_goes_on_from_a_whole_c
     matrix = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert _wait_for(lambda: _checkpoints(out), 240), "no checkpoint was written"
-        time.sleep(1)  # mid-run: more epochs, and checkpoints, are being written
+        time.sleep(0.5)  # mid-run: more epochs, and checkpoints, are being written
         assert matrix.poll() is None, "the run ended before it could be stopped"
         processes = _descendants(matrix.pid)
         assert processes, "the run's process never started"
@@ -117,5 +120,5 @@ def test_sigterm_stops_a_matrix_within_seconds_and_resume_goes_on_from_a_whole_c
     assert again.returncode == 0, again.stderr[-3000:]
     (row,) = read_results(out)
     assert row.status == "ok" and row.resumed_from_step == int(named.name.split("-")[1]) > 0
-    assert row.train_steps == 60  # 12 epochs x 5 steps: the rest of the run, on top of the checkpoint's
+    assert row.train_steps == EPOCHS * 5  # the rest of the run, on top of the checkpoint's
     assert not folder.exists()  # deleted once the run is stored

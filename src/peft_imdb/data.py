@@ -88,6 +88,11 @@ def load_imdb(data_dir: str | os.PathLike | None = None) -> DatasetDict:
     return DatasetDict({s: hub[s] for s in ("train", "test")})
 
 
+def column(dataset: Dataset, name: str) -> np.ndarray:
+    """One column of a dataset as a NumPy array, read in one go (iterating a Column decodes row by row)."""
+    return dataset.select_columns([name]).with_format("numpy")[:][name]
+
+
 def balanced_indices(labels: np.ndarray, size: int | None, seed: int, exclude: np.ndarray | None = None) -> np.ndarray:
     """Pick `size` indices, half per label, at random with `seed`, skipping `exclude`; None = all."""
     pool = np.arange(len(labels))
@@ -143,10 +148,10 @@ def make_splits(
 
     With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split.
     """
-    train_labels = np.asarray(imdb["train"]["label"])
+    train_labels = column(imdb["train"], "label")
     _check_sizes(train_labels, {"--train-size": train_size, "--val-size": val_size}, "train")
     if eval_size != 0:
-        _check_sizes(np.asarray(imdb["test"]["label"]), {"--eval-size": eval_size}, "test")
+        _check_sizes(column(imdb["test"], "label"), {"--eval-size": eval_size}, "test")
     # Validation is drawn first so that "full" training (size None) still leaves it out.
     val_idx = balanced_indices(train_labels, val_size, seed + 1) if val_size else np.array([], dtype=int)
     train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx)
@@ -156,7 +161,7 @@ def make_splits(
         validation=imdb["train"].select(val_idx).add_column("review_id", val_idx.tolist()),
     )
     if eval_size != 0:
-        test_idx = balanced_indices(np.asarray(imdb["test"]["label"]), eval_size, seed + 2)
+        test_idx = balanced_indices(column(imdb["test"], "label"), eval_size, seed + 2)
         splits["test"] = imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist())
     return splits
 

@@ -11,7 +11,7 @@ from datasets import DatasetDict
 
 from .config import Profile
 from .methods import METHODS
-from .data import make_splits, token_lengths
+from .data import column, make_splits, token_lengths
 from .hardware import choose_precision, device_kind, device_name, nf4_support
 from .models import ALIASES, OFFLINE_DEFAULT, load_tokenizer, transformers_errors_only
 from .environment import environment
@@ -70,7 +70,7 @@ def class_balance(imdb: DatasetDict) -> pd.DataFrame:
     """Reviews per label in each split, and the positive share."""
     rows = {}
     for split in imdb:
-        labels = np.asarray(imdb[split]["label"])
+        labels = column(imdb[split], "label")
         rows[split] = {"neg": int((labels == 0).sum()), "pos": int((labels == 1).sum()), "total": len(labels)}
     frame = pd.DataFrame(rows).T.rename_axis("split")
     frame["pos share"] = (frame["pos"] / frame["total"]).round(3)
@@ -81,7 +81,7 @@ def example_reviews(imdb: DatasetDict, n: int = 4, seed: int = 0, max_chars: int
     """`n` random reviews, half of each label, as markdown quotes (the raw text keeps its `<br />` tags)."""
     from IPython.display import Markdown
 
-    labels = np.asarray(imdb[split]["label"])
+    labels = column(imdb[split], "label")
     rng = np.random.default_rng(seed)
     counts = {0: n // 2, 1: n - n // 2}
     picked = [int(i) for label, count in counts.items()

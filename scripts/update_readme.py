@@ -216,18 +216,12 @@ def quickstart() -> str:
 
     frame = load_results(RESULTS)
     study = frame[(frame["status"] == "ok") & frame["method"].isin(method_names(core_only=True))]
-    precision = load_results(EXPERIMENTS["precision"].path(PROFILES["cpu"], RESULTS))
     matrix = _matrix_line(RESULTS / "benchmarks" / "matrix_study.txt")
     measured = re.match(r"matrix: (\d+) run\(s\) in (\d+) s; training \+ evaluation (\d+) s", matrix or "")
-    if study.empty or precision.empty or measured is None:
+    if study.empty or measured is None:
         return MISSING
-    runs, wall_s, inside_s = (int(measured.group(i)) for i in (1, 2, 3))
+    runs, wall_s = int(measured.group(1)), int(measured.group(2))
     per_run = study["train_time_s"] + study["eval_time_s"]
-    # The study's bf16 runs again in fp32, at the fp32 speed the precision ablation measured per method.
-    fp32 = precision[precision["precision_mode"] == "fp32"]
-    fp32_s = (fp32["train_time_s"] + fp32["eval_time_s"]).groupby(fp32["method"]).mean()
-    bf16 = study[study["precision_mode"] == "bf16"]
-    fp32_wall_s = sum(fp32_s[method] for method in bf16["method"]) * wall_s / inside_s
     devices = ", ".join(sorted(set(study["device"].dropna())))
     t4 = sorted(p.train_time_s for p in PUBLISHED if p.report == T4_REPORT and p.train_time_s)
     gpu = PROFILES["colab-t4"]
@@ -236,16 +230,14 @@ def quickstart() -> str:
     core = len(method_names(core_only=True))
     return "\n".join([
         f"- `make study` plans the study's {len(study)} runs (the {core} core methods and QLoRA's LoRA twin × "
-        f"{len(STUDY_SEEDS)} seeds) and trains those not stored yet: in a fresh clone, on a CPU with native bf16 "
-        "like the committed study's, none (it rewrites the summary and figures). From scratch on the CPU "
-        f"profile: about **{wall_s / runs * len(study) / 60:.0f} min** after the install (the committed study's "
-        f"`matrix` took {wall_s} s for {runs} of its runs on {devices}: `results/benchmarks/matrix_study.txt`); "
-        f"one run is {per_run.min():.0f}–{per_run.max():.0f} s of training and test evaluation "
-        "([docs/performance.md](docs/performance.md#scaling-predict-a-run-before-starting-it)).",
-        "- On a CPU without native bf16 (no `avx512_bf16`/`amx_bf16`), `auto` picks fp32: `make study` trains the "
-        f"{len(bf16)} bf16 runs again in fp32, under their own keys (a run's precision is part of its key); the "
-        f"committed bf16 rows are untouched. At the fp32 speed the precision ablation measured on the study's CPU "
-        f"that is about **{fp32_wall_s / 60:.0f} min** (another CPU's fp32 speed differs).",
+        f"{len(STUDY_SEEDS)} seeds) at today's defaults (every dropout off, nested subsets, {PROFILES['cpu'].eval_size} "
+        "test reviews no committed run scored) and trains those not stored yet. The committed runs are the earlier "
+        "recipe (dropout on, the 2000 test reviews since retired) and keep their names, so from a fresh clone it "
+        "trains all of them: `python -m peft_imdb experiment study --dry-run` prints the plan and its time on this "
+        "CPU, from the stored runs' speeds and this CPU's matmul peak, before anything trains. The committed "
+        f"study's `matrix` took {wall_s} s for {runs} of its runs on {devices} "
+        f"(`results/benchmarks/matrix_study.txt`); one run was {per_run.min():.0f}–{per_run.max():.0f} s of training "
+        "and test evaluation ([docs/performance.md](docs/performance.md#scaling-predict-a-run-before-starting-it)).",
         f"- On a Colab T4 (`colab-t4`: {ALIASES[gpu.model].split('/')[-1]}, {gpu.train_size} reviews × "
         f"{gpu.epochs:g} epochs) the study would take about **{len(study) * t4[0] / 3600:.1f}–"
         f"{len(study) * t4[-1] / 3600:.1f} h**, and one method notebook's run about {t4[0] / 60:.0f}–"

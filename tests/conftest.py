@@ -41,7 +41,7 @@ MODULE_TIERS = {
     # unit: the timeout setting; system: the thread race, dying workers, two real matrices, a killed matrix
     "test_charts.py": "integration",
     "test_claims.py": "integration",
-    "test_cli.py": "integration",  # unit: --no-dropout's key; system: the matrix in forked run processes
+    "test_cli.py": "integration",  # unit: --dropout's key; system: the matrix in forked run processes
     "test_committed_store.py": "audit",
     "test_compat.py": "unit",  # integration: the tiny-model merge and tokenizers, the import-is-silent interpreter
     "test_config.py": "unit",

@@ -83,14 +83,16 @@ def test_qlora_without_nf4_is_skipped_not_crashed(tmp_path, data_dir, tiny_model
 
 
 @pytest.mark.unit
-def test_no_dropout_is_its_own_run_and_leaves_the_default_key_alone():
+def test_dropout_on_is_its_own_run_beside_the_default_without_dropout():
     from peft_imdb.cli import _configs, build_parser
+    from peft_imdb.resolved import recipe_text
 
     def config(*flags):
         args = build_parser().parse_args(["run", "--method", "lora", "--profile", "smoke", *flags])
         return _configs(args, [], ["lora"], [0])[0]
 
-    plain, off = config(), config("--no-dropout")
-    assert plain.dropout and not off.dropout
-    assert "dropout" not in resolve(plain).identity and resolve(off).identity["dropout"] is False
-    assert resolve(off).key != resolve(plain).key and resolve(off).label == "lora (dropout=False)"
+    plain, on = config(), config("--dropout")
+    assert not plain.dropout and on.dropout
+    assert resolve(plain).identity["dropout"] is False and "dropout" not in resolve(on).identity
+    assert resolve(on).key != resolve(plain).key and resolve(on).label == "lora"  # a table shows it in `recipe`:
+    assert recipe_text(on.to_dict()) == "dropout on" and recipe_text(plain.to_dict()) == ""

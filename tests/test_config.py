@@ -6,7 +6,7 @@ import pytest
 
 import dataclasses
 
-from peft_imdb.config import PROFILES, RunConfig, detect_profile
+from peft_imdb.config import IDENTITY_BASELINE, PROFILES, RunConfig, detect_profile
 from peft_imdb.models import model_id
 from peft_imdb.errors import UserError
 from peft_imdb.methods import get_method, parse_adapter
@@ -61,15 +61,43 @@ def test_identity_holds_the_resolved_peft_config_and_only_what_differs_from_defa
     assert resolve(RunConfig(model="minilm", method="lora", adapter={"target_modules": ["value", "query"]})).key == resolve(lora).key
 
 
-def test_a_new_field_with_a_default_renames_no_run():
+def test_every_setting_has_a_baseline_value_and_a_new_field_at_it_renames_no_run(monkeypatch):
+    from peft_imdb import config as config_module
+
+    settings = {f.name for f in dataclasses.fields(RunConfig) if f.compare} - {"model", "method", "lr", "adapter"}
+    assert settings == set(IDENTITY_BASELINE)  # a field added without its baseline value fails here
+
     @dataclasses.dataclass
     class Extended(RunConfig):
         new_setting: int = 3
 
+    monkeypatch.setitem(config_module.IDENTITY_BASELINE, "new_setting", 3)  # what runs had before it existed
     for method in ("full", "lora"):
-        assert resolve(Extended(model="minilm", method=method)).key == resolve(RunConfig(model="minilm", method=method)).key
-        assert resolve(Extended(model="minilm", method=method, new_setting=4)).key != resolve(RunConfig(model="minilm",
-                                                                                         method=method)).key
+        plain = resolve(RunConfig(model="minilm", method=method)).key
+        assert resolve(Extended(model="minilm", method=method)).key == plain
+        assert resolve(Extended(model="minilm", method=method, new_setting=4)).key != plain
+
+
+# A record written before dropout, the sampler and the test pool could be chosen: none of the three is stored.
+OLD_RECORD = {"model": "minilm", "method": "lora", "seed": 0, "train_size": 2000, "eval_size": 2000, "val_size": 200,
+              "lr": 1e-3, "truncation": "head_tail", "precision": "bf16"}
+
+
+def test_a_changed_default_renames_the_runs_at_it_and_keeps_every_stored_runs_name():
+    old = RunConfig.from_dict(OLD_RECORD)  # a missing field is read at its baseline value, not today's default
+    assert (old.dropout, old.sampler, old.test_reviews) == (True, "independent", "all")
+    at_baseline = RunConfig(**{**OLD_RECORD, "dropout": True, "sampler": "independent", "test_reviews": "all"})
+    assert resolve(old).key == resolve(at_baseline).key
+    assert not {"dropout", "sampler", "test_reviews"} & set(resolve(old).identity)
+    today = RunConfig(**OLD_RECORD)  # the same request at today's defaults: no dropout, nested, fresh test reviews
+    identity = resolve(today).identity
+    assert {k: identity[k] for k in ("dropout", "sampler", "test_reviews")} == {
+        "dropout": False, "sampler": "nested", "test_reviews": "fresh"}
+    keys = {resolve(old).key, resolve(today).key}
+    # Each of them alone, and one other setting, is another run than the stored one.
+    for change in ({"dropout": False}, {"sampler": "nested"}, {"test_reviews": "fresh"}, {"truncation": "head"}):
+        keys.add(resolve(dataclasses.replace(old, **change)).key)
+    assert len(keys) == 6
 
 
 def test_seeds_share_a_group_and_labels_say_what_differs():

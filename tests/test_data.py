@@ -34,6 +34,35 @@ def test_subsets_are_balanced_disjoint_and_seeded(imdb):
     assert other["train"]["text"] != splits["train"]["text"]
 
 
+@pytest.mark.integration
+def test_nested_subsets_extend_each_other_per_label_and_the_independent_draw_does_not(imdb):
+    sizes = (500, 1000, 2000, 4000, 8000)
+    nested = [make_splits(imdb, size, 0, 200, 42) for size in sizes]  # the budget experiment's training sizes
+    ids = [set(split["train"]["review_id"]) for split in nested]
+    assert all(small < large for small, large in zip(ids, ids[1:]))  # strictly inside the next, per label too:
+    assert all(sum(split["train"]["label"]) == len(split["train"]) // 2 for split in nested)
+    assert len({tuple(split["validation"]["review_id"]) for split in nested}) == 1  # one validation set for all
+    independent = [set(make_splits(imdb, size, 0, 200, 42, "independent")["train"]["review_id"]) for size in sizes[:2]]
+    assert not independent[0] < independent[1]
+
+
+@pytest.mark.integration
+def test_fresh_test_reviews_leave_out_every_review_the_earlier_study_scored(imdb):
+    from peft_imdb.data import retired_test_reviews, without_test_texts
+
+    earlier = make_splits(imdb, 2000, 2000, 200, 42, "independent", "all")["test"]  # the draw every committed run scored
+    retired = retired_test_reviews(imdb["test"])
+    assert set(earlier["review_id"]) <= set(retired) and set(imdb["test"].select(retired)["text"]) == set(earlier["text"])
+    fresh = make_splits(imdb, 2000, 5000, 200, 42)["test"]
+    assert len(fresh) == 5000 and sum(fresh["label"]) == 2500
+    assert not set(fresh["review_id"]) & set(retired)
+    assert not set(fresh["text"]) & set(earlier["text"])
+    tuning = make_splits(without_test_texts(imdb), 2000, 0, 1000, 42)  # what a tuning run draws from
+    assert not set(fresh["text"]) & (set(tuning["train"]["text"]) | set(tuning["validation"]["text"]))
+    with pytest.raises(UserError, match=r"fresh test split has 11\d\d\d reviews of label 0"):
+        make_splits(imdb, 2000, 24000, 200, 42)
+
+
 def test_full_train_still_leaves_validation_out():
     labels = np.array([0, 1] * 50)
     val = balanced_indices(labels, 10, seed=1)
@@ -93,7 +122,7 @@ def test_a_train_size_on_a_folder_with_one_label_is_a_one_line_error(tmp_path, t
 @pytest.mark.integration
 def test_tokenize_truncates_and_does_not_pad(imdb, tiny_models):
     tokenizer = load_tokenizer(str(tiny_models["bert"]))
-    splits = make_splits(imdb, train_size=20, eval_size=20, val_size=0)
+    splits = make_splits(imdb, train_size=200, eval_size=20, val_size=0)
     lengths = [len(ids) for ids in tokenize(splits, tokenizer, 64)["train"]["input_ids"]]
     assert max(lengths) == 64 and min(lengths) < 64  # truncated at 64, padded later per batch
 

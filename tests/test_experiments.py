@@ -188,9 +188,9 @@ def test_the_study_on_a_cpu_without_native_bf16_says_so_first_and_trains_fp32_un
     to_train = [r.key for r in fp32_arm if r.key not in {s.key for s in study}]
     assert out[0].startswith(f"The study in {tmp_path} trained in bf16 ({len(bf16_runs)} run(s), on ")
     assert out[1].startswith("This CPU (") and "has no native bf16" in out[1]
-    # 2000 / 20 + 2000 / 100 + 1 = 121 s each where measured, twice that here: 4 runs x 242 s.
+    # 2000 / 20 + 5000 / 100 + 1 = 151 s each where measured, twice that here: 4 runs x 302 s.
     assert out[2] == (f"So {len(to_train)} run(s) train in fp32 instead, under run keys of their own, stored in "
-                      f"{tmp_path} beside the bf16 runs, which stay as they are; estimated ~16 min on this machine "
+                      f"{tmp_path} beside the bf16 runs, which stay as they are; estimated ~20 min on this machine "
                       f"for the {len(to_train)} run(s) to train.")
     assert out[3].startswith("1 stored run(s) are the same runs here")  # IA3, fp32 in both
     assert out[4] == f"plan ({tmp_path}): {len(to_train)} to train, 1 stored already"

@@ -56,9 +56,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "quarters of a long review (head_tail)")
     parser.add_argument("--no-group-by-length", dest="group_by_length", action="store_false", default=None,
                         help="random batches instead of batches of similar length (the usual recipe)")
-    parser.add_argument("--no-dropout", dest="dropout", action="store_false", default=None,
-                        help="every dropout of the model and its adapter at p=0 (faster on CPU; default: the "
-                        "model's and the method's dropout)")
+    parser.add_argument("--dropout", action="store_true", default=None,
+                        help="the model's and the method's own dropout (default: every dropout at p=0, chosen on "
+                        "validation reviews and faster on CPU)")
     parser.add_argument("--gradient-accumulation-steps", type=int)
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
                         help="recompute activations in the backward pass: less memory, ~30%% slower")

@@ -35,7 +35,8 @@ def summarize(frame: pd.DataFrame, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     ok = frame[frame["status"] == "ok"]
     if ok.empty:
         return pd.DataFrame()
-    keys = ["model", "method", "train_size", "eval_size", "epochs", "max_length", "lr", "group", "label", *extra]
+    keys = ["model", "method", "train_size", "eval_size", "epochs", "max_length", "lr", "group", "label",
+            *[k for k in ("recipe",) if k in ok], *extra]
     ok = ok.assign(**{k: ok[k].fillna("full") for k in ("train_size", "eval_size")})
     aggregated = [c for c in AGGREGATED if c in ok.columns]
     ok = ok.assign(**{c: pd.to_numeric(ok[c], errors="coerce") for c in aggregated})

@@ -30,8 +30,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     # The reference studies' setting: roberta-base, 3000/2000, 3 epochs, L=256, batch 8.
     "colab-t4": Profile("colab-t4", "roberta", 3000, 2000, 500, 3, 256, 8, 32, "gpu"),
-    # The committed CPU study: about 3-5 minutes per run on 2 CPU cores with the offline pretrained model.
-    "cpu": Profile("cpu", "minilm", 2000, 2000, 200, 1, 128, 8, 32, "cpu"),
+    # The committed CPU study: a few minutes per run on 2 CPU cores with the offline pretrained model, scored on
+    # 5000 test reviews no earlier study scored (RunConfig.test_reviews).
+    "cpu": Profile("cpu", "minilm", 2000, 5000, 200, 1, 128, 8, 32, "cpu"),
     # Seconds per method: for tests and notebook smoke runs; never part of the committed study.
     "smoke": Profile("smoke", "minilm", 64, 64, 32, 1, 64, 8, 32, "cpu", store="scratch"),
 }
@@ -49,6 +50,10 @@ def detect_profile() -> Profile:
     import torch
 
     return PROFILES["colab-t4" if torch.cuda.is_available() else "cpu"]
+
+
+SAMPLERS = ("nested", "independent")  # how subsets are drawn (data.balanced_indices)
+TEST_POOLS = ("fresh", "all")  # which test reviews a run may score (data.test_pool)
 
 
 @dataclass
@@ -83,9 +88,15 @@ class RunConfig:
     # a review's verdict is often at its end); chosen over "head" on validation reviews (sweep.CHOICES).
     truncation: str = "head_tail"
     group_by_length: bool = True  # batches of similar length in training, length-sorted evaluation
-    # False: every dropout of the model and its adapter at p=0 (no random masks to draw: a faster step on CPU).
-    # Compared with the default on validation reviews (sweep.CHOICES["dropout"]).
-    dropout: bool = True
+    # False: every dropout of the model and its adapter at p=0 (no random masks to draw: a faster step on CPU),
+    # chosen over the model's and method's own dropout on validation reviews (sweep.CHOICES["dropout"]).
+    dropout: bool = False
+    # How subsets are drawn (SAMPLERS): "nested" keeps each smaller subset inside the next (per label, for a
+    # fixed data_seed), so runs at different sizes share their reviews; "independent" is the earlier draw.
+    sampler: str = "nested"
+    # Which test reviews a run may score (TEST_POOLS): "fresh" leaves out every test review an earlier
+    # study scored (data.RETIRED_TEST_DRAWS), "all" draws from the whole test split.
+    test_reviews: str = "fresh"
     # False for tuning (sweep.py): the run never draws, sees or scores a test review; eval_size is then 0.
     evaluate_test: bool = True
     trust_remote_code: bool = False
@@ -109,6 +120,10 @@ class RunConfig:
             raise UserError("--epochs and --batch-size must be positive")
         if self.qlora_compute_dtype not in (None, "fp32", "fp16", "bf16"):
             raise UserError(f"--qlora-compute-dtype must be fp32, fp16 or bf16, got {self.qlora_compute_dtype!r}")
+        if self.sampler not in SAMPLERS:
+            raise UserError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+        if self.test_reviews not in TEST_POOLS:
+            raise UserError(f"--test-reviews must be one of {', '.join(TEST_POOLS)}, got {self.test_reviews!r}")
         if self.truncation not in ("head", "head_tail"):
             raise UserError(f"--truncation must be head or head_tail, got {self.truncation!r}")
         if self.lr_table not in method.learning_rates:
@@ -143,6 +158,22 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
-        """Inverse of to_dict; keys of other versions are ignored."""
+        """Inverse of to_dict; keys of other versions are ignored, and a field a record lacks (it was stored before
+        the field existed) takes its IDENTITY_BASELINE value: what every run had then, whatever the default now."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        missing = {k: v for k, v in IDENTITY_BASELINE.items() if k not in data}
+        return cls(**{**missing, **{k: v for k, v in data.items() if k in known}})
+
+
+# What every run had before a setting could be chosen, or when run names were introduced: a run's identity (its
+# key) holds the settings that differ from these values (resolved.py). Frozen: never edit an entry. Changing a
+# default in RunConfig then renames the runs at the new default and keeps every stored run's name, so runs of two
+# recipes are never merged. A new field gets an entry: the value runs had before it existed.
+IDENTITY_BASELINE: dict[str, Any] = {
+    "seed": 0, "train_size": 1000, "eval_size": 1000, "val_size": 200, "data_seed": 42, "epochs": 1.0,
+    "max_length": 128, "batch_size": 8, "eval_batch_size": 32, "weight_decay": 0.01, "warmup_ratio": 0.06,
+    "gradient_accumulation_steps": 1, "gradient_checkpointing": False, "precision": "fp32",
+    "qlora_compute_dtype": None, "optim": None, "truncation": "head_tail", "group_by_length": True,
+    "dropout": True, "evaluate_test": True, "trust_remote_code": False, "sampler": "independent",
+    "test_reviews": "all",
+}

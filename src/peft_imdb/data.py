@@ -93,8 +93,13 @@ def column(dataset: Dataset, name: str) -> np.ndarray:
     return dataset.select_columns([name]).with_format("numpy")[:][name]
 
 
-def balanced_indices(labels: np.ndarray, size: int | None, seed: int, exclude: np.ndarray | None = None) -> np.ndarray:
-    """Pick `size` indices, half per label, at random with `seed`, skipping `exclude`; None = all."""
+def balanced_indices(labels: np.ndarray, size: int | None, seed: int, exclude: np.ndarray | None = None,
+                     sampler: str = "nested") -> np.ndarray:
+    """Pick `size` indices, half per label, at random with `seed`, skipping `exclude`; None = all.
+
+    "nested": per label, the first reviews of one seeded permutation of the pool, so a smaller size's subset lies
+    inside a larger one's; "independent" (the earlier draw): a fresh sample for each size.
+    """
     pool = np.arange(len(labels))
     if exclude is not None and len(exclude):
         pool = np.setdiff1d(pool, exclude)
@@ -110,10 +115,39 @@ def balanced_indices(labels: np.ndarray, size: int | None, seed: int, exclude: n
                 f"asked for {size} reviews ({count} of label {label}) but only {len(candidates)} "
                 f"of label {label} are available; use a smaller size"
             )
-        chosen.append(rng.choice(candidates, size=count, replace=False))
+        if sampler == "nested":  # the permutation does not depend on `count`: each size extends the one below
+            chosen.append(rng.permutation(candidates)[:count])
+        else:
+            chosen.append(rng.choice(candidates, size=count, replace=False))
     picked = np.concatenate(chosen)
     rng.shuffle(picked)
     return picked
+
+
+# The test reviews of IMDb's test split (25,000) that a committed study scored before the test subset was drawn
+# afresh: (eval_size, data_seed, sampler) of each draw. A run with test_reviews="fresh" never scores one of them.
+IMDB_TEST_REVIEWS = 25_000
+RETIRED_TEST_DRAWS = ((2000, 42, "independent"),)
+
+
+def retired_test_reviews(test: Dataset) -> np.ndarray:
+    """The rows of IMDb's test split an earlier study scored (RETIRED_TEST_DRAWS), with every other row of the same
+    text (IMDb repeats some reviews), sorted; none for other data."""
+    if len(test) != IMDB_TEST_REVIEWS:
+        return np.array([], dtype=int)
+    labels = column(test, "label")
+    drawn = np.concatenate([balanced_indices(labels, size, seed + 2, sampler=sampler)
+                            for size, seed, sampler in RETIRED_TEST_DRAWS])
+    texts = test.select_columns(["text"]).to_dict()["text"]
+    retired = {texts[i] for i in drawn}
+    return np.array([row for row, text in enumerate(texts) if text in retired], dtype=int)
+
+
+def test_pool(test: Dataset, test_reviews: str) -> np.ndarray:
+    """The rows of the test split a run may score: every row ("all"), or those no earlier study scored ("fresh")."""
+    if test_reviews == "all":
+        return np.arange(len(test))
+    return np.setdiff1d(np.arange(len(test)), retired_test_reviews(test))
 
 
 LABEL_NAMES = {0: "negative", 1: "positive"}
@@ -143,25 +177,31 @@ def make_splits(
     eval_size: int | None = 2000,
     val_size: int = 500,
     seed: int = 42,
+    sampler: str = "nested",
+    test_reviews: str = "fresh",
 ) -> DatasetDict:
-    """Balanced train / validation / test subsets; validation comes from train reviews outside train.
+    """Balanced train / validation / test subsets; validation comes from train reviews outside train, test from
+    the test reviews `test_reviews` allows (test_pool).
 
     With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split.
     """
     train_labels = column(imdb["train"], "label")
     _check_sizes(train_labels, {"--train-size": train_size, "--val-size": val_size}, "train")
-    if eval_size != 0:
-        _check_sizes(column(imdb["test"], "label"), {"--eval-size": eval_size}, "test")
     # Validation is drawn first so that "full" training (size None) still leaves it out.
-    val_idx = balanced_indices(train_labels, val_size, seed + 1) if val_size else np.array([], dtype=int)
-    train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx)
+    val_idx = (balanced_indices(train_labels, val_size, seed + 1, sampler=sampler) if val_size
+               else np.array([], dtype=int))
+    train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx, sampler=sampler)
     # review_id: the row of the review in its split, so predictions can be paired across runs.
     splits = DatasetDict(
         train=imdb["train"].select(train_idx).add_column("review_id", train_idx.tolist()),
         validation=imdb["train"].select(val_idx).add_column("review_id", val_idx.tolist()),
     )
     if eval_size != 0:
-        test_idx = balanced_indices(column(imdb["test"], "label"), eval_size, seed + 2)
+        test_labels = column(imdb["test"], "label")
+        pool = test_pool(imdb["test"], test_reviews)
+        retired = np.setdiff1d(np.arange(len(test_labels)), pool)
+        _check_sizes(test_labels[pool], {"--eval-size": eval_size}, "test" if len(pool) == len(test_labels) else "fresh test")
+        test_idx = balanced_indices(test_labels, eval_size, seed + 2, exclude=retired, sampler=sampler)
         splits["test"] = imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist())
     return splits
 

@@ -21,7 +21,7 @@ from .errors import UserError
 from .methods import method_names
 from .models import model_type
 from .results import results_dir
-from .sweep import CHOICES, sweep_configs, write_choice_summary, write_sweep_chart, write_sweep_summary
+from .sweep import CHOICES, ROUND_ONE, sweep_configs, write_choice_summary, write_sweep_chart, write_sweep_summary
 from .targets import IA3_TARGETS, LORA_TARGETS_ATTN_FFN
 
 # base(method, seed) -> the method's default config on the profile, with the command's overrides
@@ -218,7 +218,8 @@ def _precisions(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
 
 
 def _lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
-    return sweep_configs([base(method, 0) for method in method_names()], seeds)
+    # The committed sweep's recipe (ROUND_ONE): its runs keep their names after the defaults it led to changed.
+    return sweep_configs([replace(base(method, 0), **ROUND_ONE) for method in method_names()], seeds)
 
 
 def _choice_arms(name: str) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:

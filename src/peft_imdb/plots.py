@@ -86,12 +86,12 @@ def _legend(ax, **kwargs) -> None:
 # What a row's label adds where the rows of one chart differ in it: (column, how a value reads).
 DISTINGUISHING = (("precision_mode", str), ("model", str), ("train_size", lambda v: f"train={v}"),
                   ("eval_size", lambda v: f"test={v}"), ("epochs", lambda v: f"epochs={v:g}"),
-                  ("max_length", lambda v: f"L={v}"))
+                  ("max_length", lambda v: f"L={v}"), ("recipe", lambda v: v or "today's recipe"))
 
 
 def chart_labels(rows: pd.DataFrame) -> list[str]:
     """One label per row, never two alike: the row's label, plus each setting in which the chart's rows differ
-    (precision, model, data sizes, epochs, length) where the row is not at the value most rows have."""
+    (precision, model, data sizes, epochs, length, recipe) where the row is not at the value most rows have."""
     labels = []
     for _, row in rows.iterrows():
         extra = []

@@ -11,7 +11,7 @@ import json
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
-from .config import Profile, RunConfig
+from .config import IDENTITY_BASELINE, Profile, RunConfig
 from .hardware import Precision, run_precision
 from .methods import Method, get_method
 from .models import model_id, model_type
@@ -70,15 +70,15 @@ def resolve(config: RunConfig) -> ResolvedRun:
 
 
 def _identity(config: RunConfig, peft_config) -> dict[str, Any]:
-    """What determines the run: model, method, lr, the settings away from their defaults, the peft config.
+    """What determines the run: model, method, lr, the settings away from IDENTITY_BASELINE, the peft config.
 
-    A setting at its dataclass default, and a peft field at its class default, stays out: adding a field
-    with a default renames no stored run. Defaults are therefore never changed in RunConfig; profiles set values.
+    A setting at its baseline value, and a peft field at its class default, stays out: adding a field (with its
+    baseline entry) renames no stored run, and changing a default renames the runs at the new one.
     """
     chosen = {"model": model_id(config.model), "method": config.method, "lr": config.learning_rate}
     for spec in fields(config):
         if spec.compare and spec.name not in chosen and spec.name != "adapter":
-            if getattr(config, spec.name) != _default(spec):
+            if getattr(config, spec.name) != IDENTITY_BASELINE[spec.name]:
                 chosen[spec.name] = getattr(config, spec.name)
     adapter = non_default_fields(peft_config)
     if adapter:
@@ -91,10 +91,26 @@ def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha1(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
+# The recipe settings a table shows in a `recipe` column of their own (recipe_text) rather than in each label: how
+# each reads when it differs from today's default.
+RECIPE = {"dropout": lambda v: "dropout on" if v else "dropout off",
+          "sampler": lambda v: f"{v} subsets", "test_reviews": lambda v: f"{v} test reviews"}
+
+
+def recipe_text(config: dict[str, Any]) -> str:
+    """A stored config's recipe settings that differ from today's defaults ('' for none): `dropout on, ...`.
+    A setting the config lacks (stored before it existed) is at its IDENTITY_BASELINE value."""
+    defaults = {spec.name: _default(spec) for spec in fields(RunConfig) if spec.name in RECIPE}
+    stored = {name: config.get(name, IDENTITY_BASELINE[name]) for name in RECIPE}
+    return ", ".join(shown(stored[name]) for name, shown in RECIPE.items() if stored[name] != defaults[name])
+
+
 # The data setting (with whether it scores test reviews) heads its table and precision has a column of its own:
 # neither is part of a label.
 _NOT_IN_LABEL = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir", "evaluate_test",
-                                                     "precision"}
+                                                     "precision"} | set(RECIPE)
+
+
 
 
 def _label(config: RunConfig, architecture: str, peft_config) -> str:

@@ -134,15 +134,17 @@ class Choice:
 
     name: str
     setting: str  # the RunConfig field that differs between the arms
-    alternative: object  # its value in the alternative arm (the default arm is the sweep's run)
+    default: object  # its value in the default arm, the sweep's run
+    alternative: object  # its value in the alternative arm
     labels: tuple[str, str]  # how the summary names (the default, the alternative)
     threshold: float
     rule: str
     question: str  # why it is compared, for the summary
 
     def arms(self, base: RunConfig) -> dict[str, RunConfig]:
-        """The sweep's tuning run of a method's default config (at its pick), and the same with the alternative."""
-        tuning = tuning_run(base)
+        """The sweep's tuning run of a method's config (at its pick, in the recipe of the sweep it was compared
+        on: ROUND_ONE), and the same with the alternative."""
+        tuning = replace(tuning_run(base), **{**ROUND_ONE, self.setting: self.default})
         return {"default": tuning, "alternative": replace(tuning, **{self.setting: self.alternative})}
 
     def table(self, arms: list[dict[str, RunConfig]], sweep: str | os.PathLike,
@@ -170,15 +172,19 @@ def differences(table: pd.DataFrame) -> pd.Series:
     return (table["alternative"] - table["default"]).groupby(table["method"], sort=False).mean()
 
 
+# The recipe of the learning-rate sweep the choices below were compared on (results/sweeps/lr_cpu_validation/),
+# before they became defaults: dropout on, and the earlier subset draw (test_reviews: no test review is drawn).
+ROUND_ONE = {"dropout": True, "sampler": "independent", "test_reviews": "all"}
+
 CHOICES: dict[str, Choice] = {
     "truncation": Choice(
-        "truncation", "truncation", "head", ("head+tail", "head"), 0.0,
+        "truncation", "truncation", "head_tail", "head", ("head+tail", "head"), 0.0,
         "head+tail (the default) stays unless head's validation accuracy, averaged over the seeds and then over "
         "the methods, is higher",
         "Which tokens of a long review to keep: its first max-length tokens (head), or its first quarter and last "
         "three quarters (head+tail, Sun et al. 2019)."),
     "dropout": Choice(
-        "dropout", "dropout", False, ("dropout on", "dropout off"), -0.005,
+        "dropout", "dropout", True, False, ("dropout on", "dropout off"), -0.005,
         "dropout off is chosen unless its validation accuracy, averaged over the seeds and then over the methods, "
         "is 0.5 points or more below dropout on's (off trains faster on CPU, so near-ties go to it)",
         "Every dropout of the model and its adapter at p=0 against the model's and method's own dropout: drawing "

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from .resolved import stored_label
+from .resolved import recipe_text, stored_label
 from .targets import placement
 from .results import PREDICTIONS_MISSING, RunResult, predictions_path, predictions_problem, read_results, warn_once
 
@@ -40,6 +40,7 @@ def load_results(root: str | os.PathLike | None = None) -> pd.DataFrame:
         row["versions"] = record.env.get("versions")
         for name in ("train_size", "eval_size", "epochs", "max_length", "truncation", "group_by_length"):
             row[name] = config.get(name)
+        row["recipe"] = recipe_text(config)
         row["lora_r"] = _adapter_field(record, "r")
         row["model_type"] = record.model_type or _model_type_of(config)
         row["placement"] = placement(record.target_modules, row["model_type"]) if record.target_modules else ""

@@ -142,7 +142,8 @@ def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) 
     imdb = imdb if imdb is not None else load_imdb(config.data_dir)
     if not config.evaluate_test:  # tuning: the test split is dropped before anything is drawn
         imdb = without_test_texts(imdb)
-    splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed)
+    splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed,
+                         config.sampler, config.test_reviews)
     data = tokenize(splits, tokenizer, config.max_length, config.truncation)
     if config.group_by_length:  # each eval batch then pads to a length close to its own reviews
         for split in ("validation", "test"):

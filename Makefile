@@ -56,8 +56,9 @@ study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detecte
 more-methods: setup  ## the six added methods x 3 seeds at their validation-picked rates, then the summary and charts
 	$(call EXPERIMENTS,more-methods)
 
-tuning: setup  ## the validation-only choices: learning-rate sweep of all ten methods, then truncation and dropout
-	$(call EXPERIMENTS,lr-sweep) && $(call EXPERIMENTS,truncation) && $(call EXPERIMENTS,dropout)
+tuning: setup  ## the validation-only choices: the first sweep and the truncation and dropout it led to, then the final sweep
+	$(call EXPERIMENTS,lr-sweep-first) && $(call EXPERIMENTS,truncation) && $(call EXPERIMENTS,dropout) && \
+	$(call EXPERIMENTS,lr-sweep)
 
 ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds); reuses the study's identical runs
 	$(call EXPERIMENTS,rank) && $(call EXPERIMENTS,targets) && $(call EXPERIMENTS,precision)

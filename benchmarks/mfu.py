@@ -4,8 +4,9 @@ In one process:
 1. the dense matmul peak in fp32 and bf16, at the model's own GEMM shapes (batch x length tokens
    times each linear layer of a transformer layer) and at a 2048 x 2048 square;
 2. training of each method in the usual recipe (fp32, plain torch AdamW, random batches padded to the
-   maximum length) and in ours (bf16 autocast where the hardware runs bf16 natively, fused AdamW,
-   length-grouped batches), at each maximum length, on the same reviews for the same steps;
+   maximum length, the model's dropout) and in ours, the recipe a run trains (train.py's one builder: the
+   precision of the profile this machine runs, fp32 on a CPU; fused AdamW; length-grouped batches; every
+   dropout off), at each maximum length, on the same reviews for the same steps;
 3. a JSON record, results/benchmarks/mfu_<model>.json, with the environment.
 
 Model FLOPs are defined in `peft_imdb.flops` (real tokens only; frozen weights need no weight
@@ -26,8 +27,8 @@ import sys
 from dataclasses import replace
 
 import torch
-from recipes import (RECIPES, benchmark_parser, padding_bound, prepare, recipe_data, record_name, save_benchmark,
-                     speed_settings, train_recipe)
+from recipes import (RECIPES, benchmark_parser, ours_without_dropout, padding_bound, prepare, recipe_data, record_name,
+                     save_benchmark, speed_settings, train_recipe)
 
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SQUARE = 2048
@@ -133,10 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config, imdb, tokenizer = prepared
     from peft_imdb.flops import layer_gemm_shapes
+    from peft_imdb.config import detect_profile
     from peft_imdb.hardware import choose_precision, cpu_description
     from peft_imdb.models import load_config
 
-    ours, ours_optim = choose_precision("auto"), speed_settings("ours")["optim"]
+    ours, ours_optim = choose_precision(detect_profile().precision), speed_settings("ours")["optim"]
     print(f"ours: {ours.name} ({ours.reason}), optimizer {ours_optim}", flush=True)
     peaks = measure_peaks(layer_gemm_shapes(load_config(args.model)), [args.batch_size * n for n in args.lengths],
                           args.peak_seconds)
@@ -151,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             run_config = replace(base, method=method)
             for recipe in RECIPES:  # warm-up (untimed): one-time costs of each precision and method
                 train_recipe(run_config, data[recipe], tokenizer, recipe, max_steps=2, **speed_settings(recipe))
-            pair = [measure_run(run_config, data[recipe], tokenizer, recipe, args.steps, lengths, peaks)
-                    for recipe in RECIPES]
+            pair = [measure_run(run_config, data[recipe], tokenizer, recipe, args.steps, lengths, peaks,
+                                adjust_model=ours_without_dropout() if recipe == "ours" else None)
+                    for recipe in RECIPES]  # usual: the model's dropout; ours: the package's default, as runs train
             pair[1]["speedup"] = pair[1]["train_samples_per_s"] / pair[0]["train_samples_per_s"]
             rows += pair
             for row in pair:

@@ -19,10 +19,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # run from a checkout without install
 
-from peft_imdb.config import RunConfig  # noqa: E402
+from peft_imdb.config import RunConfig, detect_profile  # noqa: E402
 from peft_imdb.data import load_imdb  # noqa: E402
 from peft_imdb.hardware import fused_optimizer, resolve_precision  # noqa: E402
-from peft_imdb.models import build_model, load_tokenizer  # noqa: E402
+from peft_imdb.models import build_model, load_tokenizer, without_dropout  # noqa: E402
 from peft_imdb.resolved import resolve  # noqa: E402
 from peft_imdb.train import classification_metrics, in_order_trainer_class, prepare_data, training_arguments  # noqa: E402
 
@@ -64,8 +64,8 @@ def prepare(data_dir: str | None, model: str, **config_fields):
     """(config or None, imdb, tokenizer) for a benchmark; None after a one-line error for bad input."""
     from peft_imdb.errors import UserError
 
-    try:
-        config = RunConfig(model=model, data_dir=data_dir, **config_fields) if config_fields else None
+    try:  # each model with its own dropout: a cell without it takes it off (adjust_model=without_dropout)
+        config = RunConfig(model=model, data_dir=data_dir, **{"dropout": True, **config_fields}) if config_fields else None
         return config, load_imdb(data_dir), load_tokenizer(model)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -81,10 +81,20 @@ def padding_bound(lengths: np.ndarray, batch_size: int, max_length: int) -> floa
 
 
 def speed_settings(recipe: str) -> dict:
-    """Precision and optimizer of a recipe compared whole (mfu.py): usual fp32 + plain AdamW, ours from the hardware."""
+    """Precision and optimizer of a recipe compared whole (mfu.py): usual fp32 + plain AdamW; ours the precision of
+    the profile this machine runs (config.detect_profile: fp32 on a CPU, the hardware's on a GPU) + fused AdamW."""
     if recipe == "usual":
         return {"precision": "fp32", "optim": "adamw_torch"}
-    return {"precision": resolve_precision("auto"), "optim": fused_optimizer()}
+    return {"precision": resolve_precision(detect_profile().precision), "optim": fused_optimizer()}
+
+
+def ours_without_dropout():
+    """What `ours` does to a built model in mfu.py: every dropout off where that is the package's default, as in
+    a run (models.without_dropout), else nothing."""
+    from dataclasses import fields
+
+    default = next(f.default for f in fields(RunConfig) if f.name == "dropout")
+    return None if default else without_dropout
 
 
 def recipe_data(config: RunConfig, tokenizer, recipe: str, imdb=None):

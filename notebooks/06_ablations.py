@@ -197,20 +197,20 @@ chart(written, "ablation_precision.png",
 #
 # The methods' learning rates differ by orders of magnitude, and a comparison in which one method sits at a
 # poor rate measures the rate, not the method. Each default was therefore picked by a sweep on validation
-# reviews drawn from the train split (`python -m peft_imdb experiment lr-sweep`, 2 seeds per rate): no test review was
+# reviews drawn from the train split (`python -m peft_imdb experiment lr-sweep-first`, 2 seeds per rate): no test review was
 # drawn, seen or scored, so the test set never chose a setting. The table is the sweep's, with its stated
 # pick rule; the figure marks each pick.
 
 # %%
 from peft_imdb.sweep import PICK_RULE, sweep_table, write_sweep_chart
 
-sweep = get_experiment("lr-sweep").path(profile, paths.study_dir)  # the committed sweep, only read
+sweep = get_experiment("lr-sweep-first").path(profile, paths.study_dir)  # the committed sweep, only read
 print(PICK_RULE)
 sweep_table(sweep)
 
 # %%
 chart(write_sweep_chart(sweep, paths.figures_dir), f"sweep_{sweep.name}.png",
-      missing=f"no validation sweep is stored for this profile: run `python -m peft_imdb experiment lr-sweep --profile {profile.name}`.")
+      missing=f"no validation sweep is stored for this profile: run `python -m peft_imdb experiment lr-sweep-first --profile {profile.name}`.")
 
 # %% [markdown]
 # ## Reading the ablations

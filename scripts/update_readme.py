@@ -258,7 +258,7 @@ def picks() -> str:
     """Each method's grid and validation-picked CPU learning rate (the sweep's picks.json)."""
     from peft_imdb.methods import get_method, method_names
 
-    path = EXPERIMENTS["lr-sweep"].path(PROFILES["cpu"], RESULTS) / "picks.json"
+    path = EXPERIMENTS["lr-sweep-first"].path(PROFILES["cpu"], RESULTS) / "picks.json"
     if not path.is_file():
         return MISSING
     chosen = json.loads(path.read_text())

@@ -61,8 +61,8 @@ def test_mfu_is_against_the_peak_of_the_trained_dtype_and_never_a_dtype_run_emul
         assert mfu.headline_mfu(bf16_row, peaks) == "mfu=none peak_dtype=bf16 peak_gflops=1.8"
 
 
-def _run(script: str, tmp_path: Path, data_dir: Path, model: Path, *args: str) -> str:
-    """A benchmark script end to end on a tiny model (the scripts' code is the same for MiniLM)."""
+def _run(script: str, tmp_path: Path, data_dir: Path, model: Path | str, *args: str) -> str:
+    """A benchmark script end to end on a model (a tiny one where the script's code is all that is checked)."""
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), "--data-dir", str(data_dir),
                            "--model", str(model), "--out", str(tmp_path), *args], capture_output=True, text=True,
                           timeout=600)
@@ -85,7 +85,8 @@ def test_study_time_and_inference_run_and_agree_on_merging(tmp_path, data_dir, t
     out = _run("study_time.py", tmp_path, data_dir, tiny_models["bert"], "--train-size", "16", "--eval-size", "16", "--val-size", "8",
                "--epochs", "2", "--max-length", "32")
     assert re.search(r"time_usual=\d+ time_ours=\d+ speedup=[\d.]+$", out.strip())
-    _run("inference.py", tmp_path, data_dir, tiny_models["bert"], "--steps", "2", "--eval-size", "16", "--max-length", "32",
+    # Merging is checked on the real model: a tiny random one sits at chance, where float noise flips a prediction.
+    _run("inference.py", tmp_path, data_dir, "minilm", "--steps", "2", "--eval-size", "16", "--max-length", "32",
          "--methods", "lora", "ia3")
     rows = json.loads((tmp_path / "inference_L32.json").read_text())["rows"]
     merged = [r for r in rows if r["form"] == "merged"]

@@ -52,10 +52,11 @@ def test_auto_precision_says_why_and_keeps_fp32_for_a_method_whose_bf16_is_not_e
 
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512_bf16"}))
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
-    lora = resolve(RunConfig.from_profile(PROFILES["cpu"], "lora"))
+    assert resolve(RunConfig.from_profile(PROFILES["cpu"], "lora")).precision.name == "fp32"  # the study's, stated
+    lora = resolve(RunConfig.from_profile(PROFILES["cpu"], "lora", precision="auto"))
     assert lora.precision.name == "bf16" and lora.precision.reason.startswith("auto: ")
     monkeypatch.setitem(METHODS, "lora", replace(METHODS["lora"], cpu_bf16=False))
-    kept = resolve(RunConfig.from_profile(PROFILES["cpu"], "lora")).precision
+    kept = resolve(RunConfig.from_profile(PROFILES["cpu"], "lora", precision="auto")).precision
     assert kept.name == "fp32" and "cpu_bf16=False" in kept.reason
     asked = resolve(RunConfig.from_profile(PROFILES["cpu"], "lora", precision="bf16")).precision
     assert asked.name == "bf16" and asked.reason.startswith("bf16 requested")
@@ -72,7 +73,7 @@ def test_every_experiment_is_listed_with_its_runs(capsys):
     assert main(["experiment", "--list", "--profile", "cpu"]) == 0
     lines = capsys.readouterr().out.splitlines()
     listed = {line.split()[0]: int(line.split()[1]) for line in lines}
-    assert {"study", "more-methods", "rank", "targets", "precision", "lr-sweep", "truncation", "dropout"} <= set(listed)
+    assert {"study", "more-methods", "rank", "targets", "precision", "lr-sweep", "lr-sweep-first", "truncation", "dropout"} <= set(listed)
     assert listed["study"] == 25  # 4 methods and QLoRA's LoRA twin x 5 seeds
     assert listed["rank"] == 3 * len(RANKS)
 
@@ -163,7 +164,7 @@ def test_the_study_on_a_cpu_without_native_bf16_says_so_first_and_trains_fp32_un
     monkeypatch.setenv("PEFT_IMDB_RESULTS", str(tmp_path))  # the estimate reads these runs only
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
-    base = experiments.profile_base(PROFILES["cpu"])
+    base = experiments.profile_base(PROFILES["cpu"], precision="auto")  # a study that follows the hardware
     study = [resolve(c) for c in experiment_configs(get_experiment("study"), base, (0,))]
     fp32_arm = [resolve(replace(c, precision="fp32")) for c in experiment_configs(get_experiment("study"), base, (0,))]
     measured = dict(accuracy=0.8, train_samples_per_s=20.0, eval_samples_per_s=100.0, load_time_s=1.0)
@@ -180,7 +181,7 @@ def test_the_study_on_a_cpu_without_native_bf16_says_so_first_and_trains_fp32_un
     # The same study asked for on an AVX2-only CPU, whose fp32 matmul is half the stored figure.
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx2"}))
     monkeypatch.setattr(wall_time, "measure_matmul_gflops", lambda dtype: {"fp32": 100.0, "bf16": 1.8}[dtype])
-    args = ["experiment", "study", "--profile", "cpu", "--seeds", "0", "--results-dir", str(tmp_path),
+    args = ["experiment", "study", "--profile", "cpu", "--precision", "auto", "--seeds", "0", "--results-dir", str(tmp_path),
             "--figures-dir", str(tmp_path / "figures"), "--in-process", "--data-dir", str(data_dir)]
     assert main([*args, "--dry-run"]) == 0
     out = capsys.readouterr().out.splitlines()

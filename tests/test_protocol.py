@@ -75,6 +75,58 @@ def test_the_pick_rule_prefers_the_best_rate_at_which_every_seed_learned():
     assert not picks(table[table["lr"] >= 2e-3])["lora"].interior  # the best at the grid's end is flagged
 
 
+def _seeded(method: str, rates: dict[float, tuple[float, ...]]):
+    """A sweep table from each rate's validation accuracy per seed (0, 1, ...)."""
+    import pandas as pd
+
+    return pd.DataFrame([{"method": method, "lr": lr, "seeds": len(acc), "val_mean": sum(acc) / len(acc),
+                          "val_min": min(acc), "by_seed": dict(enumerate(acc))} for lr, acc in rates.items()])
+
+
+def test_a_near_tie_goes_to_the_rate_whose_worst_seed_is_highest_and_a_clear_lead_stands():
+    # 2e-3 leads 1e-3 by 0.5 points on average but its seeds disagree: the lead is within their noise.
+    noisy = _seeded("lora", {5e-4: (0.80, 0.80, 0.81), 1e-3: (0.830, 0.832, 0.828), 2e-3: (0.86, 0.80, 0.845),
+                             4e-3: (0.70, 0.72, 0.71)})
+    assert picks(noisy)["lora"].lr == 2e-3  # the first sweep's rule: the best mean
+    assert picks(noisy, near_tie=True)["lora"].lr == 1e-3  # tied; 1e-3's worst seed (0.828) beats 2e-3's (0.80)
+    # The same lead, every seed agreeing: not a tie.
+    clear = _seeded("lora", {5e-4: (0.80, 0.80, 0.81), 1e-3: (0.830, 0.832, 0.828), 2e-3: (0.836, 0.837, 0.832),
+                             4e-3: (0.70, 0.72, 0.71)})
+    assert picks(clear, near_tie=True)["lora"].lr == 2e-3 and picks(clear, near_tie=True)["lora"].interior
+
+
+def test_the_final_sweep_centres_its_grid_on_the_first_picks_at_the_study_recipe_and_widens_at_an_end(tmp_path):
+    from peft_imdb.experiments import get_experiment, experiment_configs, profile_base
+    from peft_imdb.results import save_result
+    from peft_imdb.sweep import FIRST_ROUND_TABLE, MAX_WIDENINGS, widened
+
+    configs = experiment_configs(get_experiment("lr-sweep"), profile_base(PROFILES["cpu"]))
+    lora = [c for c in configs if c.method == "lora"]
+    first = METHODS["lora"].learning_rates[FIRST_ROUND_TABLE]
+    assert sorted({c.lr for c in lora}) == pytest.approx([first / 2, first / 2 ** 0.5, first, first * 2 ** 0.5,
+                                                          first * 2], rel=1e-2)  # half-octave steps, 5 rates
+    assert {c.seed for c in lora} == {0, 1, 2} and {c.seed for c in configs if c.method == "dora"} == {0, 1}
+    assert len({c.lr for c in configs if c.method == "dora"}) == 3
+    assert all(not c.evaluate_test and c.eval_size == 0 and c.precision == PROFILES["cpu"].precision
+               and not c.dropout and c.sampler == "nested" for c in configs)  # the study's recipe, no test review
+
+    def store(runs, accuracy):
+        for config in runs:
+            save_result(resolve(config).record("ok", val_accuracy=accuracy(config.lr)), tmp_path)
+
+    store(lora[:-1], lambda lr: 0.6 + lr)  # the highest rate is best: the pick is at the grid's top
+    assert not widened(tmp_path, lora)  # not before every planned run of the method is stored
+    store(lora[-1:], lambda lr: 0.6 + lr)
+    more = widened(tmp_path, lora)
+    assert {c.seed for c in more} == {0, 1, 2} and [c.lr for c in more] == pytest.approx([first * 2 ** 1.5] * 3, rel=1e-2)
+    for _ in range(MAX_WIDENINGS):
+        store(more, lambda lr: 0.6 + lr)
+        lora, more = lora + more, widened(tmp_path, lora + more)
+    assert not more  # widened at most MAX_WIDENINGS times
+    store([c for c in lora if c.lr == first], lambda lr: 0.9)  # now the centre is best: inside the grid
+    assert not widened(tmp_path, lora)
+
+
 def test_qlora_gets_a_lora_arm_with_exactly_its_settings():
     qlora = RunConfig.from_profile(PROFILES["cpu"], "qlora", lr=1.5e-3, gradient_checkpointing=True)
     configs = with_control_arms([RunConfig.from_profile(PROFILES["cpu"], "lora"), qlora])
@@ -153,7 +205,7 @@ def test_a_committed_choice_is_complete_and_the_default_follows_it_unless_its_su
     if not (folder / "summary.md").is_file():
         pytest.skip(f"no {name} comparison committed yet")
     arms = [choice.arms(RunConfig.from_profile(profile, m, seed=s)) for m in method_names(core_only=True) for s in SEEDS]
-    table = choice.table(arms, get_experiment("lr-sweep").path(profile, RESULTS), folder)
+    table = choice.table(arms, get_experiment("lr-sweep-first").path(profile, RESULTS), folder)
     assert len(table) == 8 and not table.isna().any().any()  # every arm of both settings is stored
     chosen = choice.alternative if choice.chooses_alternative(table) else getattr(arms[0]["default"], choice.setting)
     summary = (folder / "summary.md").read_text()

@@ -25,6 +25,9 @@ class Profile:
     eval_batch_size: int
     lr_table: str
     store: str = "study"  # where its runs go by default (stores.py): "scratch" keeps them out of the committed study
+    # The precision its runs ask for unless told otherwise: `auto` follows the hardware; a study states one, so
+    # that every run of it trains alike on whichever machine it lands (fp32 runs natively on every CPU).
+    precision: str = "auto"
 
 
 PROFILES: dict[str, Profile] = {
@@ -32,9 +35,9 @@ PROFILES: dict[str, Profile] = {
     "colab-t4": Profile("colab-t4", "roberta", 3000, 2000, 500, 3, 256, 8, 32, "gpu"),
     # The committed CPU study: a few minutes per run on 2 CPU cores with the offline pretrained model, scored on
     # 5000 test reviews no earlier study scored (RunConfig.test_reviews).
-    "cpu": Profile("cpu", "minilm", 2000, 5000, 200, 1, 128, 8, 32, "cpu"),
+    "cpu": Profile("cpu", "minilm", 2000, 5000, 200, 1, 128, 8, 32, "cpu", precision="fp32"),
     # Seconds per method: for tests and notebook smoke runs; never part of the committed study.
-    "smoke": Profile("smoke", "minilm", 64, 64, 32, 1, 64, 8, 32, "cpu", store="scratch"),
+    "smoke": Profile("smoke", "minilm", 64, 64, 32, 1, 64, 8, 32, "cpu", store="scratch", precision="fp32"),
 }
 
 
@@ -138,7 +141,7 @@ class RunConfig:
 
     @classmethod
     def from_profile(cls, profile: Profile, method: str, **overrides: Any) -> "RunConfig":
-        """Build a config from a profile's defaults, with explicit overrides; precision `auto` unless given."""
+        """Build a config from a profile's defaults, with explicit overrides; the profile's precision unless given."""
         base = dict(
             model=profile.model, method=method, train_size=profile.train_size,
             eval_size=profile.eval_size, val_size=profile.val_size, epochs=profile.epochs,
@@ -147,7 +150,7 @@ class RunConfig:
         )
         base.update(overrides)
         if base.get("precision") is None:
-            base["precision"] = "auto"
+            base["precision"] = profile.precision
         if base.get("lr") is None:  # stored resolved: a later change of the method's default renames no run
             base["lr"] = get_method(method).learning_rates[base["lr_table"]]
         return cls(**base)

@@ -21,7 +21,8 @@ from .errors import UserError
 from .methods import method_names
 from .models import model_type
 from .results import results_dir
-from .sweep import CHOICES, ROUND_ONE, sweep_configs, write_choice_summary, write_sweep_chart, write_sweep_summary
+from .sweep import (CHOICES, FINAL_SEEDS, ROUND_ONE, final_sweep_configs, sweep_configs, widened,
+                    write_choice_summary, write_sweep_chart, write_sweep_summary)
 from .targets import IA3_TARGETS, LORA_TARGETS_ATTN_FFN
 
 # base(method, seed) -> the method's default config on the profile, with the command's overrides
@@ -43,6 +44,8 @@ class Experiment:
     # Ablations: the summary column that holds what is varied, and each method's reference row among its rows.
     column: str | None = None
     reference: Callable[[pd.DataFrame], pd.Series] | None = None
+    # (its folder, the configs planned) -> more configs the stored runs call for (a grid widened at an end)
+    extend: Callable[[Path, list[RunConfig]], list[RunConfig]] | None = None
 
     def path(self, profile: Profile, root: str | os.PathLike | None = None) -> Path:
         """Where its runs live for a profile under a results root (default: PEFT_IMDB_RESULTS, else results/)."""
@@ -106,6 +109,7 @@ def experiment_request(experiment: Experiment, profile: Profile, base: Base | No
 
     base = base or profile_base(profile)
     configs = experiment_configs(experiment, base, seeds, methods)
+    configs += extension(experiment, experiment.path(profile, root), configs)
     reuse = _reuse_folders(experiment, profile, root, study) if not force else None
     if study is not None and not force:
         committed = experiment.path(profile, study)
@@ -132,9 +136,22 @@ def run_experiment(name: str, profile: Profile, base: Base | None = None, root: 
 
     experiment = get_experiment(name)
     configs, folder, reuse = experiment_request(experiment, profile, base, root, seeds, methods, force, study)
-    code = (train or (lambda c, f, r: train_quietly(c, f, r, force)))(configs, folder, reuse)
+    train = train or (lambda c, f, r: train_quietly(c, f, r, force))
+    code = train(configs, folder, reuse)
+    more = extension(experiment, folder, configs)
+    while more and not code:  # a grid widened where its pick fell at an end: trained until the pick is inside
+        configs += more
+        code = train(more, folder, reuse)
+        more = extension(experiment, folder, configs)
     complete = all(has_ok_result(run.key, folder) for run in resolve_all(configs))
     return code, experiment.summarize(profile, results_dir(root), Path(figures_dir), complete)
+
+
+def extension(experiment: Experiment, folder: Path, configs: list[RunConfig]) -> list[RunConfig]:
+    """The configs the experiment's stored runs call for beyond `configs` (none without an `extend` rule)."""
+    if experiment.extend is None:
+        return []
+    return [c for c in experiment.extend(folder, configs) if c not in configs]
 
 
 def experiment_folders(root: str | os.PathLike | None = None) -> list[Path]:
@@ -217,9 +234,13 @@ def _precisions(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
             for method in method_names(core_only=True) for precision in ("fast", "fp32")]
 
 
-def _lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
-    # The committed sweep's recipe (ROUND_ONE): its runs keep their names after the defaults it led to changed.
+def _first_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    # The first sweep's recipe (ROUND_ONE): its runs keep their names after the defaults it led to changed.
     return sweep_configs([replace(base(method, 0), **ROUND_ONE) for method in method_names()], seeds)
+
+
+def _final_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    return final_sweep_configs([base(method, 0) for method in method_names()], seeds)
 
 
 def _choice_arms(name: str) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:
@@ -270,14 +291,17 @@ def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list
     return write_reports(profile, root, figures)
 
 
-def _sweep_summary(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
-    folder = EXPERIMENTS["lr-sweep"].path(profile, root)
-    return write_sweep_summary(folder, complete) + write_sweep_chart(folder, figures)
+def _sweep_summary(name: str, near_tie: bool) -> Callable[[Profile, Path, Path, bool], list[Path]]:
+    def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
+        folder = EXPERIMENTS[name].path(profile, root)
+        return write_sweep_summary(folder, complete, near_tie, name) + write_sweep_chart(folder, figures, near_tie)
+
+    return summarize
 
 
 def _choice_summary(name: str) -> Callable[[Profile, Path, Path, bool], list[Path]]:
     def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
-        return write_choice_summary(CHOICES[name], profile, EXPERIMENTS["lr-sweep"].path(profile, root),
+        return write_choice_summary(CHOICES[name], profile, EXPERIMENTS["lr-sweep-first"].path(profile, root),
                                     EXPERIMENTS[name].path(profile, root))
 
     return summarize
@@ -306,8 +330,15 @@ register(Experiment(
     STUDY_SEEDS, _precisions, _ablation_folder("precision"), _report, reuse_study=True,
     column="precision_mode", reference=_in_fp32))
 register(Experiment(
-    "lr-sweep", "Each method's learning rate, picked on validation reviews (tuning: no test review is drawn).",
-    (0, 1), _lr_sweep, _sweep_folder("lr"), _sweep_summary))
+    "lr-sweep", "Each method's learning rate at the final recipe, picked on validation reviews (tuning: no test "
+    "review is drawn): half-octave steps and 3 seeds for the study's methods, octaves and 2 seeds for the others, "
+    "around the first sweep's picks, widened at an end; near-ties broken by the worst seed.",
+    FINAL_SEEDS[True], _final_lr_sweep, _sweep_folder("lr_final"), _sweep_summary("lr-sweep", True),
+    extend=widened))
+register(Experiment(
+    "lr-sweep-first", "The first learning-rate sweep (dropout on, the earlier subset draw), on validation reviews: "
+    "the rates the committed study trained at, and the centres of the final sweep's grid.",
+    (0, 1), _first_lr_sweep, _sweep_folder("lr"), _sweep_summary("lr-sweep-first", False)))
 register(Experiment(
     "truncation", "Which tokens of a long review to keep, chosen on validation: head against head+tail.",
     (0, 1), _choice_arms("truncation"), _sweep_folder("truncation"), _choice_summary("truncation")))

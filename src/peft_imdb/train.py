@@ -17,7 +17,7 @@ from .callbacks import StopWhenDiverged
 from .checkpoints import last_checkpoint
 from .compat import length_grouping_kwargs, warmup_kwargs
 from .config import RunConfig
-from .data import load_imdb, make_splits, tokenize, without_test_texts
+from .data import column, load_imdb, make_splits, tokenize, without_test_texts
 from .errors import Diverged
 from .hardware import device_kind, fused_optimizer, trainer_precision_args
 from .learning import judge
@@ -242,13 +242,13 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
         # (evaluate_test False) has no test subset at all: it is chosen on validation alone.
         metrics, test_reviews = {}, None
         if config.evaluate_test:
-            with tracker.phase("eval"):
+            with tracker.phase("eval"), torch.inference_mode():  # no autograd state at all: the weights are final
                 prediction = trainer.predict(data["test"])
             logits = prediction.predictions
             predictions = np.argmax(logits, axis=-1)
             metrics = classification_metrics(prediction.label_ids, predictions)
             prob_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)[:, 1].numpy()
-            test_reviews = TestPredictions(np.asarray(list(data["test"]["review_id"])), prediction.label_ids,
+            test_reviews = TestPredictions(column(data["test"], "review_id"), prediction.label_ids,
                                            predictions, prob_positive)
 
         artifact = Path(workdir) / "artifact"

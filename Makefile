@@ -78,13 +78,15 @@ reproduce: setup  ## re-train the committed runs from their configs and compare 
 	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(KEYS),--keys $(KEYS)) \
 		$(if $(SCRATCH),--scratch $(SCRATCH)) $(if $(DRY_RUN),--dry-run)
 
-# The two sessions side by side take one torch thread each (OMP_NUM_THREADS): two threads each on 2 cores spin on
-# each other's cores and take longer together than one after the other.
-test: setup  ## every test tier, the system tier in a session beside the others (its tests mostly wait on processes)
+# Three sessions side by side (the system tier's notebooks, the rest of the system tier, every other tier), one
+# torch thread each (OMP_NUM_THREADS): two threads each on 2 cores spin on each other's cores and take longer.
+test: setup  ## every test tier, the system tier in two sessions beside the others (its tests mostly wait on processes)
 	export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
-	$(PY) $(PYTEST) -p no:cacheprovider -m system $(PYTEST_ARGS) > .test-system.log 2>&1 & system=$$!; \
-	$(PY) $(PYTEST) -m "not system" $(PYTEST_ARGS); rest=$$?; wait $$system; tier=$$?; \
-	echo "---- the system tier ----"; cat .test-system.log; rm -f .test-system.log; [ $$rest -eq 0 ] && [ $$tier -eq 0 ]
+	$(PY) $(PYTEST) -p no:cacheprovider -m system -k notebook $(PYTEST_ARGS) > .test-notebooks.log 2>&1 & notebooks=$$!; \
+	$(PY) $(PYTEST) -p no:cacheprovider -m system -k "not notebook" $(PYTEST_ARGS) > .test-system.log 2>&1 & system=$$!; \
+	$(PY) $(PYTEST) -m "not system" $(PYTEST_ARGS); rest=$$?; wait $$system; tier=$$?; wait $$notebooks; nb=$$?; \
+	echo "---- the system tier ----"; cat .test-system.log .test-notebooks.log; rm -f .test-system.log .test-notebooks.log; \
+	[ $$rest -eq 0 ] && [ $$tier -eq 0 ] && [ $$nb -eq 0 ]
 
 test-fast: setup  ## the unit and integration tests on the pinned versions: a quick check
 	$(PY) $(PYTEST) $(FAST_TESTS) $(PYTEST_ARGS)

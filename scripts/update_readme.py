@@ -207,6 +207,20 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
+def _ci_time() -> str:
+    """The last recorded `.ci/run` (results/benchmarks/ci_run.json, written with CI_RECORD): its time and CPU."""
+    path = RESULTS / "benchmarks" / "ci_run.json"
+    if not path.is_file():
+        return ""
+    run = json.loads(path.read_text())
+    cpu = run["cpu"]
+    flags = ", ".join(cpu.get("bf16_flags") or []) or ("AVX-512, no bf16" if cpu.get("avx512f") else "AVX2 only")
+    outcome = "passed" if run["passed"] else "failed"
+    return (f"`.ci/run` on a clean clone ({outcome}, both stacks side by side) took {run['total_s'] // 60} min "
+            f"{run['total_s'] % 60} s on {cpu['cpu_model']} ({flags}, {cpu['torch_threads']} threads) at commit "
+            f"{run['env']['git_commit'][:7]} (`results/benchmarks/ci_run.json`). ")
+
+
 def quickstart() -> str:
     """What the quick start's commands take: measured on the CPU profile, estimated for a T4, and the torch pin."""
     from peft_imdb.estimate import PUBLISHED, T4_REPORT
@@ -244,8 +258,8 @@ def quickstart() -> str:
         f"{t4[-1] / 60:.0f} min: an *estimate* from {T4_REPORT}, a reference report that trained this setting on a "
         f"T4 and printed {t4[0]:.0f}–{t4[-1]:.0f} s of training per method (`PUBLISHED` in "
         "`src/peft_imdb/estimate.py`); no run of this repository was on a T4.",
-        f"- `make test` runs every tier; CI gives it {budget_s / 60:.0f} minutes (`BUDGET_S` in `.ci/run`: a budget, "
-        "not a measurement). `make test-fast` leaves out the system and audit tiers (subprocesses, notebook "
+        f"- `make test` runs every tier; CI gives it {budget_s / 60:.0f} minutes (`BUDGET_S` in `.ci/run`). "
+        f"{_ci_time()}`make test-fast` leaves out the system and audit tiers (subprocesses, notebook "
         "kernels, the real model, the committed files): the quick check.",
         f"- torch {pin} is pinned; pip takes its CPU-only wheel only where one is at hand locally: from PyPI it is a "
         "CUDA build of several GB. Take the CPU wheel from PyTorch's own index before `make`, which then keeps it: "

@@ -130,9 +130,10 @@ def test_ci_runs_every_tier_on_the_pinned_stack_and_the_fast_tiers_on_the_oldest
     assert "wait $oldest" in ci and "exit $status" in ci  # non-zero when either suite failed
     assert re.search(r"^echo .*total time", ci, re.M) and "BUDGET_S=1200" in ci  # the 20-minute budget, watched
     assert "constraints-oldest.txt" in (REPO / "Makefile").read_text()
-    everything = _make_dry_run("test")  # two sessions side by side: the system tier and every other tier
-    assert everything.count(" -m pytest --strict-markers") == 2 and "--ignore" not in everything
-    assert "-m system " in everything and '-m "not system"' in everything and "wait $system" in everything
+    everything = _make_dry_run("test")  # three sessions side by side: the system tier in two, every other tier
+    assert everything.count(" -m pytest --strict-markers") == 3 and "--ignore" not in everything
+    assert "-m system -k notebook " in everything and '-m system -k "not notebook"' in everything
+    assert '-m "not system"' in everything and "wait $system" in everything and "wait $notebooks" in everything
     assert _pytest_command("test-fast").endswith(f"--strict-markers {FAST}")  # the pinned stack
     oldest = _pytest_command("test-oldest")
     assert oldest.startswith("PY=") and ".venv-oldest/bin/python -m pytest" in oldest and oldest.endswith(FAST)

@@ -283,8 +283,9 @@ def write_reports(profile: Profile, root: str | os.PathLike | None = None, figur
     """The study's summary.md with every ablation, and the figures of the study, the ablations and the sweeps."""
     from .report import write_report
 
-    sweeps = [folder for profile_ in PROFILES.values() if (folder := EXPERIMENTS["lr-sweep"].path(profile_, root)).is_dir()]
-    return write_report(root, figures_dir, margin, ablation_tables(profile, root, margin), sorted(set(sweeps)))
+    sweeps = {(folder, name == "lr-sweep") for name in ("lr-sweep-first", "lr-sweep") for profile_ in PROFILES.values()
+              if (folder := EXPERIMENTS[name].path(profile_, root)).is_dir()}  # (folder, the near-tie rule)
+    return write_report(root, figures_dir, margin, ablation_tables(profile, root, margin), sorted(sweeps))
 
 
 def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:

@@ -217,8 +217,8 @@ def _ci_time() -> str:
     flags = ", ".join(cpu.get("bf16_flags") or []) or ("AVX-512, no bf16" if cpu.get("avx512f") else "AVX2 only")
     outcome = "passed" if run["passed"] else "failed"
     return (f"`.ci/run` on a clean clone ({outcome}, both stacks side by side) took {run['total_s'] // 60} min "
-            f"{run['total_s'] % 60} s on {cpu['cpu_model']} ({flags}, {cpu['torch_threads']} threads) at commit "
-            f"{run['env']['git_commit'][:7]} (`results/benchmarks/ci_run.json`). ")
+            f"{run['total_s'] % 60} s on {cpu['cpu_model']} ({flags}) "
+            "(`results/benchmarks/ci_run.json`, with its versions and commit). ")
 
 
 def quickstart() -> str:

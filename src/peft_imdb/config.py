@@ -56,7 +56,7 @@ def detect_profile() -> Profile:
 
 
 SAMPLERS = ("nested", "independent")  # how subsets are drawn (data.balanced_indices)
-TEST_POOLS = ("fresh", "all")  # which test reviews a run may score (data.test_pool)
+TEST_POOLS = ("fresh", "all")  # which test reviews a run may score (data.retired_test_reviews)
 
 
 @dataclass

@@ -143,13 +143,6 @@ def retired_test_reviews(test: Dataset) -> np.ndarray:
     return np.array([row for row, text in enumerate(texts) if text in retired], dtype=int)
 
 
-def test_pool(test: Dataset, test_reviews: str) -> np.ndarray:
-    """The rows of the test split a run may score: every row ("all"), or those no earlier study scored ("fresh")."""
-    if test_reviews == "all":
-        return np.arange(len(test))
-    return np.setdiff1d(np.arange(len(test)), retired_test_reviews(test))
-
-
 LABEL_NAMES = {0: "negative", 1: "positive"}
 
 
@@ -181,7 +174,7 @@ def make_splits(
     test_reviews: str = "fresh",
 ) -> DatasetDict:
     """Balanced train / validation / test subsets; validation comes from train reviews outside train, test from
-    the test reviews `test_reviews` allows (test_pool).
+    the test reviews `test_reviews` allows ("fresh": none of retired_test_reviews).
 
     With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split.
     """
@@ -198,9 +191,8 @@ def make_splits(
     )
     if eval_size != 0:
         test_labels = column(imdb["test"], "label")
-        pool = test_pool(imdb["test"], test_reviews)
-        retired = np.setdiff1d(np.arange(len(test_labels)), pool)
-        _check_sizes(test_labels[pool], {"--eval-size": eval_size}, "test" if len(pool) == len(test_labels) else "fresh test")
+        retired = retired_test_reviews(imdb["test"]) if test_reviews == "fresh" else np.array([], dtype=int)
+        _check_sizes(np.delete(test_labels, retired), {"--eval-size": eval_size}, "fresh test" if len(retired) else "test")
         test_idx = balanced_indices(test_labels, eval_size, seed + 2, exclude=retired, sampler=sampler)
         splits["test"] = imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist())
     return splits

@@ -111,8 +111,6 @@ _NOT_IN_LABEL = {f.name for f in fields(Profile)} | {"model", "method", "seed", 
                                                      "precision"} | set(RECIPE)
 
 
-
-
 def _label(config: RunConfig, architecture: str, peft_config) -> str:
     """The method's name and what sets the run apart from the method's defaults at its data setting."""
     method = get_method(config.method)

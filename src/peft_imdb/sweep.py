@@ -23,9 +23,9 @@ from .results import atomic_write_text, read_result, read_results
 TUNING_VAL_SIZE = 1000  # validation reviews the pick is made on (drawn from train, outside the training subset)
 SEEDS = (0, 1)
 LEARNED = 0.6  # a seed whose validation accuracy stays below this did not learn (chance is 0.5)
-PICK_RULE = (f"Per method, the learning rate with the highest validation accuracy averaged over the seeds, among "
-             f"the rates at which every seed learned (validation accuracy >= {LEARNED}); a tie goes to the "
-             "smaller rate. A pick at either end of the grid is flagged: the grid must be widened.")
+_BEST = (f"Per method, the learning rate with the highest validation accuracy averaged over the seeds, among "
+         f"the rates at which every seed learned (validation accuracy >= {LEARNED}); a tie goes to the smaller rate.")
+PICK_RULE = f"{_BEST} A pick at either end of the grid is flagged: the grid must be widened."
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,7 @@ FIRST_ROUND_TABLE = "cpu"
 FINAL_STEPS = {True: (-1.0, -0.5, 0.0, 0.5, 1.0), False: (-1.0, 0.0, 1.0)}
 FINAL_SEEDS = {True: (0, 1, 2), False: (0, 1)}
 MAX_WIDENINGS = 3  # steps added beyond an end of a method's grid while its pick falls there
-NEAR_TIE_RULE = (f"{PICK_RULE.removesuffix(' A pick at either end of the grid is flagged: the grid must be widened.')} "
-                 "Near-tie: a rate whose mean is below the best's by less than the 95% t interval of the mean "
+NEAR_TIE_RULE = (f"{_BEST} Near-tie: a rate whose mean is below the best's by less than the 95% t interval of the mean "
                  "paired (same seed, same validation reviews) difference is tied with it; among the tied rates the "
                  "one whose worst seed is highest is picked (the most reliable), then the smaller rate. A pick at "
                  f"an end of the grid widens it by one step beyond that end, at most {MAX_WIDENINGS} times.")

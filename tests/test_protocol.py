@@ -127,6 +127,26 @@ def test_the_final_sweep_centres_its_grid_on_the_first_picks_at_the_study_recipe
     assert not widened(tmp_path, lora)
 
 
+def test_a_partial_sweep_names_and_draws_no_pick_until_every_run_is_stored(tmp_path, monkeypatch):
+    import peft_imdb.plots as plots
+    from peft_imdb.results import save_result
+    from peft_imdb.sweep import write_sweep_chart, write_sweep_summary
+
+    drawn = []
+    monkeypatch.setattr(plots, "sweep_chart", lambda table, picked, path: drawn.append(picked) or path)
+    runs = [RunConfig.from_profile(PROFILES["cpu"], "lora", lr=lr, seed=seed, eval_size=0, evaluate_test=False)
+            for lr in (5e-4, 1e-3) for seed in (0, 1)]
+    for config in runs[:3]:
+        save_result(resolve(config).record("ok", val_accuracy=0.7 + config.lr), tmp_path)
+    assert write_sweep_summary(tmp_path, complete=False) == [tmp_path / "summary.md"]
+    write_sweep_chart(tmp_path, tmp_path)
+    assert drawn.pop() == {} and "**pick**" not in (tmp_path / "summary.md").read_text()
+    save_result(resolve(runs[3]).record("ok", val_accuracy=0.7 + runs[3].lr), tmp_path)
+    write_sweep_summary(tmp_path, complete=True)
+    write_sweep_chart(tmp_path, tmp_path)
+    assert drawn.pop() == {"lora": 1e-3} and "**pick**" in (tmp_path / "summary.md").read_text()
+
+
 def test_qlora_gets_a_lora_arm_with_exactly_its_settings():
     qlora = RunConfig.from_profile(PROFILES["cpu"], "qlora", lr=1.5e-3, gradient_checkpointing=True)
     configs = with_control_arms([RunConfig.from_profile(PROFILES["cpu"], "lora"), qlora])

@@ -283,8 +283,8 @@ def write_reports(profile: Profile, root: str | os.PathLike | None = None, figur
     """The study's summary.md with every ablation, and the figures of the study, the ablations and the sweeps."""
     from .report import write_report
 
-    sweeps = {(folder, name == "lr-sweep") for name in ("lr-sweep-first", "lr-sweep") for profile_ in PROFILES.values()
-              if (folder := EXPERIMENTS[name].path(profile_, root)).is_dir()}  # (folder, the near-tie rule)
+    sweeps = {folder for name in ("lr-sweep-first", "lr-sweep") for profile_ in PROFILES.values()
+              if (folder := EXPERIMENTS[name].path(profile_, root)).is_dir()}
     return write_report(root, figures_dir, margin, ablation_tables(profile, root, margin), sorted(sweeps))
 
 
@@ -295,7 +295,7 @@ def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list
 def _sweep_summary(name: str, near_tie: bool) -> Callable[[Profile, Path, Path, bool], list[Path]]:
     def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
         folder = EXPERIMENTS[name].path(profile, root)
-        return write_sweep_summary(folder, complete, near_tie, name) + write_sweep_chart(folder, figures, near_tie)
+        return write_sweep_summary(folder, complete, near_tie, name) + write_sweep_chart(folder, figures)
 
     return summarize
 

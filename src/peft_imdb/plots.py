@@ -450,7 +450,9 @@ def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Pa
         _legend(ax)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("validation accuracy")
-    seeds = int(table["seeds"].max()) if not table.empty else 0
-    fig.suptitle(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds} seeds; "
-                 "dots: each seed; dotted: the pick, each method's default", fontsize=9)
+    low, high = int(table["seeds"].min()), int(table["seeds"].max())
+    seeds = f"{high} seeds" if low == high else f"{low}–{high} seeds per rate"
+    marks = "dotted: the pick, each method's default" if picked else "no pick marked: the sweep is not complete"
+    fig.suptitle(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds}; "
+                 f"dots: each seed; {marks}", fontsize=9)
     return _save(fig, path)

@@ -303,9 +303,9 @@ def write_ablation(ablation: AblationTable, figures_dir: str | Path = "figures")
 
 def write_report(results: str | Path | None = None, figures_dir: str | Path = "figures", margin: float = MARGIN,
                  ablations: list[AblationTable] | None = None,
-                 sweeps: list[tuple[Path, bool]] | None = None) -> list[Path]:
+                 sweeps: list[Path] | None = None) -> list[Path]:
     """Write results/summary.md, the bar charts, the Pareto plots, the loss curves, each ablation's figure and each
-    validation sweep's chart (`sweeps`: (folder, whether its pick rule breaks near-ties)); return the paths."""
+    validation sweep's chart (`sweeps`: their folders); return the paths."""
     root = results_dir(results)
     frame = load_results(root)
     table = add_statistics(summarize(frame), root, margin=margin) if not frame.empty else pd.DataFrame()
@@ -319,8 +319,8 @@ def write_report(results: str | Path | None = None, figures_dir: str | Path = "f
         curves = loss_curves_chart(frame, Path(figures_dir) / "loss_curves.png")  # None before any run logs them
         figures += [curves] if curves is not None else []
     figures += [write_ablation(ablation, figures_dir) for ablation in ablations or []]
-    for folder, near_tie in sweeps or []:
-        figures += write_sweep_chart(folder, figures_dir, near_tie)
+    for folder in sweeps or []:
+        figures += write_sweep_chart(folder, figures_dir)
     path = Path(root) / "summary.md"
     atomic_write_text(path, summary_markdown(table, frame, ablations, figures, margin, root))
     return [path, *figures]

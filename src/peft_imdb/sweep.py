@@ -101,16 +101,17 @@ def near_tied(best: dict[int, float], other: dict[int, float]) -> bool:
     return bool(lead.mean() <= half)
 
 
-def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike = "figures",
-                      near_tie: bool = False) -> list[Path]:
-    """figures/sweep_<folder name>.png: validation accuracy per learning rate, the picks marked; [] without runs."""
+def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike = "figures") -> list[Path]:
+    """figures/sweep_<folder name>.png: validation accuracy per learning rate; [] without runs. The picks are
+    those of the folder's picks.json, which exists only once the sweep is complete: a partial sweep marks none."""
     from .plots import sweep_chart
 
     folder = Path(folder)
     table = sweep_table(folder)
     if table.empty:
         return []
-    chosen = {m: p.lr for m, p in picks(table, near_tie).items()}
+    picks_file = folder / "picks.json"
+    chosen = ({m: p["lr"] for m, p in json.loads(picks_file.read_text()).items()} if picks_file.is_file() else {})
     return [sweep_chart(table, chosen, Path(figures_dir) / f"sweep_{folder.name}.png")]
 
 

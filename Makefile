@@ -21,7 +21,7 @@ KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study more-methods tuning ablations test test-fast test-oldest lab report readme notebooks reproduce clean
+.PHONY: setup study more-methods tuning budget ablations test test-fast test-oldest lab report readme notebooks reproduce clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ more-methods: setup  ## the six added methods x 3 seeds at their validation-pick
 tuning: setup  ## the validation-only choices: the first sweep and the truncation and dropout it led to, then the final sweep
 	$(call EXPERIMENTS,lr-sweep-first) && $(call EXPERIMENTS,truncation) && $(call EXPERIMENTS,dropout) && \
 	$(call EXPERIMENTS,lr-sweep)
+
+budget: setup  ## the four methods from 500 to all training reviews and at the reference setting, after their 8000-review rate check (hours)
+	$(call EXPERIMENTS,budget)
 
 ablations: setup  ## LoRA rank, adapter placement (3 seeds), precision (5 seeds); reuses the study's identical runs
 	$(call EXPERIMENTS,rank) && $(call EXPERIMENTS,targets) && $(call EXPERIMENTS,precision)

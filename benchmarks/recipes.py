@@ -91,10 +91,9 @@ def speed_settings(recipe: str) -> dict:
 def ours_without_dropout():
     """What `ours` does to a built model in mfu.py: every dropout off where that is the package's default, as in
     a run (models.without_dropout), else nothing."""
-    from dataclasses import fields
+    from peft_imdb.config import field_default
 
-    default = next(f.default for f in fields(RunConfig) if f.name == "dropout")
-    return None if default else without_dropout
+    return None if field_default("dropout") else without_dropout
 
 
 def recipe_data(config: RunConfig, tokenizer, recipe: str, imdb=None):

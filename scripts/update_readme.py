@@ -23,6 +23,7 @@ from peft_imdb.comparison import add_statistics, summarize  # noqa: E402
 from peft_imdb.config import PROFILES  # noqa: E402
 from peft_imdb.experiments import EXPERIMENTS  # noqa: E402
 from peft_imdb.report import advice, method_table, twin_lines  # noqa: E402
+from peft_imdb.sweep import FIRST_ROUND_TABLE  # noqa: E402
 from peft_imdb.table import load_results  # noqa: E402
 
 RESULTS = ROOT / "results"
@@ -129,9 +130,17 @@ def overhead() -> str:
     """The share of `matrix` wall time outside training and evaluation: the study's, and re-measured forked."""
     from peft_imdb.results import load_predictions
 
+    from peft_imdb.matrix_log import MatrixEntry, overhead_line, read_log
+
     parts = []
+    logged = read_log(RESULTS)
     study = _matrix_line(RESULTS / "benchmarks" / "matrix_study.txt")
-    if study:
+    if logged:
+        total = MatrixEntry("", sum(e.runs for e in logged), sum(e.wall_s for e in logged),
+                            sum(e.inside_s for e in logged), "")
+        parts.append(f"- `{overhead_line(total)}`: the committed study's `matrix` commands ({len(logged)}, "
+                     "`results/matrix_log.json`), each run forked from the fork server")
+    elif study:
         parts.append(f"- `{study}`: the committed study's `matrix` output (`results/benchmarks/matrix_study.txt`), "
                      "each run in a spawned process that imported torch, transformers and peft itself")
     folder = RESULTS / "benchmarks" / "matrix_forkserver"
@@ -268,22 +277,37 @@ def quickstart() -> str:
     ])
 
 
-def picks() -> str:
-    """Each method's grid and validation-picked CPU learning rate (the sweep's picks.json)."""
-    from peft_imdb.methods import get_method, method_names
+def _picks_table(experiment: str, grid) -> str:
+    """A sweep's picks (its picks.json) with each method's grid (`grid(method) -> rates`); MISSING before."""
+    from peft_imdb.methods import method_names
 
-    path = EXPERIMENTS["lr-sweep-first"].path(PROFILES["cpu"], RESULTS) / "picks.json"
+    path = EXPERIMENTS[experiment].path(PROFILES["cpu"], RESULTS) / "picks.json"
     if not path.is_file():
         return MISSING
     chosen = json.loads(path.read_text())
     lines = ["| method | grid (cpu) | pick | validation accuracy at the pick (mean over seeds) | inside the grid |",
              "|---" * 5 + "|"]
     for method in [m for m in method_names() if m in chosen]:
-        pick, grid = chosen[method], get_method(method).lr_grid.get("cpu", ())
-        lines.append(f"| {method} | {', '.join(f'{lr:g}' for lr in grid)} | {pick['lr']:g} "
+        pick = chosen[method]
+        lines.append(f"| {method} | {', '.join(f'{lr:g}' for lr in grid(method))} | {pick['lr']:g} "
                      f"| {pick['val_accuracy_mean']:.4f} ({pick['seeds']} seeds) "
                      f"| {'yes' if pick['interior'] else 'no: at an end'} |")
     return "\n".join(lines)
+
+
+def picks() -> str:
+    """Each method's grid and validation-picked CPU learning rate in the first sweep (its picks.json)."""
+    from peft_imdb.methods import get_method
+
+    return _picks_table("lr-sweep-first", lambda method: get_method(method).lr_grid.get(FIRST_ROUND_TABLE, ()))
+
+
+def final_picks() -> str:
+    """Each method's rates and pick in the final sweep, the grid as its stored runs have it (widened included)."""
+    from peft_imdb.sweep import sweep_table
+
+    table = sweep_table(EXPERIMENTS["lr-sweep"].path(PROFILES["cpu"], RESULTS))
+    return _picks_table("lr-sweep", lambda method: sorted(table.loc[table["method"] == method, "lr"]))
 
 
 def choice(name: str) -> str:
@@ -298,6 +322,7 @@ def choice(name: str) -> str:
 
 
 BLOCKS = {"headline": headline, "findings": findings, "quickstart": quickstart, "study": study, "picks": picks,
+          "final-picks": final_picks,
           "truncation": lambda: choice("truncation"), "dropout": lambda: choice("dropout"), "ablations": ablations,
           "mfu": mfu, "profile": profile, "overhead": overhead, "scaling": scaling}
 

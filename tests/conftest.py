@@ -38,6 +38,7 @@ TIERS = {
 # Each test module's tier; the tests marked with another tier in the module are listed after it.
 MODULE_TIERS = {
     "test_benchmarks.py": "system",  # unit: the padding bound by hand
+    "test_budget.py": "integration",  # the budget experiment: its plan, its check, its summary; the real subsets
     # unit: the timeout setting; system: the thread race, dying workers, two real matrices, a killed matrix
     "test_charts.py": "integration",
     "test_claims.py": "integration",
@@ -65,6 +66,7 @@ MODULE_TIERS = {
     "test_precision.py": "unit",  # integration: a bf16 Trainer run on a tiny model
     # integration: a tuning run, the tuning reviews; audit: the committed sweeps and choices
     "test_protocol.py": "unit",
+    "test_ray.py": "system",  # a local Ray cluster: --executor ray
     "test_real_model.py": "system",  # unit: the shipped weights are there
     "test_registry.py": "integration",  # unit: the adapter flag's shortcuts
     "test_reliability.py": "integration",  # system: the killed matrix and run process, the fork server, torchrun

@@ -63,6 +63,24 @@ def test_fresh_test_reviews_leave_out_every_review_the_earlier_study_scored(imdb
         make_splits(imdb, 2000, 24000, 200, 42)
 
 
+@pytest.mark.integration
+def test_a_study_run_learns_from_the_reviews_tuning_draws_and_none_shares_a_text_with_the_test_split(imdb):
+    from peft_imdb.data import without_test_texts
+
+    test_texts = set(imdb["test"]["text"])
+    tuning = make_splits(without_test_texts(imdb), 2000, 0, 200, 42)
+    study = make_splits(imdb, 2000, 5000, 200, 42)
+    for split in ("train", "validation"):  # the same reviews, in the same order (ids count rows differently)
+        assert study[split]["text"] == tuning[split]["text"]
+        assert not set(study[split]["text"]) & test_texts
+    everything = make_splits(imdb, None, 5000, 200, 42)["train"]  # every training review the study may use
+    assert not set(everything["text"]) & test_texts
+    assert set(study["train"]["review_id"]) < set(everything["review_id"])
+    assert len(everything) == len(without_test_texts(imdb)["train"]) - 200
+    earlier = make_splits(imdb, None, 2000, 200, 42, test_reviews="all")["train"]  # the earlier draw: every text
+    assert len(earlier) == len(imdb["train"]) - 200 and set(earlier["text"]) & test_texts
+
+
 def test_full_train_still_leaves_validation_out():
     labels = np.array([0, 1] * 50)
     val = balanced_indices(labels, 10, seed=1)
@@ -75,12 +93,12 @@ def test_sizes_larger_than_the_data_are_a_clear_error():
         balanced_indices(np.array([0, 1, 0, 1]), 6, seed=0)
 
 
-def _reviews(labels: list[int]) -> Dataset:
-    return Dataset.from_dict({"text": [f"review {i}" for i in range(len(labels))], "label": labels})
+def _reviews(labels: list[int], split: str = "train") -> Dataset:
+    return Dataset.from_dict({"text": [f"{split} review {i}" for i in range(len(labels))], "label": labels})
 
 
 def _one_label(rows: int) -> DatasetDict:
-    return DatasetDict(train=_reviews([0] * rows), test=_reviews([0] * rows))
+    return DatasetDict(train=_reviews([0] * rows), test=_reviews([0] * rows, "test"))
 
 
 @pytest.mark.parametrize("sizes, says", [
@@ -98,7 +116,7 @@ def test_a_size_error_names_the_split_and_the_flag(sizes, says):
 
 
 def test_a_test_size_error_names_the_test_split_and_its_flag():
-    data = DatasetDict(train=_reviews([0, 1] * 150), test=_reviews([0] * 40))
+    data = DatasetDict(train=_reviews([0, 1] * 150), test=_reviews([0] * 40, "test"))
     with pytest.raises(UserError, match=r"^the test split has 0 reviews of label 1 \(positive\), but --eval-size 64 "
                        r"takes 32; use a smaller --eval-size"):
         make_splits(data, train_size=64, eval_size=64, val_size=32)

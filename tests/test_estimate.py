@@ -271,7 +271,7 @@ def test_bad_input_is_one_line_saying_what_to_do(argv, says):
 
 @pytest.mark.unit
 def test_adapter_items_go_to_the_methods_with_an_adapter():
-    from peft_imdb.estimate import method_adapters
+    from peft_imdb.methods import method_adapters
 
     assert method_adapters(["full", "lora", "bitfit"], ["r=16"]) == {"full": {}, "lora": {"r": 16}, "bitfit": {}}
     assert method_adapters(["lora"], ["target_modules=query,key"]) == {"lora": {"target_modules": ["query", "key"]}}

@@ -15,7 +15,7 @@ from peft_imdb.methods import METHODS, method_names
 from peft_imdb.plan import with_control_arms
 from peft_imdb.results import read_results
 from peft_imdb.experiments import get_experiment
-from peft_imdb.sweep import CHOICES, LEARNED, SEEDS, picks, sweep_configs, sweep_table
+from peft_imdb.sweep import CHOICES, FIRST_ROUND_TABLE, LEARNED, SEEDS, picks, sweep_configs, sweep_table
 from peft_imdb.resolved import resolve
 
 from conftest import tiny_config
@@ -56,9 +56,10 @@ def test_tuning_reviews_exclude_every_test_text(imdb):
 def test_a_tuning_config_must_not_ask_for_test_reviews():
     with pytest.raises(UserError, match="--eval-size 0"):
         RunConfig(model="minilm", method="lora", evaluate_test=False, eval_size=100)
-    sweep = sweep_configs([RunConfig.from_profile(PROFILES["cpu"], m) for m in method_names(True)])
+    sweep = sweep_configs([RunConfig.from_profile(PROFILES["cpu"], m, lr_table=FIRST_ROUND_TABLE)
+                           for m in method_names(True)])
     assert sweep and all(c.eval_size == 0 and not c.evaluate_test for c in sweep)
-    assert {c.lr for c in sweep if c.method == "lora"} == set(METHODS["lora"].lr_grid["cpu"])
+    assert {c.lr for c in sweep if c.method == "lora"} == set(METHODS["lora"].lr_grid[FIRST_ROUND_TABLE])
 
 
 def test_the_pick_rule_prefers_the_best_rate_at_which_every_seed_learned():
@@ -178,11 +179,13 @@ def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(
             config = RunConfig.from_dict(json.loads(config))  # its sizes, seed and sampler: the reviews it saw
             splits = make_splits(tuning, config.train_size, 0, config.val_size, config.data_seed, config.sampler)
             assert not test_texts & (set(splits["train"]["text"]) | set(splits["validation"]["text"]))
+    # Each learning-rate sweep's picks, by its own rule, are the registry's rates of one table.
+    for name, table, near_tie in (("lr-sweep-first", FIRST_ROUND_TABLE, False), ("lr-sweep", "cpu", True)):
+        folder = get_experiment(name).path(PROFILES["cpu"], RESULTS)
         if not (folder / "picks.json").is_file():
-            continue  # a sweep still under way (`sweep` writes its picks when every run is stored)
+            continue  # a sweep still under way (it writes its picks when every run is stored)
         chosen = json.loads((folder / "picks.json").read_text())
-        assert chosen == {m: asdict(p) for m, p in picks(sweep_table(folder)).items()}  # the rule, re-applied
-        table = folder.name.removeprefix("lr_").removesuffix("_validation")
+        assert chosen == {m: asdict(p) for m, p in picks(sweep_table(folder), near_tie).items()}  # re-applied
         for method, pick in chosen.items():
             assert METHODS[method].learning_rates[table] == pick["lr"], f"{method}: registry lr is not the sweep's pick"
 

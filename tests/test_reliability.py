@@ -30,7 +30,7 @@ def _small_data(folder: Path, rows: int = 40) -> Path:
     """A valid IMDb-shaped folder of a few balanced reviews (fast to read)."""
     reviews = [{"text": REVIEWS[i % 4], "label": (i % 4) % 2} for i in range(rows)]
     _write_jsonl(folder / "train.jsonl", reviews)
-    _write_jsonl(folder / "test.jsonl", reviews)
+    _write_jsonl(folder / "test.jsonl", [{**review, "text": review["text"] + "!"} for review in reviews])
     return folder
 
 
@@ -75,6 +75,21 @@ def test_matrix_reruns_a_run_whose_record_is_corrupt(tmp_path, fake_runs, capsys
     assert f"{broken.name}.corrupt" in err
     assert (out / "runs" / f"{broken.name}.corrupt").read_text() == original[: len(original) // 2]
     assert len(load_results(out)) == PLANNED and set(load_results(out)["status"]) == {"ok"}
+
+
+def test_each_matrix_that_trains_is_logged_with_its_wall_time_and_the_summary_says_so(tmp_path, fake_runs, capsys):
+    from peft_imdb.matrix_log import read_log
+
+    data, out = _small_data(tmp_path / "data"), tmp_path / "out"
+    assert main(_matrix_args(data, out, "--seeds", "0")) == 0
+    assert main(_matrix_args(data, out)) == 0  # seed 1 trains now, seed 0 is stored
+    assert main(_matrix_args(data, out)) == 0  # nothing to train: nothing logged
+    first, second = read_log(out)
+    assert (first.runs, second.runs) == (PLANNED // 2, PLANNED // 2) and first.wall_s > 0
+    assert f"matrix: {PLANNED // 2} run(s) in" in capsys.readouterr().out
+    assert main(["report", "--results-dir", str(out), "--figures-dir", str(tmp_path / "figures")]) == 0
+    summary = (out / "summary.md").read_text()
+    assert f"2 matrix command(s) trained {PLANNED} run(s) here" in summary
 
 
 @pytest.fixture

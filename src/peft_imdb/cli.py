@@ -13,7 +13,7 @@ from pathlib import Path
 from . import estimate as estimate_command
 from .config import PROFILES, Profile, RunConfig, detect_profile
 from .errors import Stopped, UserError
-from .methods import METHODS, get_method, method_names, parse_adapter
+from .methods import METHODS, method_adapters, method_names
 from .experiments import get_experiment
 from .results import STORE_ERROR_EXIT, StoreWriteError, check_writable, is_store_error, results_dir
 from .stores import figures_folder, results_folder, store_for
@@ -88,9 +88,22 @@ def _experiment_flags(parser: argparse.ArgumentParser, seeds_help: str) -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=None, help=seeds_help)
     parser.add_argument("--force", action="store_true", help="re-run finished runs too")
     parser.add_argument("--in-process", action="store_true", help="run every run in this process")
+    _executor(parser)
     parser.add_argument("--figures-dir", help="default: PEFT_IMDB_FIGURES, else figures/ (results-scratch/figures/ "
                         "on the smoke profile)")
     _dry_run(parser)
+
+
+def _executor(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--executor", choices=("local", "ray"), default="local",
+                        help="local: the runs one after another on this machine (default); ray: each run a task on a "
+                        "Ray cluster, its record stored here (pip install -e \".[ray]\")")
+    parser.add_argument("--ray-address", default=None,
+                        help="with --executor ray: auto joins a cluster started with `ray start --head` (or "
+                        "host:port); default: a cluster on this machine for the command")
+    parser.add_argument("--ray-cpus-per-run", type=int, default=None,
+                        help="with --executor ray: CPUs each run asks of the cluster where it has no GPU (default 1; "
+                        "on GPUs each run asks for one GPU)")
 
 
 def _dry_run(parser: argparse.ArgumentParser) -> None:
@@ -123,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--in-process", action="store_true",
                         help="run every run in this process (default: a fresh process per run, so memory "
                         "figures start clean and a crash costs one row)")
+    _executor(matrix)
     _dry_run(matrix)
     _common(matrix)
 
@@ -211,9 +225,7 @@ def _base(args, methods: list[str]):
     if getattr(args, "precision", None):
         overrides["precision"] = args.precision
     items = _adapter_items(args)
-    # Across several methods, adapter settings go to the methods that have an adapter (not to Full FT).
-    adapters = {m: parse_adapter(m, items if len(methods) == 1 or get_method(m).config_class else [])
-                for m in methods}
+    adapters = method_adapters(methods, items)
 
     def base(method: str, seed: int, model: str | None = None) -> RunConfig:
         return RunConfig.from_profile(profile, method, model=model or getattr(args, "model", None) or profile.model,
@@ -252,6 +264,10 @@ def _matrix(args, configs: list[RunConfig], reuse_from: list[str | os.PathLike] 
 
     results = results if results is not None else args.results_dir
     dry_run = getattr(args, "dry_run", False)
+    if getattr(args, "executor", "local") == "ray":  # before any plan: a missing Ray is one line
+        from .parallel.ray_executor import require_ray
+
+        require_ray()
     runs = resolve_all(configs)
     if getattr(args, "shard", None):
         k, n = parse_shard(args.shard)
@@ -273,10 +289,25 @@ def _matrix(args, configs: list[RunConfig], reuse_from: list[str | os.PathLike] 
         return 0
     imdb = load_imdb(plan.train[0].config.data_dir)  # fail fast on bad data; each run's process reads it again
     started = time.perf_counter()
-    rows = train_planned(plan.train, results, imdb, in_process=args.in_process,
-                         on_result=_print_row if rank == 0 else None, force=args.force)
+    if getattr(args, "executor", "local") == "ray":
+        from .parallel.ray_executor import train_on_ray
+
+        rows = train_on_ray(plan.train, results, args.ray_address, args.ray_cpus_per_run, on_result=_print_row)
+    else:
+        rows = train_planned(plan.train, results, imdb, in_process=args.in_process,
+                             on_result=_print_row if rank == 0 else None, force=args.force)
     if rank == 0:
-        print(overhead_line(rows, time.perf_counter() - started))
+        from .matrix_log import append, entry, overhead_line
+        from .wall_time import this_machine
+
+        matrix = entry(rows, time.perf_counter() - started, this_machine().text)
+        print(overhead_line(matrix))
+        if rows:  # the store keeps it: its summary says how much of the wall time went around training
+            try:
+                append(matrix, results)
+            except OSError as exc:  # the runs are stored; only this line is lost
+                print(f"warning: the matrix log could not be written ({exc.strerror or exc}); the runs are stored",
+                      file=sys.stderr)
     return 1 if any(row.status == "failed" for row in rows) else 0
 
 
@@ -295,14 +326,6 @@ def _plan_preview(plan, results: str | os.PathLike | None, root: str | os.PathLi
                              estimate, native_precisions())
     groups = [("to train", plan.train), ("stored already", plan.stored), ("in the study (copied)", plan.copied)]
     return lines + plan_lines(groups, estimate, folder)
-
-
-def overhead_line(rows, wall_s: float) -> str:
-    """How much of a matrix's wall time went into training and evaluation, and how much around them."""
-    inside = sum((row.train_time_s or 0) + (row.eval_time_s or 0) for row in rows)
-    share = 1 - inside / wall_s if wall_s > 0 else 0.0
-    return (f"matrix: {len(rows)} run(s) in {wall_s:.0f} s; training + evaluation {inside:.0f} s; outside them "
-            f"(process start, imports, model load, tokenization, storing) {share:.1%}")
 
 
 def _experiment_name(args) -> str | None:
@@ -325,9 +348,11 @@ def _experiment(args, name: str) -> int:
     def train(configs, folder, reuse):
         return _matrix(args, configs, reuse_from=reuse, results=folder, title=f"The {name}", root=args.results_dir)
 
-    if args.dry_run:  # nothing is written: no summary
-        return train(*experiment_request(get_experiment(name), profile, _base(args, method_names()),
-                                         args.results_dir, args.seeds, args.methods, args.force))
+    if args.dry_run:  # nothing is written: no summary; an experiment's required ones are planned first
+        names = [*get_experiment(name).requires, name]
+        return max(train(*experiment_request(get_experiment(each), profile, _base(args, method_names()),
+                                             args.results_dir, args.seeds, args.methods, args.force,
+                                             provisional=True)) for each in names)
     code, written = run_experiment(
         name, profile, _base(args, method_names()), args.results_dir, args.figures_dir, args.seeds, args.methods,
         args.force, train=train)

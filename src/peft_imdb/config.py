@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any
 
 from .errors import UserError
@@ -56,7 +56,7 @@ def detect_profile() -> Profile:
 
 
 SAMPLERS = ("nested", "independent")  # how subsets are drawn (data.balanced_indices)
-TEST_POOLS = ("fresh", "all")  # which test reviews a run may score (data.retired_test_reviews)
+TEST_POOLS = ("fresh", "all")  # which test reviews a run scores, which train reviews it learns from (make_splits)
 
 
 @dataclass
@@ -98,10 +98,14 @@ class RunConfig:
     # fixed data_seed), so runs at different sizes share their reviews; "independent" is the earlier draw.
     sampler: str = "nested"
     # Which test reviews a run may score (TEST_POOLS): "fresh" leaves out every test review an earlier
-    # study scored (data.RETIRED_TEST_DRAWS), "all" draws from the whole test split.
+    # study scored (data.RETIRED_TEST_DRAWS) and draws training and validation reviews only among those whose
+    # text the test split lacks (as tuning does); "all" draws from the whole of both splits.
     test_reviews: str = "fresh"
     # False for tuning (sweep.py): the run never draws, sees or scores a test review; eval_size is then 0.
     evaluate_test: bool = True
+    # Also score every test review the run's test_reviews pool holds (not only its eval_size subset), stored apart
+    # (predictions/remaining/): for comparison with figures published on the whole test split.
+    score_remaining: bool = False
     trust_remote_code: bool = False
     data_dir: str | None = field(default=None, compare=False)  # where, not what: not in the key
     resume: bool = field(default=False, compare=False)  # checkpoint each epoch, go on from the last one
@@ -115,6 +119,8 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and value < 2 and not (name == "eval_size" and value == 0 and not self.evaluate_test):
                 raise UserError(f"--{name.replace('_', '-')} must be at least 2 (one per label), got {value}")
+        if self.score_remaining and not self.evaluate_test:
+            raise UserError("a tuning run scores no test review: it cannot score the remaining test reviews")
         if not self.evaluate_test and (self.eval_size != 0 or self.val_size < 2):
             raise UserError("a tuning run (no test evaluation) takes --eval-size 0 and a validation set of 2 or more")
         if self.val_size < 0:
@@ -168,6 +174,12 @@ class RunConfig:
         return cls(**{**missing, **{k: v for k, v in data.items() if k in known}})
 
 
+def field_default(name: str) -> Any:
+    """Today's default of a RunConfig field (not its IDENTITY_BASELINE value)."""
+    spec = next(spec for spec in fields(RunConfig) if spec.name == name)
+    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
+
+
 # What every run had before a setting could be chosen, or when run names were introduced: a run's identity (its
 # key) holds the settings that differ from these values (resolved.py). Frozen: never edit an entry. Changing a
 # default in RunConfig then renames the runs at the new default and keeps every stored run's name, so runs of two
@@ -178,5 +190,5 @@ IDENTITY_BASELINE: dict[str, Any] = {
     "gradient_accumulation_steps": 1, "gradient_checkpointing": False, "precision": "fp32",
     "qlora_compute_dtype": None, "optim": None, "truncation": "head_tail", "group_by_length": True,
     "dropout": True, "evaluate_test": True, "trust_remote_code": False, "sampler": "independent",
-    "test_reviews": "all",
+    "test_reviews": "all", "score_remaining": False,
 }

@@ -56,7 +56,6 @@ def loss_curves_chart(frame_or_records: pd.DataFrame | Iterable[RunResult], path
     if points.empty:
         return None
     methods = list(dict.fromkeys(points["method"]))
-    labels = list(dict.fromkeys(points["label"]))
     # A method's own row in its colour, any other row of it (another setting) in black: two arms never look alike.
     palette = {label: colour(method) if label == method else "black"
                for label, method in points.groupby("label", sort=False)["method"].first().items()}

@@ -172,18 +172,23 @@ def make_splits(
     seed: int = 42,
     sampler: str = "nested",
     test_reviews: str = "fresh",
+    remaining: bool = False,
 ) -> DatasetDict:
     """Balanced train / validation / test subsets; validation comes from train reviews outside train, test from
-    the test reviews `test_reviews` allows ("fresh": none of retired_test_reviews).
+    the test reviews `test_reviews` allows. "fresh": no test review of retired_test_reviews, and no train or
+    validation review whose text the test split holds (the same reviews tuning draws from without_test_texts).
 
-    With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split.
+    With eval_size 0 (tuning) there is no test subset at all, and `imdb` needs no test split. `remaining`: a
+    "remaining" split too, every test review the pool holds (the test subset among them).
     """
     train_labels = column(imdb["train"], "label")
-    _check_sizes(train_labels, {"--train-size": train_size, "--val-size": val_size}, "train")
+    shared = (rows_sharing_test_text(imdb) if test_reviews == "fresh" and "test" in imdb
+              else np.array([], dtype=int))
+    _check_sizes(np.delete(train_labels, shared), {"--train-size": train_size, "--val-size": val_size}, "train")
     # Validation is drawn first so that "full" training (size None) still leaves it out.
-    val_idx = (balanced_indices(train_labels, val_size, seed + 1, sampler=sampler) if val_size
+    val_idx = (balanced_indices(train_labels, val_size, seed + 1, exclude=shared, sampler=sampler) if val_size
                else np.array([], dtype=int))
-    train_idx = balanced_indices(train_labels, train_size, seed, exclude=val_idx, sampler=sampler)
+    train_idx = balanced_indices(train_labels, train_size, seed, exclude=np.union1d(val_idx, shared), sampler=sampler)
     # review_id: the row of the review in its split, so predictions can be paired across runs.
     splits = DatasetDict(
         train=imdb["train"].select(train_idx).add_column("review_id", train_idx.tolist()),
@@ -192,20 +197,28 @@ def make_splits(
     if eval_size != 0:
         test_labels = column(imdb["test"], "label")
         retired = retired_test_reviews(imdb["test"]) if test_reviews == "fresh" else np.array([], dtype=int)
-        _check_sizes(np.delete(test_labels, retired), {"--eval-size": eval_size}, "fresh test" if len(retired) else "test")
+        _check_sizes(np.delete(test_labels, retired), {"--eval-size": eval_size},
+                     "fresh test" if len(retired) else "test")
         test_idx = balanced_indices(test_labels, eval_size, seed + 2, exclude=retired, sampler=sampler)
         splits["test"] = imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist())
+        if remaining:
+            pool = np.setdiff1d(np.arange(len(test_labels)), retired)
+            splits["remaining"] = imdb["test"].select(pool).add_column("review_id", pool.tolist())
     return splits
+
+
+def rows_sharing_test_text(imdb: DatasetDict) -> np.ndarray:
+    """The rows of the train split whose text also occurs in the test split (IMDb repeats 123 test texts in train)."""
+    test_texts = set(column(imdb["test"], "text"))
+    return np.array([i for i, text in enumerate(column(imdb["train"], "text")) if text in test_texts], dtype=int)
 
 
 def without_test_texts(imdb: DatasetDict) -> DatasetDict:
     """The train split less every review whose text also occurs in the test split, and no test split.
 
-    What tuning sees: IMDb repeats 123 test texts in train, so a tuning set drawn from train alone could
-    still hold reviews of the study's test subset.
+    What tuning sees: a tuning set drawn from train alone could still hold reviews of the study's test subset.
     """
-    test_texts = set(imdb["test"]["text"])
-    keep = [i for i, text in enumerate(imdb["train"]["text"]) if text not in test_texts]
+    keep = np.setdiff1d(np.arange(len(imdb["train"])), rows_sharing_test_text(imdb))
     return DatasetDict(train=imdb["train"].select(keep))
 
 

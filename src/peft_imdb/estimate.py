@@ -41,7 +41,7 @@ from typing import Any
 
 from .config import PROFILES, Profile, RunConfig
 from .errors import Unsupported, UserError, first_line
-from .methods import Method, get_method, method_names, parse_adapter
+from .methods import Method, get_method, method_adapters, method_names, takes_shared_adapter
 from .models import ALIASES, adapt, check_supported, load_config, meta_model, transformers_errors_only
 from .targets import head_modules
 
@@ -236,20 +236,6 @@ def estimate_method(model: str, model_config, method: str, adapter: dict[str, An
     return row
 
 
-def method_adapters(methods: list[str], items: list[str]) -> dict[str, dict[str, Any]]:
-    """--adapter items typed per method, as the run commands give them: across several methods only to those
-    with an adapter (Full FT and BitFit get none)."""
-    adapters = {}
-    for method in methods:
-        given = items if len(methods) == 1 or get_method(method).config_class else []
-        try:
-            adapters[method] = parse_adapter(method, given)
-        except UserError as exc:
-            hint = "; pass --methods with the methods these settings are for" if len(methods) > 1 else ""
-            raise UserError(f"{method}: {exc}{hint}") from None
-    return adapters
-
-
 def estimate(model: str, methods: list[str] | None = None, adapter: dict[str, Any] | None = None,
              profile: str = "colab-t4", precision: str = "auto", batch_size: int | None = None,
              max_length: int | None = None, measure: bool = False) -> list[EstimateRow]:
@@ -260,7 +246,7 @@ def estimate(model: str, methods: list[str] | None = None, adapter: dict[str, An
     per method on CUDA and adds its allocator peak.
     """
     methods = list(methods or method_names())
-    adapters = {m: dict(adapter or {}) if len(methods) == 1 or get_method(m).config_class else {} for m in methods}
+    adapters = {m: dict(adapter or {}) if takes_shared_adapter(m, methods) else {} for m in methods}
     return estimate_adapters(model, adapters, profile, precision, batch_size, max_length, measure)
 
 
@@ -513,6 +499,7 @@ class Published:
     settings: str = ""  # what the report says about them
     memory: str = ""  # its peak GPU memory as printed (activations included: not a model-state figure)
     train_time_s: float | None = None  # its training time as printed, in seconds (R1's are approximate: "~370")
+    accuracy: float | None = None  # its test accuracy as printed
 
 
 QV16 = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.1, "target_modules": ["query", "value"]}
@@ -530,25 +517,25 @@ PUBLISHED = [
               train_time_s=340),
     Published("R1", "roberta", "ia3", "2M", settings="no settings given: registry defaults shown", memory="~3 GB",
               train_time_s=300),
-    Published("R2", "roberta", "full", "124,647,170", memory="2.639 GB"),
+    Published("R2", "roberta", "full", "124,647,170", memory="2.639 GB", accuracy=0.9140),
     Published("R2", "roberta", "lora", "1,181,954", QV16, "r=16, alpha=32, dropout 0.1 on query, value",
-              memory="1.482 GB"),
+              memory="1.482 GB", accuracy=0.9115),
     Published("R2", "roberta", "qlora", "1,034,498",
               {"r": 8, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": ["query", "key", "value"]},
               "NF4, double quant, r=8, alpha=32, dropout 0.05; targets not given: query, key, value reproduce "
-              "the count", memory="1.356 GB"),
+              "the count", memory="1.356 GB", accuracy=0.9045),
     Published("R2", "roberta", "ia3", "656,642", settings="peft defaults (key, value, output.dense)",
-              memory="2.854 GB"),
+              memory="2.854 GB", accuracy=0.8495),
     Published("R3", "roberta", "full", "124.6M", memory="7746 MB"),
     Published("R3", "roberta", "lora", "887K", settings="not given: r=8 on query, value (registry defaults) "
               "reproduce it", memory="4120 MB"),
     Published("R3", "roberta", "qlora", "887K", settings="not given: r=8 on query, value reproduce it",
               memory="4260 MB"),
     Published("R3", "roberta", "ia3", "656K", settings="not given: peft defaults reproduce it", memory="3900 MB"),
-    Published("R4", "distilbert", "full", "66.96M"),
+    Published("R4", "distilbert", "full", "66.96M", accuracy=0.9307),
     Published("R4", "distilbert", "lora", "0.81M",
               {"r": 8, "lora_alpha": 32, "lora_dropout": 0.1, "target_modules": ["q_lin", "k_lin", "v_lin"]},
-              "r=8, alpha=32, dropout 0.1 on q_lin, k_lin, v_lin"),
+              "r=8, alpha=32, dropout 0.1 on q_lin, k_lin, v_lin", accuracy=0.9009),
     Published("R5", "deberta", "ia3", "0.03%", settings="'IA3 0.03% trainable' (no settings given)"),
     Published("R5", "deberta", "qlora", "", settings="'DeBERTa-v3 at 1.52 GB' (no settings given)",
               memory="1.52 GB"),

@@ -15,13 +15,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from .budget import (CHECK_RULE, at_checked_rates, budget_configs, check_configs, checked_rates, on_one_machine_kind,
+                     write_budget_summary)
 from .comparison import MARGIN, AblationTable, ablation_table
 from .config import PROFILES, Profile, RunConfig
 from .errors import UserError
 from .methods import method_names
 from .models import model_type
-from .results import results_dir
-from .sweep import (CHOICES, FINAL_SEEDS, ROUND_ONE, final_sweep_configs, sweep_configs, widened,
+from .results import results_dir, warn_once
+from .sweep import (CHOICES, FINAL_SEEDS, FIRST_ROUND_TABLE, ROUND_ONE, final_sweep_configs, sweep_configs, widened,
                     write_choice_summary, write_sweep_chart, write_sweep_summary)
 from .targets import IA3_TARGETS, LORA_TARGETS_ATTN_FFN
 
@@ -46,6 +48,10 @@ class Experiment:
     reference: Callable[[pd.DataFrame], pd.Series] | None = None
     # (its folder, the configs planned) -> more configs the stored runs call for (a grid widened at an end)
     extend: Callable[[Path, list[RunConfig]], list[RunConfig]] | None = None
+    # (profile, results root, the configs planned, provisional) -> the configs as another experiment's stored runs
+    # settle them (rates a check picked); `provisional`: as a plan shows them before those runs are complete
+    settle: Callable[[Profile, Path, list[RunConfig], bool], list[RunConfig]] | None = None
+    requires: tuple[str, ...] = ()  # experiments run before this one (by `experiment NAME` and run_experiment)
 
     def path(self, profile: Profile, root: str | os.PathLike | None = None) -> Path:
         """Where its runs live for a profile under a results root (default: PEFT_IMDB_RESULTS, else results/)."""
@@ -100,15 +106,19 @@ def train_quietly(configs: list[RunConfig], folder: Path, reuse_from: list[Path]
 def experiment_request(experiment: Experiment, profile: Profile, base: Base | None = None,
                        root: str | os.PathLike | None = None, seeds: tuple[int, ...] | None = None,
                        methods: list[str] | None = None, force: bool = False,
-                       study: str | os.PathLike | None = None) -> tuple[list[RunConfig], Path, list[Path] | None]:
+                       study: str | os.PathLike | None = None,
+                       provisional: bool = False) -> tuple[list[RunConfig], Path, list[Path] | None]:
     """What an experiment asks to train: (its configs, its folder, the folders it copies finished runs from or
     None). With `study` (the committed study's root, when `root` is another store), every run of this experiment
-    the committed study holds, at any of its seeds, is asked for too and copied from there."""
+    the committed study holds, at any of its seeds, is asked for too and copied from there. `provisional`: runs
+    that wait for another experiment's runs are shown as they would train today (a plan, not a training)."""
     from .plan import resolve_all
     from .results import has_ok_result
 
     base = base or profile_base(profile)
     configs = experiment_configs(experiment, base, seeds, methods)
+    if experiment.settle is not None:
+        configs = experiment.settle(profile, results_dir(root), configs, provisional)
     configs += extension(experiment, experiment.path(profile, root), configs)
     reuse = _reuse_folders(experiment, profile, root, study) if not force else None
     if study is not None and not force:
@@ -135,6 +145,12 @@ def run_experiment(name: str, profile: Profile, base: Base | None = None, root: 
     from .results import has_ok_result
 
     experiment = get_experiment(name)
+    written: list[Path] = []
+    for required in experiment.requires:  # e.g. the check whose picks this experiment's largest runs train at
+        code, files = run_experiment(required, profile, base, root, figures_dir, seeds, methods, force, train, study)
+        written += files
+        if code:
+            return code, written
     configs, folder, reuse = experiment_request(experiment, profile, base, root, seeds, methods, force, study)
     train = train or (lambda c, f, r: train_quietly(c, f, r, force))
     code = train(configs, folder, reuse)
@@ -144,7 +160,10 @@ def run_experiment(name: str, profile: Profile, base: Base | None = None, root: 
         code = train(more, folder, reuse)
         more = extension(experiment, folder, configs)
     complete = all(has_ok_result(run.key, folder) for run in resolve_all(configs))
-    return code, experiment.summarize(profile, results_dir(root), Path(figures_dir), complete)
+    if experiment.settle is not None:  # every planned run, the ones still waiting included
+        complete &= len(configs) >= len(experiment_request(experiment, profile, base, root, seeds, methods, force,
+                                                           study, provisional=True)[0])
+    return code, written + experiment.summarize(profile, results_dir(root), Path(figures_dir), complete)
 
 
 def extension(experiment: Experiment, folder: Path, configs: list[RunConfig]) -> list[RunConfig]:
@@ -236,7 +255,8 @@ def _precisions(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
 
 def _first_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
     # The first sweep's recipe (ROUND_ONE): its runs keep their names after the defaults it led to changed.
-    return sweep_configs([replace(base(method, 0), **ROUND_ONE) for method in method_names()], seeds)
+    return sweep_configs([replace(base(method, 0), lr_table=FIRST_ROUND_TABLE, **ROUND_ONE)
+                          for method in method_names()], seeds)
 
 
 def _final_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
@@ -292,12 +312,27 @@ def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list
     return write_reports(profile, root, figures)
 
 
-def _sweep_summary(name: str, near_tie: bool) -> Callable[[Profile, Path, Path, bool], list[Path]]:
+def _sweep_summary(name: str, near_tie: bool, rule: str | None = None) -> Callable[[Profile, Path, Path, bool],
+                                                                                  list[Path]]:
     def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
         folder = EXPERIMENTS[name].path(profile, root)
-        return write_sweep_summary(folder, complete, near_tie, name) + write_sweep_chart(folder, figures)
+        return write_sweep_summary(folder, complete, near_tie, name, rule) + write_sweep_chart(folder, figures)
 
     return summarize
+
+
+def _budget_summary(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
+    return write_budget_summary(EXPERIMENTS["budget"].path(profile, root), EXPERIMENTS["budget-lr"].path(profile, root),
+                                figures, complete=complete)
+
+
+def _budget_runs(profile: Profile, root: Path, configs: list[RunConfig], provisional: bool) -> list[RunConfig]:
+    """The budget's configs at the check's rates, less the runs of a point begun on another kind of machine."""
+    configs = at_checked_rates(configs, checked_rates(EXPERIMENTS["budget-lr"].path(profile, root)), provisional)
+    configs, waiting = on_one_machine_kind(configs, EXPERIMENTS["budget"].path(profile, root))
+    for line in waiting:
+        warn_once(line)
+    return configs
 
 
 def _choice_summary(name: str) -> Callable[[Profile, Path, Path, bool], list[Path]]:
@@ -346,3 +381,13 @@ register(Experiment(
 register(Experiment(
     "dropout", "Every dropout off against on, chosen on validation.",
     (0, 1), _choice_arms("dropout"), _sweep_folder("dropout"), _choice_summary("dropout")))
+register(Experiment(
+    "budget-lr", "The learning-rate check of the budget experiment, on validation reviews (tuning: no test review "
+    "is drawn): each study method at half, once and twice its rate at its largest training set.",
+    (0, 1), check_configs, _sweep_folder("budget_lr"), _sweep_summary("budget-lr", True, CHECK_RULE)))
+register(Experiment(
+    "budget", "Do the verdicts hold as the budget grows? The four methods at 500 to 8000 nested training reviews, "
+    "at the reference reports' setting (3000 reviews, 3 epochs, 256 tokens) and on every training review, each "
+    "against the Full FT of its budget on the study's test reviews.",
+    (0, 1, 2), budget_configs, lambda profile, root: root / "budget", _budget_summary, reuse_study=True,
+    settle=_budget_runs, requires=("budget-lr",)))

@@ -85,7 +85,8 @@ def _check(args, model: str) -> int:
             continue
         config = RunConfig(model=model, method=method, train_size=n, eval_size=2 * args.batch_size,
                            val_size=0, epochs=1, max_length=args.max_length, batch_size=args.batch_size,
-                           eval_batch_size=args.batch_size, precision=precision.name)
+                           eval_batch_size=args.batch_size, precision=precision.name,
+                           test_reviews="all")  # synthetic reviews: train and test are one set
         row = train_and_evaluate(resolve(config), data)[0]
         peaks[method] = row.peak_memory_mb
         reserved = f"{row.peak_reserved_mb:.0f}" if row.peak_reserved_mb is not None else "n/a"

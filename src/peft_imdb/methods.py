@@ -195,37 +195,62 @@ def parse_adapter(method: str, items: list[str]) -> dict[str, Any]:
     return typed_fields(cls, items)
 
 
+def takes_shared_adapter(method: str, methods: list[str]) -> bool:
+    """Whether adapter settings one command gives to `methods` apply to `method`: all of them when it is the only
+    method, else only where it has an adapter (Full FT and BitFit take none)."""
+    return len(methods) == 1 or bool(get_method(method).config_class)
+
+
+def method_adapters(methods: list[str], items: list[str]) -> dict[str, dict[str, Any]]:
+    """--adapter items typed per method, as every command gives them (takes_shared_adapter)."""
+    adapters = {}
+    for method in methods:
+        try:
+            adapters[method] = parse_adapter(method, items if takes_shared_adapter(method, methods) else [])
+        except UserError as exc:
+            hint = "; pass --methods with the methods these settings are for" if len(methods) > 1 else ""
+            raise UserError(f"{method}: {exc}{hint}") from None
+    return adapters
+
+
 # Learning rates per profile lr table, with the evidence for each:
 # - "gpu" (roberta-base-class models, the Colab T4 profile): values from the literature. Full FT 2e-5
 #   (RoBERTa paper, GLUE 1e-5..3e-5); LoRA 4e-4 (LoRA paper, roberta-base GLUE 4e-4..5e-4); QLoRA 2e-4
 #   (QLoRA paper); IA3 3e-3 (T-Few/(IA)^3 paper). One shared 2e-5 left IA3 6 points behind in the
 #   reference studies.
-# - "cpu" (the offline all-MiniLM-L6-v2): the picks of the validation-only sweep
-#   (`python -m peft_imdb sweep`, results/sweeps/lr_cpu_validation/: 2000 train / 1000 validation reviews,
-#   2 seeds, bf16, no test review drawn), by sweep.PICK_RULE; tests/test_protocol.py checks they agree.
+# - "cpu-first" (the offline all-MiniLM-L6-v2): the picks of the first validation-only sweep over `lr_grid`
+#   (`python -m peft_imdb experiment lr-sweep-first`, results/sweeps/lr_cpu_validation/: 2000 train / 1000
+#   validation reviews, 2 seeds, bf16, dropout on, no test review drawn), by sweep.PICK_RULE: the centres of the
+#   final sweep's grid.
+# - "cpu" (the CPU study's rates): the picks of the final sweep at the study's recipe
+#   (`python -m peft_imdb experiment lr-sweep`, results/sweeps/lr_final_cpu_validation/), by
+#   sweep.NEAR_TIE_RULE. tests/test_protocol.py checks that both tables agree with their sweeps.
 register(Method(
     name="full", label="Full FT", colour="#4C72B0",
     description="every weight trained (the reference)",
-    learning_rates={"gpu": 2e-5, "cpu": 6e-05}, lr_grid={"cpu": (3e-5, 6e-5, 1e-4, 2e-4, 4e-4)},
+    learning_rates={"gpu": 2e-5, "cpu": 6e-05, "cpu-first": 6e-05},
+    lr_grid={"cpu-first": (3e-5, 6e-5, 1e-4, 2e-4, 4e-4)},
 ))
 register(Method(
     name="lora", label="LoRA", colour="#DD8452",
     description="rank-r updates of the attention query and value projections, head trained",
-    learning_rates={"gpu": 4e-4, "cpu": 0.001}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
+    learning_rates={"gpu": 4e-4, "cpu": 0.001, "cpu-first": 0.001},
+    lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=lora_layer,
 ))
 register(Method(
     name="qlora", label="QLoRA", colour="#55A868",
     description="LoRA on a base model frozen in 4-bit NF4 (double quantization), head kept out of 4-bit",
-    learning_rates={"gpu": 2e-4, "cpu": 0.002}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
+    learning_rates={"gpu": 2e-4, "cpu": 0.002, "cpu-first": 0.002},
+    lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=lora_layer, quantized_base=True, unquantized_twin="lora",
 ))
 register(Method(
     name="ia3", label="IA3", colour="#C44E52",
     description="learned scaling vectors on keys, values and the output projections, head trained",
-    learning_rates={"gpu": 3e-3, "cpu": 0.02}, lr_grid={"cpu": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
+    learning_rates={"gpu": 3e-3, "cpu": 0.02, "cpu-first": 0.02}, lr_grid={"cpu-first": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
     config_class="IA3Config", targets=ia3_targets, layer_count=ia3_layer,
     # bf16 against fp32 is *inconclusive* for IA3 (results/summary.md, "Ablation: precision": its seed
     # variance makes the interval wider than the margin), so by the rule IA3 keeps fp32 on a CPU.
@@ -340,7 +365,7 @@ register(Method(
     name="dora", label="DoRA", colour="#8172B3",
     description="LoRA on the direction of each weight plus a trained magnitude per output (weight-decomposed)",
     # gpu: LoRA's 4e-4; DoRA (Liu et al., 2024) trains with LoRA's hyperparameters.
-    learning_rates={"gpu": 4e-4, "cpu": 0.002}, lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3)},
+    learning_rates={"gpu": 4e-4, "cpu": 0.002, "cpu-first": 0.002}, lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "use_dora": True},
     targets=lora_targets, layer_count=lora_layer, core=False,
 ))
@@ -349,7 +374,7 @@ register(Method(
     description="one pair of frozen random matrices shared by all layers, trained scaling vectors per layer",
     # gpu: 4e-3, the order of the VeRA paper's roberta-base GLUE rates (Kopiczko et al., 2024: about ten
     # times LoRA's, as vectors need larger steps).
-    learning_rates={"gpu": 4e-3, "cpu": 0.03}, lr_grid={"cpu": (3e-3, 1e-2, 3e-2, 1e-1)},
+    learning_rates={"gpu": 4e-3, "cpu": 0.03, "cpu-first": 0.03}, lr_grid={"cpu-first": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="VeraConfig",  # peft's defaults: r 256, projection_prng_key 0, d_initial 0.1
     targets=lora_targets, layer_count=vera_layer, core=False,
 ))
@@ -357,8 +382,8 @@ register(Method(
     name="adalora", label="AdaLoRA", colour="#DA8BC3",
     description="SVD-form LoRA whose rank budget is reallocated across layers during training (12 -> 8 on average)",
     # gpu: 5e-4 (AdaLoRA paper, Zhang et al., 2023, DeBERTaV3-base GLUE: 5e-4..1e-3).
-    learning_rates={"gpu": 5e-4, "cpu": 0.016},
-    lr_grid={"cpu": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 6.4e-2)},
+    learning_rates={"gpu": 5e-4, "cpu": 0.016, "cpu-first": 0.016},
+    lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 6.4e-2)},
     config_class="AdaLoraConfig", defaults={"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=adalora_layer, run_fields=adalora_schedule, callbacks=adalora_callbacks,
     core=False,
@@ -367,7 +392,8 @@ register(Method(
     name="loha", label="LoHa", colour="#8C8C8C",
     description="the Hadamard product of two low-rank products per adapted matrix (LyCORIS), head trained",
     # gpu: LoRA's 4e-4 (no roberta-base value published that we know of; LyCORIS uses LoRA-like rates).
-    learning_rates={"gpu": 4e-4, "cpu": 0.008}, lr_grid={"cpu": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)},
+    learning_rates={"gpu": 4e-4, "cpu": 0.008, "cpu-first": 0.008},
+    lr_grid={"cpu-first": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)},
     config_class="LoHaConfig", defaults={"r": 8, "alpha": 16},
     targets=lora_targets, layer_count=loha_layer, core=False,
 ))
@@ -375,14 +401,15 @@ register(Method(
     name="bitfit", label="BitFit", colour="#CCB974",
     description="only the bias terms (and the head) trained, every weight matrix frozen; no peft adapter",
     # gpu: 1e-3, the top of the BitFit paper's grid (Ben Zaken et al., 2022: 1e-4..1e-3 on BERT GLUE).
-    learning_rates={"gpu": 1e-3, "cpu": 0.001}, lr_grid={"cpu": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
+    learning_rates={"gpu": 1e-3, "cpu": 0.001, "cpu-first": 0.001},
+    lr_grid={"cpu-first": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
     prepare=bitfit_prepare, part_count=bitfit_parts, core=False,
 ))
 register(Method(
     name="prompt_tuning", label="Prompt tuning", colour="#64B5CD",
     description="20 trained soft-prompt embeddings before every review, the whole model frozen, head trained",
     # gpu: 3e-2, the rate of peft's prompt-tuning examples (Lester et al., 2021 used 0.3 with Adafactor).
-    learning_rates={"gpu": 3e-2, "cpu": 0.03}, lr_grid={"cpu": (3e-3, 1e-2, 3e-2, 1e-1)},
+    learning_rates={"gpu": 3e-2, "cpu": 0.03, "cpu-first": 0.03}, lr_grid={"cpu-first": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="PromptTuningConfig", defaults={"num_virtual_tokens": 20},
     part_count=prompt_parts, unsupported=prompt_unsupported, core=False,
 ))

@@ -456,3 +456,82 @@ def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Pa
     fig.suptitle(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds}; "
                  f"dots: each seed; {marks}", fontsize=9)
     return _save(fig, path)
+
+
+VERDICT_MARKERS = {"equivalent": "o", "better": "^", "worse": "v", "inconclusive": "s"}
+
+
+def _interval_bars(ax, x, mean: pd.Series, low: pd.Series, high: pd.Series, color: str) -> None:
+    """Vertical 95% interval bars, in accuracy points, at x."""
+    ax.errorbar(x, 100 * mean, yerr=[100 * (mean - low), 100 * (high - mean)], fmt="none", ecolor=color, capsize=3)
+
+
+def _budget_chart(fig, ax, table: pd.DataFrame, ylabel: str, title: str, path: Path) -> Path:
+    """A budget chart finished alike: training reviews on a log axis ticked at the table's budgets, the labels, the
+    legend outside; saved."""
+    ticks = sorted(table["reviews"].unique())
+    ax.set_xscale("log")
+    ax.set_xticks(ticks, [f"{t / 1000:.3g}k" for t in ticks], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlabel("training reviews (log scale)")
+    ax.grid(alpha=0.3)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    _legend(ax, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, path)
+
+
+def budget_accuracy_chart(table: pd.DataFrame, path: Path) -> Path:
+    """Test accuracy against training reviews, one line per method with its 95% band; the all-reviews point
+    (a square) and the reference setting (a star: 3 epochs, 256 tokens) marked apart from the 1-epoch curve."""
+    fig, ax = plt.subplots(figsize=(8.4, 4.6))
+    for method, rows in table.groupby("method", sort=False):
+        color = colour(method)
+        curve = rows[rows["kind"].isin(["size", "all"])].sort_values("reviews")
+        ax.plot(curve["reviews"], 100 * curve["accuracy_mean"], marker="o", color=color, label=method)
+        ax.fill_between(curve["reviews"], 100 * curve["acc_low"], 100 * curve["acc_high"], color=color, alpha=0.15)
+        for kind, marker, size in (("all", "s", 60), ("reference", "*", 140)):
+            point = rows[rows["kind"] == kind]
+            ax.scatter(point["reviews"], 100 * point["accuracy_mean"], marker=marker, s=size, color=color,
+                       edgecolor="black", linewidth=0.5, zorder=3)
+        reference = rows[rows["kind"] == "reference"]  # off the curve: its interval as a bar
+        _interval_bars(ax, reference["reviews"], reference["accuracy_mean"], reference["acc_low"],
+                       reference["acc_high"], color)
+    for kind, marker, words in (("all", "s", "all training reviews, 1 epoch"),
+                                ("reference", "*", "reference setting: 3 epochs, 256 tokens")):
+        if (table["kind"] == kind).any():
+            ax.scatter([], [], marker=marker, color="white", edgecolor="black", label=words)
+    return _budget_chart(fig, ax, table, "test accuracy (%)", "Test accuracy against the training budget: 1 epoch, "
+                         "128 tokens unless marked\nline: mean over seeds; band: 95% interval over seeds and reviews",
+                         path)
+
+
+def budget_gap_chart(table: pd.DataFrame, path: Path, margin: float) -> Path:
+    """Each method's difference to the Full FT of its budget with its 95% interval against training reviews; the
+    ±margin band of equivalence drawn, the marker naming the verdict."""
+    fig, ax = plt.subplots(figsize=(8.4, 4.6))
+    compared = table[table["diff"].notna()]
+    methods = list(dict.fromkeys(compared["method"]))
+    for offset, method in zip(np.linspace(-0.04, 0.04, max(len(methods), 1)), methods):
+        rows = compared[compared["method"] == method].sort_values("reviews")
+        x = rows["reviews"] * 10 ** offset  # side by side at one budget, on the log axis
+        color = colour(method)
+        curve = rows["kind"].isin(["size", "all"])
+        ax.plot(x[curve], 100 * rows["diff"][curve], color=color, alpha=0.6, label=method)
+        _interval_bars(ax, x, rows["diff"], rows["diff_low"], rows["diff_high"], color)
+        for verdict, marker in VERDICT_MARKERS.items():
+            for kind_is_reference in (False, True):  # the reference setting hollow: off the 1-epoch curve
+                chosen = (rows["verdict"] == verdict) & ((rows["kind"] == "reference") == kind_is_reference)
+                ax.scatter(x[chosen], 100 * rows["diff"][chosen], marker=marker, s=45, zorder=3, edgecolor=color,
+                           facecolor="white" if kind_is_reference else color)
+    for verdict, marker in VERDICT_MARKERS.items():
+        if (compared["verdict"] == verdict).any():
+            ax.scatter([], [], marker=marker, color="grey", label=verdict)
+    if (compared["kind"] == "reference").any():
+        ax.scatter([], [], marker="o", facecolor="white", edgecolor="grey", label="hollow: reference setting\n"
+                   "(3 epochs, 256 tokens)")
+    ax.axhspan(-100 * margin, 100 * margin, color="grey", alpha=0.15, label=f"±{100 * margin:g} point: equivalence")
+    ax.axhline(0, color="black", linewidth=0.8)
+    return _budget_chart(fig, ax, table, "difference to Full FT (accuracy points)", "Each method's difference to "
+                         "the Full FT of the same budget\nbars: 95% interval over seeds and reviews; marker: the "
+                         "verdict", path)

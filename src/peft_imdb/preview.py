@@ -12,18 +12,31 @@ from .results import RunResult
 from .wall_time import PlanEstimate, duration
 
 
+# The settings a plan names beside each label where its runs differ in them: (RunConfig field, how it reads).
+SETTING_WORDS = (("train_size", "train"), ("eval_size", "test"), ("epochs", "epochs"), ("max_length", "L"))
+
+
+def _value(value) -> str:
+    return "all" if value is None else f"{value:g}"
+
+
 def plan_lines(groups: Iterable[tuple[str, list[ResolvedRun]]], estimate: PlanEstimate, where: str | Path) -> list[str]:
     """The plan: a count line, one line per action, label and precision (seeds, estimate each), the precision
     reasons as footnotes, then the estimate and how it was made."""
     groups = [(action, runs) for action, runs in groups if runs]
     seconds = {r.key: r.seconds for r in estimate.runs}
+    every = [run for _, runs in groups for run in runs]
+    varied = [(name, words) for name, words in SETTING_WORDS
+              if len({getattr(run.config, name) for run in every}) > 1]  # settings the plan's runs differ in
     counts = ", ".join(f"{len(runs)} {action}" for action, runs in groups) or "no run"
     reasons: dict[str, int] = {}
     rows: dict[tuple[str, str, str, str], list[ResolvedRun]] = {}
     for action, runs in groups:
         for run in runs:
             reasons.setdefault(run.precision.reason, len(reasons) + 1)
-            rows.setdefault((action, run.label, run.precision.name, run.precision.reason), []).append(run)
+            setting = " ".join(f"{words}={_value(getattr(run.config, name))}" for name, words in varied)
+            label = f"{run.label} ({setting})" if setting else run.label
+            rows.setdefault((action, label, run.precision.name, run.precision.reason), []).append(run)
     table = []
     for (action, label, precision, reason), runs in rows.items():
         known = [seconds[r.key] for r in runs if seconds.get(r.key) is not None]

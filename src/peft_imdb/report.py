@@ -10,6 +10,7 @@ import pandas as pd
 from .comparison import ALPHA, MARGIN, POWER, SETTING, AblationTable, add_statistics, correctness, summarize
 from .curves import loss_curves_chart
 from .learning import RULE
+from .matrix_log import log_lines
 from .methods import METHODS
 from .plots import ablation_chart, pareto_chart, summary_charts
 from .results import atomic_write_text, results_dir
@@ -259,6 +260,10 @@ def summary_markdown(table: pd.DataFrame, frame: pd.DataFrame, ablations: list[A
                   "read the memory figures\"); – where the run predates that measurement.", ""]
         lines += cost_table(table)
         lines += ["", "## Memory per phase", ""] + memory_table(table)
+        wall = log_lines(root)
+        if wall:
+            lines += ["", "## Wall time", "", "The matrix commands that trained the runs above (`matrix_log.json`):",
+                      ""] + wall
     for ablation in ablations or []:
         lines += ["", f"## Ablation: {ablation.name}", "", f"From `ablations/{ablation.name}/` (`python -m peft_imdb "
                   f"experiment {ablation.name}`). {ablation.question} Verdicts by the rules above, Holm across this "

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from .config import IDENTITY_BASELINE, Profile, RunConfig
+from .config import IDENTITY_BASELINE, Profile, RunConfig, field_default
 from .hardware import Precision, run_precision
 from .methods import Method, get_method
 from .models import model_id, model_type
@@ -100,35 +100,30 @@ RECIPE = {"dropout": lambda v: "dropout on" if v else "dropout off",
 def recipe_text(config: dict[str, Any]) -> str:
     """A stored config's recipe settings that differ from today's defaults ('' for none): `dropout on, ...`.
     A setting the config lacks (stored before it existed) is at its IDENTITY_BASELINE value."""
-    defaults = {spec.name: _default(spec) for spec in fields(RunConfig) if spec.name in RECIPE}
     stored = {name: config.get(name, IDENTITY_BASELINE[name]) for name in RECIPE}
-    return ", ".join(shown(stored[name]) for name, shown in RECIPE.items() if stored[name] != defaults[name])
+    return ", ".join(shown(stored[name]) for name, shown in RECIPE.items() if stored[name] != field_default(name))
 
 
 # The data setting (with whether it scores test reviews) heads its table and precision has a column of its own:
 # neither is part of a label.
-_NOT_IN_LABEL = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir", "evaluate_test",
-                                                     "precision"} | set(RECIPE)
+_NOT_IN_LABEL = {f.name for f in fields(Profile)} | {"model", "method", "seed", "adapter", "lr", "data_dir",
+                                                     "evaluate_test", "score_remaining", "precision"} | set(RECIPE)
 
 
 def _label(config: RunConfig, architecture: str, peft_config) -> str:
     """The method's name and what sets the run apart from the method's defaults at its data setting."""
     method = get_method(config.method)
-    parts = [f"{spec.name}={_short(getattr(config, spec.name))}" for spec in fields(config)
-             if spec.compare and spec.name not in _NOT_IN_LABEL and getattr(config, spec.name) != _default(spec)]
+    labelled = [spec.name for spec in fields(config) if spec.compare and spec.name not in _NOT_IN_LABEL]
+    parts = [f"{name}={_short(getattr(config, name))}" for name in labelled
+             if getattr(config, name) != field_default(name)]
     if config.learning_rate != method.learning_rates[config.lr_table]:
         parts.append(f"lr={_short(config.learning_rate)}")
     if config.adapter:  # every peft field that differs, with the value the run really had
-        reset = {spec.name: _default(spec) for spec in fields(config) if spec.compare and spec.name not in _NOT_IN_LABEL}
+        reset = {name: field_default(name) for name in labelled}
         default = method.peft_config(architecture, {}, run=replace(config, adapter={}, **reset))
         a, b = plain_fields(peft_config), plain_fields(default)
         parts += [f"{k}={_short(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
     return config.method + (f" ({', '.join(sorted(parts))})" if parts else "")
-
-
-def _default(spec) -> Any:
-    """A dataclass field's default value."""
-    return spec.default_factory() if spec.default_factory is not MISSING else spec.default
 
 
 def _short(value: Any) -> str:

@@ -75,6 +75,8 @@ class RunResult:
     eval_peak_reserved_mb: float | None = None
     load_peak_memory_mb: float | None = None  # loading and preparing the model (quantization included)
     load_peak_reserved_mb: float | None = None
+    remaining_accuracy: float | None = None  # on every test review of the run's pool (score_remaining)
+    remaining_reviews: int | None = None
     frozen_weights_mb: float | None = None  # bytes of the frozen base weights (4-bit packed for QLoRA)
     trainable_weights_mb: float | None = None
     memory_kind: str | None = None
@@ -156,13 +158,15 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
-def predictions_path(key: str, root: str | os.PathLike | None = None) -> Path:
-    """Where a run's per-review test predictions are kept: results/predictions/<key>.npz."""
-    return results_dir(root) / "predictions" / f"{key}.npz"
+def predictions_path(key: str, root: str | os.PathLike | None = None, split: str = "test") -> Path:
+    """Where a run's per-review test predictions are kept: results/predictions/<key>.npz; those of another split
+    (the remaining test reviews) in results/predictions/<split>/<key>.npz."""
+    folder = results_dir(root) / "predictions"
+    return (folder if split == "test" else folder / split) / f"{key}.npz"
 
 
 def save_predictions(key: str, review_ids, labels, predicted, prob_positive,
-                     root: str | os.PathLike | None = None) -> Path:
+                     root: str | os.PathLike | None = None, split: str = "test") -> Path:
     """Store one run's test predictions (sorted by review id), atomically, as a compressed npz."""
     import numpy as np
 
@@ -177,12 +181,13 @@ def save_predictions(key: str, review_ids, labels, predicted, prob_positive,
 
     buffer = io.BytesIO()  # compressed in memory: a full disk then fails one plain write, not numpy's zip writer
     np.savez_compressed(buffer, **arrays)
-    path = predictions_path(key, root)
+    path = predictions_path(key, root, split)
     atomic_write(path, lambda handle: handle.write(buffer.getvalue()))
     return path
 
 
 PREDICTION_FIELDS = ("review_id", "label", "predicted", "prob_positive")
+PREDICTION_SPLITS = ("test", "remaining")  # the study's test subset; every test review of the pool (apart)
 PREDICTIONS_MISSING = "predictions missing"  # the record stays a finished run: only its interval is lost
 # What numpy raises on a predictions file cut short or overwritten: not a zip, a bad member, no data, not an array
 UNREADABLE = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, pickle.UnpicklingError)
@@ -226,12 +231,12 @@ def _keep_predictions_aside(path: Path, key: str, why: str) -> None:
               f"run {key} counts as not done (the next matrix trains it again)")
 
 
-def load_predictions(key: str, root: str | os.PathLike | None = None) -> pd.DataFrame | None:
+def load_predictions(key: str, root: str | os.PathLike | None = None, split: str = "test") -> pd.DataFrame | None:
     """One run's predictions as a DataFrame (review_id, label, predicted, prob_positive), or None.
 
     None when there are none, or when the file cannot be read: then it is kept aside as `.corrupt` and reported.
     """
-    path = predictions_path(key, root)
+    path = predictions_path(key, root, split)
     if not path.is_file():
         return None
     try:
@@ -295,11 +300,12 @@ def counts_as_done(record: RunResult | None, root: str | os.PathLike | None = No
 
 
 def copy_predictions(key: str, source: str | os.PathLike, target: str | os.PathLike) -> None:
-    """Copy a run's predictions file between results folders, atomically; nothing when there is none."""
-    path = predictions_path(key, source)
-    if path.is_file():
-        data = path.read_bytes()
-        atomic_write(predictions_path(key, target), lambda handle: handle.write(data))
+    """Copy a run's predictions files (each split's) between results folders, atomically; nothing when none."""
+    for split in PREDICTION_SPLITS:
+        path = predictions_path(key, source, split)
+        if path.is_file():
+            data = path.read_bytes()
+            atomic_write(predictions_path(key, target, split), lambda handle: handle.write(data))
 
 
 def copy_run(key: str, source: str | os.PathLike, target: str | os.PathLike) -> bool:

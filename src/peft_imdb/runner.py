@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 from datasets import DatasetDict
 
@@ -13,7 +14,7 @@ from .resolved import ResolvedRun
 from .results import (RunResult, checkpoint_dir, is_store_error, results_dir, save_predictions, save_result,
                       store_write_failed)
 from .stopping import storing
-from .train import release, train_and_evaluate, world
+from .train import TestPredictions, release, train_and_evaluate, world
 
 
 def train_and_store(run: ResolvedRun, root: str | os.PathLike | None = None,
@@ -25,31 +26,47 @@ def train_and_store(run: ResolvedRun, root: str | os.PathLike | None = None,
     run trains stores nothing of it; one while it is being stored comes once it is stored whole.
     """
     checkpoints = checkpoint_dir(run.key, root) if run.config.resume else None
-    predictions = None
+    result, predictions = train_outcome(run, imdb, checkpoints)
+    if world()[0] != 0:
+        return result  # under torchrun every process trains; only rank 0 writes the row
+    return store_outcome(result, predictions, root, checkpoints)
+
+
+def train_outcome(run: ResolvedRun, imdb: DatasetDict | None = None, checkpoints: str | os.PathLike | None = None
+                  ) -> tuple[RunResult, TestPredictions | None]:
+    """Train one run: its record (ok, skipped for hardware, failed with the error) and its test predictions.
+
+    A UserError (bad input: every run would fail alike) and a stop are raised, not recorded.
+    """
     try:
-        result, predictions = train_and_evaluate(run, imdb, checkpoints=checkpoints)
+        return train_and_evaluate(run, imdb, checkpoints=checkpoints)
     except UserError:
         raise  # bad input stops the whole command: it would fail every run the same way
     except Unsupported as exc:
-        result = run.record("skipped", str(exc))
+        return run.record("skipped", str(exc)), None
     except Exception as exc:  # one run's failure must not end a matrix
         reason = str(exc) if isinstance(exc, Diverged) else f"{type(exc).__name__}: {first_line(exc)}"[:500]
-        result = run.record("failed", reason)
         release()
-    if world()[0] != 0:
-        return result  # under torchrun every process trains; only rank 0 writes the row
-    written = None
+        return run.record("failed", reason), None
+
+
+def store_outcome(result: RunResult, predictions: TestPredictions | None, root: str | os.PathLike | None = None,
+                  checkpoints: str | os.PathLike | None = None) -> RunResult:
+    """Store a run's predictions (each split's) and then its record, whole or not at all; the record."""
+    written: list[Path] = []
     with storing():
         try:
-            if predictions is not None:
-                written = save_predictions(result.key, predictions.review_id, predictions.label,
-                                           predictions.predicted, predictions.prob_positive, root)
+            splits = {"remaining": predictions.remaining, "test": predictions} if predictions is not None else {}
+            for split, scored in splits.items():  # the record last: it is what says the run is done
+                if scored is not None:
+                    written.append(save_predictions(result.key, scored.review_id, scored.label, scored.predicted,
+                                                    scored.prob_positive, root, split))
             save_result(result, root)
         except OSError as exc:  # a refused write loses nothing the user needs
             if not is_store_error(exc):
                 raise
-            if written is not None:  # no predictions without their record
-                written.unlink(missing_ok=True)
+            for path in written:  # no predictions without their record
+                path.unlink(missing_ok=True)
             raise store_write_failed(result, results_dir(root), exc) from None
         if checkpoints is not None and result.status == "ok":
             shutil.rmtree(checkpoints, ignore_errors=True)  # kept only while the run is unfinished

@@ -45,6 +45,17 @@ class TestPredictions:
     label: np.ndarray
     predicted: np.ndarray
     prob_positive: np.ndarray
+    remaining: TestPredictions | None = None  # every test review of the pool (RunConfig.score_remaining), apart
+
+
+def predict(trainer, reviews) -> TestPredictions:
+    """Score reviews once, without autograd state (the weights are final)."""
+    with torch.inference_mode():
+        prediction = trainer.predict(reviews)
+    logits = prediction.predictions
+    prob_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)[:, 1].numpy()
+    return TestPredictions(column(reviews, "review_id"), prediction.label_ids, np.argmax(logits, axis=-1),
+                           prob_positive)
 
 
 def classification_metrics(labels: np.ndarray, predictions: np.ndarray) -> dict:
@@ -143,10 +154,10 @@ def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) 
     if not config.evaluate_test:  # tuning: the test split is dropped before anything is drawn
         imdb = without_test_texts(imdb)
     splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed,
-                         config.sampler, config.test_reviews)
+                         config.sampler, config.test_reviews, config.score_remaining)
     data = tokenize(splits, tokenizer, config.max_length, config.truncation)
     if config.group_by_length:  # each eval batch then pads to a length close to its own reviews
-        for split in ("validation", "test"):
+        for split in ("validation", "test", "remaining"):
             if split in data:
                 data[split] = data[split].sort("length", reverse=True)
     return data
@@ -242,14 +253,15 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
         # (evaluate_test False) has no test subset at all: it is chosen on validation alone.
         metrics, test_reviews = {}, None
         if config.evaluate_test:
-            with tracker.phase("eval"), torch.inference_mode():  # no autograd state at all: the weights are final
-                prediction = trainer.predict(data["test"])
-            logits = prediction.predictions
-            predictions = np.argmax(logits, axis=-1)
-            metrics = classification_metrics(prediction.label_ids, predictions)
-            prob_positive = torch.softmax(torch.as_tensor(logits, dtype=torch.float32), dim=-1)[:, 1].numpy()
-            test_reviews = TestPredictions(column(data["test"], "review_id"), prediction.label_ids,
-                                           predictions, prob_positive)
+            with tracker.phase("eval"):
+                test_reviews = predict(trainer, data["test"])
+            metrics = classification_metrics(test_reviews.label, test_reviews.predicted)
+        if config.score_remaining:  # after the test subset, in a phase of its own: eval_time_s stays comparable
+            with tracker.phase("remaining"):
+                test_reviews.remaining = predict(trainer, data["remaining"])
+            metrics.update(remaining_accuracy=float(np.mean(test_reviews.remaining.label
+                                                            == test_reviews.remaining.predicted)),
+                           remaining_reviews=len(data["remaining"]))
 
         artifact = Path(workdir) / "artifact"
         save_artifact(model, artifact, config.method)

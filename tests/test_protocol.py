@@ -120,6 +120,9 @@ def test_the_final_sweep_centres_its_grid_on_the_first_picks_at_the_study_recipe
     store(lora[-1:], lambda lr: 0.6 + lr)
     more = widened(tmp_path, lora)
     assert {c.seed for c in more} == {0, 1, 2} and [c.lr for c in more] == pytest.approx([first * 2 ** 1.5] * 3, rel=1e-2)
+    store(more, lambda lr: 0.6 + lr)  # the widened rate is best again: a sweep run again later widens on
+    assert [c.lr for c in widened(tmp_path, lora)] == pytest.approx([first * 2 ** 2] * 3, rel=1e-2)
+    more = widened(tmp_path, lora + more)
     for _ in range(MAX_WIDENINGS):
         store(more, lambda lr: 0.6 + lr)
         lora, more = lora + more, widened(tmp_path, lora + more)

@@ -182,7 +182,8 @@ def final_sweep_configs(bases: list[RunConfig], seeds: tuple[int, ...] | None = 
 
 def widened(folder: str | os.PathLike, configs: list[RunConfig]) -> list[RunConfig]:
     """One more rate beyond the end of each method's grid where its NEAR_TIE_RULE pick falls at that end, once
-    every planned run of the method is stored (the grid's step, the same seeds); [] when none does."""
+    every run of the method's grid is stored (the grid's step, the same seeds); [] when none does. The grid is
+    the planned rates and those the folder holds already (widened before: a sweep that goes on later widens on)."""
     table = sweep_table(folder)
     if table.empty:
         return []
@@ -190,16 +191,17 @@ def widened(folder: str | os.PathLike, configs: list[RunConfig]) -> list[RunConf
     more = []
     for method in dict.fromkeys(c.method for c in configs):
         planned = [c for c in configs if c.method == method]
-        rates = sorted({c.lr for c in planned})
+        one_rate = [c for c in planned if c.lr == planned[0].lr]  # its seeds, as every rate of the grid has them
+        rates = sorted({c.lr for c in planned} | set(table.loc[table["method"] == method, "lr"]))
         done = table[(table["method"] == method) & table["lr"].isin(rates)]
-        if method not in chosen or done["seeds"].sum() < len(planned) or chosen[method].interior:
+        if method not in chosen or done["seeds"].sum() < len(one_rate) * len(rates) or chosen[method].interior:
             continue
         steps = FINAL_STEPS[get_method(method).core]
         if len(rates) - len(steps) >= MAX_WIDENINGS:
             continue
         step = steps[1] - steps[0]
         lr = octaves(rates[0], -step) if chosen[method].lr == rates[0] else octaves(rates[-1], step)
-        more += [replace(c, lr=lr) for c in planned if c.lr == chosen[method].lr]
+        more += [replace(c, lr=lr) for c in one_rate]
     return more
 
 

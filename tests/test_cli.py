@@ -40,8 +40,9 @@ def test_too_large_sizes_are_a_clear_error(tmp_path, data_dir, tiny_models, caps
     code = main(["run", "--method", "full", "--model", str(tiny_models["bert"]), "--data-dir", str(data_dir),
                  "--train-size", "30000", "--results-dir", str(tmp_path)])
     (line,) = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and line.startswith("error: the train split has 12500 reviews of label 0 (negative), but "
-                                         "--train-size 30000 takes 15000") and "use a smaller --train-size" in line
+    assert code == 2 and line.startswith("error: the train split less the 123 reviews whose text the test split "
+                                         "holds has 12405 reviews of label 0 (negative), but --train-size 30000 "
+                                         "takes 15000") and "use a smaller --train-size" in line
 
 
 @pytest.mark.system

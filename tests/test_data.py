@@ -126,9 +126,9 @@ def test_a_test_size_error_names_the_test_split_and_its_flag():
 def test_a_train_size_on_a_folder_with_one_label_is_a_one_line_error(tmp_path, tiny_models, capsys):
     from peft_imdb.cli import main
 
-    rows = "".join(json.dumps({"text": f"a fine film, number {i}", "label": 1}) + "\n" for i in range(300))
     for split in ("train", "test"):
-        (tmp_path / f"{split}.jsonl").write_text(rows)
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"text": f"a fine film, {split} number {i}",
+                                                                     "label": 1}) + "\n" for i in range(300)))
     assert main(["run", "--method", "lora", "--model", str(tiny_models["bert"]), "--profile", "smoke", "--train-size",
                  "64", "--data-dir", str(tmp_path), "--results-dir", str(tmp_path / "out")]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()

@@ -174,9 +174,9 @@ class RunConfig:
         return cls(**{**missing, **{k: v for k, v in data.items() if k in known}})
 
 
-def field_default(name: str) -> Any:
-    """Today's default of a RunConfig field (not its IDENTITY_BASELINE value)."""
-    spec = next(spec for spec in fields(RunConfig) if spec.name == name)
+def field_default(name: str, cls: type | None = None) -> Any:
+    """Today's default of a field of RunConfig (or of `cls`, a config class), not its IDENTITY_BASELINE value."""
+    spec = next(spec for spec in fields(cls or RunConfig) if spec.name == name)
     return spec.default_factory() if spec.default_factory is not MISSING else spec.default
 
 

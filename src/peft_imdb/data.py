@@ -160,7 +160,7 @@ def _check_sizes(labels: np.ndarray, sizes: dict[str, int | None], split: str) -
         takes = [f"{flag} {sizes[flag]} takes {count}" for flag, count in asked.items()]
         takes += ["training on the rest needs at least one"] if rest else []
         fix = f"use a smaller {' or '.join(asked)}, or a" if asked else "use a"
-        raise UserError(f"the {split} split has {available} reviews of label {label} ({LABEL_NAMES[label]}), but "
+        raise UserError(f"the {split} has {available} reviews of label {label} ({LABEL_NAMES[label]}), but "
                         f"{' and '.join(takes)}; {fix} data folder with enough reviews of both labels")
 
 
@@ -184,7 +184,9 @@ def make_splits(
     train_labels = column(imdb["train"], "label")
     shared = (rows_sharing_test_text(imdb) if test_reviews == "fresh" and "test" in imdb
               else np.array([], dtype=int))
-    _check_sizes(np.delete(train_labels, shared), {"--train-size": train_size, "--val-size": val_size}, "train")
+    learnable = f"train split less the {len(shared)} reviews whose text the test split holds" if len(shared) else \
+        "train split"
+    _check_sizes(np.delete(train_labels, shared), {"--train-size": train_size, "--val-size": val_size}, learnable)
     # Validation is drawn first so that "full" training (size None) still leaves it out.
     val_idx = (balanced_indices(train_labels, val_size, seed + 1, exclude=shared, sampler=sampler) if val_size
                else np.array([], dtype=int))
@@ -198,7 +200,7 @@ def make_splits(
         test_labels = column(imdb["test"], "label")
         retired = retired_test_reviews(imdb["test"]) if test_reviews == "fresh" else np.array([], dtype=int)
         _check_sizes(np.delete(test_labels, retired), {"--eval-size": eval_size},
-                     "fresh test" if len(retired) else "test")
+                     "fresh test split" if len(retired) else "test split")
         test_idx = balanced_indices(test_labels, eval_size, seed + 2, exclude=retired, sampler=sampler)
         splits["test"] = imdb["test"].select(test_idx).add_column("review_id", test_idx.tolist())
         if remaining:

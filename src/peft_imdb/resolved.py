@@ -115,11 +115,11 @@ def _label(config: RunConfig, architecture: str, peft_config) -> str:
     method = get_method(config.method)
     labelled = [spec.name for spec in fields(config) if spec.compare and spec.name not in _NOT_IN_LABEL]
     parts = [f"{name}={_short(getattr(config, name))}" for name in labelled
-             if getattr(config, name) != field_default(name)]
+             if getattr(config, name) != field_default(name, type(config))]
     if config.learning_rate != method.learning_rates[config.lr_table]:
         parts.append(f"lr={_short(config.learning_rate)}")
     if config.adapter:  # every peft field that differs, with the value the run really had
-        reset = {name: field_default(name) for name in labelled}
+        reset = {name: field_default(name, type(config)) for name in labelled}
         default = method.peft_config(architecture, {}, run=replace(config, adapter={}, **reset))
         a, b = plain_fields(peft_config), plain_fields(default)
         parts += [f"{k}={_short(a.get(k))}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]

@@ -44,7 +44,8 @@ def test_the_six_are_registered_outside_the_core_four():
     assert [m for m in method_names() if m in MORE] == MORE
     assert method_names(core_only=True) == ["full", "lora", "qlora", "ia3"]
     for name in MORE:
-        assert set(get_method(name).learning_rates) == {"cpu", "gpu"}
+        assert set(get_method(name).learning_rates) == {"cpu", "cpu-first", "gpu"}
+        assert get_method(name).lr_grid["cpu-first"]  # the first sweep's grid, around which the final one centres
 
 
 @pytest.mark.parametrize("method", MORE)

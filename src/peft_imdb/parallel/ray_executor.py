@@ -7,6 +7,7 @@ stores nothing partial."""
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -67,8 +68,8 @@ def train_on_ray(runs: list[ResolvedRun], root: str | os.PathLike | None = None,
     started_here = not ray.is_initialized()
     if started_here:
         env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED)}
-        if address is None:  # a cluster of this command's own: Ray's default token authentication, stated as asked
-            os.environ.setdefault("RAY_AUTH_MODE", "token")  # for, so Ray does not warn that it chose it
+        # Ray's word that it enabled its default token authentication is not this command's to print.
+        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
                      runtime_env={"env_vars": env} if env else None)

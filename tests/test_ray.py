@@ -69,7 +69,7 @@ def _ray_task_processes() -> list[psutil.Process]:
 
 def test_a_worker_killed_mid_run_is_retried_and_the_run_stored(tmp_path, data_dir):
     out = tmp_path / "out"
-    matrix = _matrix(out, "--methods", "lora", "--seeds", "0", "--epochs", "30", "--executor", "ray",
+    matrix = _matrix(out, "--methods", "lora", "--seeds", "0", "--epochs", "15", "--executor", "ray",
                      data_dir=data_dir, wait=False)
     deadline, killed = time.monotonic() + 120, None
     while killed is None and time.monotonic() < deadline and matrix.poll() is None:

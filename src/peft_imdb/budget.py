@@ -19,6 +19,7 @@ import pandas as pd
 from .comparison import MARGIN, REFERENCE, add_statistics, summarize
 from .config import RunConfig
 from .methods import method_names
+from .report import number_or_dash
 from .resolved import resolve
 from .results import atomic_write_text, read_results
 from .sweep import BEST_RATE_RULE, octaves, picks, sweep_table, tuning_run
@@ -201,10 +202,6 @@ def _accuracy(row) -> str:
     return f"{100 * row['accuracy_mean']:.1f} [{100 * row['acc_low']:.1f}, {100 * row['acc_high']:.1f}]"
 
 
-def _number(value, fmt: str) -> str:
-    return "–" if pd.isna(value) else format(value, fmt)
-
-
 def _runs_of(row) -> str:
     return f"{int(row['n'])}" + (f" ({int(row['not_learned'])} did not learn)" if row.get("not_learned") else "")
 
@@ -217,8 +214,8 @@ def point_rows(table: pd.DataFrame) -> list[str]:
     for row in table.to_dict("records"):
         verdict = row["verdict"] or ("reference" if row["method"] == REFERENCE else "–")
         lines.append(f"| {row['point']} | {row['method']} | {row['lr']:g} | {_runs_of(row)} | {_accuracy(row)} | "
-                     f"{_difference(row)} | {verdict} | {_number(row['train_time_s_mean'], '.0f')} | "
-                     f"{_number(row['model_state_mb_mean'], '.1f')} |")
+                     f"{_difference(row)} | {verdict} | {number_or_dash(row['train_time_s_mean'], '.0f')} | "
+                     f"{number_or_dash(row['model_state_mb_mean'], '.1f')} |")
     return lines
 
 

@@ -141,7 +141,7 @@ def _mean_std(row, column: str, fmt: str) -> str:
     return format(mean, fmt) if pd.isna(std) else f"{format(mean, fmt)} ± {format(std, fmt)}"
 
 
-def _number(value, fmt: str) -> str:
+def number_or_dash(value, fmt: str) -> str:
     """A value formatted, or '–' where a record lacks it."""
     return "–" if value is None or pd.isna(value) else format(value, fmt)
 
@@ -201,7 +201,7 @@ def cost_table(table: pd.DataFrame) -> list[str]:
         lines.append(
             f"| {row['model']} | {row['label']} | {params} | {_mean_std(row, 'train_time_s', '.0f')} "
             f"| {_mean_std(row, 'model_state_mb', '.1f')} | {_mean_std(row, 'working_memory_mb', '.0f')} "
-            f"| {_number(row['base_weight_bits'], '.0f')} | {_mean_std(row, 'f1', '.4f')} "
+            f"| {number_or_dash(row['base_weight_bits'], '.0f')} | {_mean_std(row, 'f1', '.4f')} "
             f"| {_mean_std(row, 'precision', '.4f')} | {_mean_std(row, 'recall', '.4f')} | {row.get('confusion', '–')} |")
     return lines
 

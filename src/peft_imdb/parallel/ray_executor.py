@@ -39,11 +39,13 @@ def _train_task(run: ResolvedRun) -> tuple[RunResult, TestPredictions | None]:
     return train_outcome(run)
 
 
-def _resources(ray, cpus_per_run: int | None) -> dict[str, float]:
-    """What one run asks of the cluster: a GPU where the cluster has GPUs, else `cpus_per_run` CPUs (default 1)."""
-    if ray.cluster_resources().get("GPU", 0) >= 1:
-        return {"num_gpus": 1, "num_cpus": cpus_per_run or 1}
-    return {"num_cpus": cpus_per_run or 1}
+def _placement(ray, cpus_per_run: int | None) -> tuple[dict[str, float], int]:
+    """What one run asks of the cluster (a GPU where the cluster has GPUs, else `cpus_per_run` CPUs, default 1),
+    and how many runs the cluster then trains at once."""
+    resources, cpus = ray.cluster_resources(), cpus_per_run or 1
+    if resources.get("GPU", 0) >= 1:
+        return {"num_gpus": 1, "num_cpus": cpus}, int(resources["GPU"])
+    return {"num_cpus": cpus}, max(1, int(resources.get("CPU", 1) // cpus))
 
 
 def _progress(done: int, total: int, running: int, elapsed: float) -> str:
@@ -76,7 +78,8 @@ def train_on_ray(runs: list[ResolvedRun], root: str | os.PathLike | None = None,
         except ConnectionError as exc:
             raise UserError(f"no Ray cluster at --ray-address {address}: {first_line(exc)}; start one with "
                             "`ray start --head`, or leave --ray-address out for a cluster on this machine") from None
-    task = ray.remote(_train_task).options(max_retries=max_retries, **_resources(ray, cpus_per_run))
+    asks, slots = _placement(ray, cpus_per_run)
+    task = ray.remote(_train_task).options(max_retries=max_retries, **asks)
     pending = {task.remote(run): run for run in runs}
     rows: list[RunResult] = []
     started = time.perf_counter()
@@ -96,7 +99,7 @@ def train_on_ray(runs: list[ResolvedRun], root: str | os.PathLike | None = None,
                 result, predictions = run.record("failed", reason[:500]), None
             store_outcome(result, predictions, root)
             rows.append(result)
-            running = min(len(pending), _slots(ray, cpus_per_run))
+            running = min(len(pending), slots)
             elapsed = time.perf_counter() - started
             print(f"trained {run.key} on Ray: {_progress(len(rows), len(runs), running, elapsed)}")
             if on_result is not None:
@@ -108,10 +111,3 @@ def train_on_ray(runs: list[ResolvedRun], root: str | os.PathLike | None = None,
             ray.shutdown()
     return rows
 
-
-def _slots(ray, cpus_per_run: int | None) -> int:
-    """How many runs the cluster trains at once."""
-    resources = ray.cluster_resources()
-    if resources.get("GPU", 0) >= 1:
-        return int(resources["GPU"])
-    return max(1, int(resources.get("CPU", 1) // (cpus_per_run or 1)))

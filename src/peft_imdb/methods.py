@@ -234,7 +234,7 @@ register(Method(
 register(Method(
     name="lora", label="LoRA", colour="#DD8452",
     description="rank-r updates of the attention query and value projections, head trained",
-    learning_rates={"gpu": 4e-4, "cpu": 0.001, "cpu-first": 0.001},
+    learning_rates={"gpu": 4e-4, "cpu": 0.00283, "cpu-first": 0.001},
     lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=lora_layer,
@@ -250,7 +250,7 @@ register(Method(
 register(Method(
     name="ia3", label="IA3", colour="#C44E52",
     description="learned scaling vectors on keys, values and the output projections, head trained",
-    learning_rates={"gpu": 3e-3, "cpu": 0.02, "cpu-first": 0.02}, lr_grid={"cpu-first": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
+    learning_rates={"gpu": 3e-3, "cpu": 0.0141, "cpu-first": 0.02}, lr_grid={"cpu-first": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
     config_class="IA3Config", targets=ia3_targets, layer_count=ia3_layer,
     # bf16 against fp32 is *inconclusive* for IA3 (results/summary.md, "Ablation: precision": its seed
     # variance makes the interval wider than the margin), so by the rule IA3 keeps fp32 on a CPU.
@@ -355,17 +355,19 @@ def prompt_unsupported(run, model_config) -> str | None:
 # Learning rates of the entries below, per profile lr table:
 # - "gpu" (roberta-base class): from each method's paper or peft's docs, as noted per entry. They were not
 #   measured here.
-# - "cpu" (all-MiniLM-L6-v2): the picks of the same validation-only sweep as the four
-#   (results/sweeps/lr_cpu_validation/, `python -m peft_imdb sweep --methods <name>`), over each entry's
-#   `lr_grid`: four rates about a factor 2 (LoRA-like adapters) or 3 (vectors and prompts) apart, around
-#   the closest core method's pick, widened by two rates where the best fell at an end (AdaLoRA and LoHa
-#   upwards, BitFit downwards; AdaLoRA, at the top again, by two more). These methods run bf16 on a CPU
-#   with native bf16 (`cpu_bf16` default): none has a precision ablation of its own.
+# - "cpu-first" (all-MiniLM-L6-v2): the picks of the same first validation-only sweep as the four
+#   (results/sweeps/lr_cpu_validation/), over each entry's `lr_grid`: four rates about a factor 2 (LoRA-like
+#   adapters) or 3 (vectors and prompts) apart, around the closest core method's pick, widened by two rates
+#   where the best fell at an end (AdaLoRA and LoHa upwards, BitFit downwards; AdaLoRA, at the top again, by
+#   two more).
+# - "cpu": the picks of the final sweep (half, once and twice the "cpu-first" pick, 2 seeds), as for the four.
+#   Under `--precision auto` these methods run bf16 on a CPU with native bf16 (`cpu_bf16` default): none has
+#   a precision ablation of its own; the CPU profile states fp32.
 register(Method(
     name="dora", label="DoRA", colour="#8172B3",
     description="LoRA on the direction of each weight plus a trained magnitude per output (weight-decomposed)",
     # gpu: LoRA's 4e-4; DoRA (Liu et al., 2024) trains with LoRA's hyperparameters.
-    learning_rates={"gpu": 4e-4, "cpu": 0.002, "cpu-first": 0.002}, lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3)},
+    learning_rates={"gpu": 4e-4, "cpu": 0.004, "cpu-first": 0.002}, lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "use_dora": True},
     targets=lora_targets, layer_count=lora_layer, core=False,
 ))
@@ -401,7 +403,7 @@ register(Method(
     name="bitfit", label="BitFit", colour="#CCB974",
     description="only the bias terms (and the head) trained, every weight matrix frozen; no peft adapter",
     # gpu: 1e-3, the top of the BitFit paper's grid (Ben Zaken et al., 2022: 1e-4..1e-3 on BERT GLUE).
-    learning_rates={"gpu": 1e-3, "cpu": 0.001, "cpu-first": 0.001},
+    learning_rates={"gpu": 1e-3, "cpu": 0.002, "cpu-first": 0.001},
     lr_grid={"cpu-first": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
     prepare=bitfit_prepare, part_count=bitfit_parts, core=False,
 ))
@@ -409,7 +411,7 @@ register(Method(
     name="prompt_tuning", label="Prompt tuning", colour="#64B5CD",
     description="20 trained soft-prompt embeddings before every review, the whole model frozen, head trained",
     # gpu: 3e-2, the rate of peft's prompt-tuning examples (Lester et al., 2021 used 0.3 with Adafactor).
-    learning_rates={"gpu": 3e-2, "cpu": 0.03, "cpu-first": 0.03}, lr_grid={"cpu-first": (3e-3, 1e-2, 3e-2, 1e-1)},
+    learning_rates={"gpu": 3e-2, "cpu": 0.06, "cpu-first": 0.03}, lr_grid={"cpu-first": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="PromptTuningConfig", defaults={"num_virtual_tokens": 20},
     part_count=prompt_parts, unsupported=prompt_unsupported, core=False,
 ))

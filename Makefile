@@ -21,7 +21,7 @@ KERNEL := peft-imdb
 # The local IMDb folder when it is there; otherwise the data comes from the hub.
 export PEFT_IMDB_DATA ?= $(wildcard $(abspath ../shared/data/imdb))
 
-.PHONY: setup study more-methods tuning budget ablations test test-fast test-oldest lab report readme notebooks reproduce clean
+.PHONY: setup study more-methods further-methods tuning budget ablations test test-fast test-oldest lab report readme notebooks reproduce clean
 
 $(VENV)/.installed: pyproject.toml requirements-cpu.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ study: setup  ## the four methods and QLoRA's LoRA twin x 5 seeds on the detecte
 
 more-methods: setup  ## the six added methods x 3 seeds at their validation-picked rates, then the summary and charts
 	$(call EXPERIMENTS,more-methods)
+
+further-methods: setup  ## the further methods' own validation sweep, then each x 3 seeds at its pick (hours)
+	$(call EXPERIMENTS,lr-sweep-further) && $(call EXPERIMENTS,further-methods)
 
 tuning: setup  ## the validation-only choices: the first sweep and the truncation and dropout it led to, then the final sweep
 	$(call EXPERIMENTS,lr-sweep-first) && $(call EXPERIMENTS,truncation) && $(call EXPERIMENTS,dropout) && \

@@ -27,10 +27,10 @@
 # | BitFit | only the bias terms (and the head); every weight matrix frozen | no peft: `requires_grad` on biases |
 # | prompt tuning | 20 trained "virtual token" embeddings put before every review; the model frozen | `PromptTuningConfig` |
 #
-# They are not among the study's four (`core=False`, so charts highlight the four), but they go through the
-# same protocol: each CPU learning rate is the pick of the validation-only sweep
-# (`results/sweeps/lr_cpu_validation/`), and each method has 3 seeds in the committed store, judged against
-# Full FT by the same verdicts (`results/summary.md`).
+# They are not among the study's four (registry `family="added"`, so charts highlight the four), but they go
+# through the same protocol: each CPU learning rate is the pick of the final validation-only sweep
+# (`results/sweeps/lr_final_cpu_validation/`), and each method has 3 seeds in the committed store, judged against
+# Full FT by the same verdicts (`results/summary.md`), with Holm over the six of them alone.
 
 # %% [markdown]
 # ## Setup
@@ -90,7 +90,7 @@ describe_settings(profile, paths)
 # the offline all-MiniLM-L6-v2). Edit the `adapter` of one to change its run (peft's own field names).
 
 # %%
-MORE = [name for name in method_names() if not get_method(name).core]
+MORE = method_names(families=("added",))
 configs = {name: RunConfig.from_profile(profile, name, data_dir=paths.data_dir) for name in MORE}
 runs = {name: resolve(config) for name, config in configs.items()}  # each run as it trains
 architecture = model_type(profile.model)
@@ -215,7 +215,8 @@ model = peft_model = None  # every run below loads its own copy
 # a built model, on six architectures. The study's four methods are in the table for scale.
 
 # %%
-expected = {name: expected_parameters(RunConfig.from_profile(profile, name)) for name in method_names()}
+STUDIED = method_names(families=("core", "added"))  # the study's four and the added six
+expected = {name: expected_parameters(RunConfig.from_profile(profile, name)) for name in STUDIED}
 pd.DataFrame({name: {"trainable (formula)": int(table.loc["trainable (total)", "params"]),
                      "share of the model": table.loc["trainable (total)", "share of the model"],
                      "of which the head": int(table.loc[[p for p in table.index if p.startswith("head:")], "params"].sum())}
@@ -240,7 +241,7 @@ expected["bitfit"]
 
 # %%
 rows = {name: load_or_train(RunConfig.from_profile(profile, name, data_dir=paths.data_dir), paths.results_dir,
-                            study=paths.study_dir) for name in method_names()}
+                            study=paths.study_dir) for name in STUDIED}
 pd.DataFrame({name: {"status": row.status, "accuracy": row.accuracy, "trainable_params": row.trainable_params,
                      "train_time_s": row.train_time_s, "reason": row.reason} for name, row in rows.items()}).T
 

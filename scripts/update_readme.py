@@ -121,41 +121,19 @@ def mfu() -> str:
     return "\n".join(lines)
 
 
-def _matrix_line(path: Path) -> str | None:
-    lines = [line for line in path.read_text().splitlines() if line.startswith("matrix: ")] if path.is_file() else []
-    return lines[-1] if lines else None
-
-
 def overhead() -> str:
-    """The share of `matrix` wall time outside training and evaluation: the study's, and re-measured forked."""
-    from peft_imdb.results import load_predictions
-
+    """The share of `matrix` wall time outside training and evaluation, over the committed runs' matrix commands."""
     from peft_imdb.matrix_log import MatrixEntry, overhead_line, read_log
 
-    parts = []
     logged = read_log(RESULTS)
-    study = _matrix_line(RESULTS / "benchmarks" / "matrix_study.txt")
-    if logged:
-        total = MatrixEntry("", sum(e.runs for e in logged), sum(e.wall_s for e in logged),
-                            sum(e.inside_s for e in logged), "")
-        parts.append(f"- `{overhead_line(total)}`: the committed study's `matrix` commands ({len(logged)}, "
-                     "`results/matrix_log.json`), each run forked from the fork server")
-    elif study:
-        parts.append(f"- `{study}`: the committed study's `matrix` output (`results/benchmarks/matrix_study.txt`), "
-                     "each run in a spawned process that imported torch, transformers and peft itself")
-    folder = RESULTS / "benchmarks" / "matrix_forkserver"
-    again = _matrix_line(folder / "matrix.txt")
-    if again:
-        forked, spawned = load_results(folder).set_index("key"), load_results(RESULTS).set_index("key")
-        keys = [key for key in forked.index if key in spawned.index]
-        same = sum(bool((load_predictions(key, folder)["predicted"] == load_predictions(key, RESULTS)["predicted"]).all())
-                   for key in keys)
-        lower = spawned.loc[keys, "peak_memory_mb"] - forked.loc[keys, "peak_memory_mb"]
-        parts.append(f"- `{again}`: the study's seed-0 runs again (`matrix --seeds 0`), each forked from the fork "
-                     f"server (`results/benchmarks/matrix_forkserver/`). {same} of {len(keys)} give the same "
-                     f"prediction on every test review as the committed run; their process peak reads "
-                     f"{lower.min():.0f}–{lower.max():.0f} MB lower than spawned")
-    return "\n".join(parts) if parts else MISSING
+    if not logged:
+        return MISSING
+    total = MatrixEntry("", sum(e.runs for e in logged), sum(e.wall_s for e in logged),
+                        sum(e.inside_s for e in logged), "")
+    lines = [f"- `{overhead_line(total)}`: the committed runs' `matrix` commands ({len(logged)}, "
+             "`results/matrix_log.json`), each run forked from the fork server; one by one:"]
+    lines += [f"  - `{overhead_line(e)}` ({e.machine}, {e.finished_at[:10]})" for e in logged]
+    return "\n".join(lines)
 
 
 def profile() -> str:
@@ -216,6 +194,23 @@ def scaling() -> str:
     return "\n".join(lines)
 
 
+def ray_overhead() -> str:
+    """The same small matrix three ways on one machine (benchmarks/ray_overhead.py): wall times and Ray's overhead."""
+    records = _benchmarks("ray_overhead.json")
+    if not records:
+        return MISSING
+    run = records[0]
+    cpu = run["env"]["cpu"]
+    flags = ", ".join(cpu.get("bf16_flags") or []) or "no bf16 flags"
+    lines = ["| how the runs are executed | wall time of the matrix (s) |", "|---|---|"]
+    lines += [f"| {way} | {seconds:.1f} |" for way, seconds in run["wall_s"].items()]
+    runs = len(run["methods"]) * len(run["seeds"])
+    lines += ["", f"Ray's overhead at the local executor's schedule: {run['overhead_s']:+.1f} s "
+                  f"({run['overhead_s'] / run['wall_s']['local']:+.0%}) for {runs} runs of the `{run['profile']}` profile "
+                  f"on {run['cpus']} CPUs, {cpu['cpu_model']} ({flags}); record: `{run['record']}`."]
+    return "\n".join(lines)
+
+
 def _ci_time() -> str:
     """The last recorded `.ci/run` (results/benchmarks/ci_run.json, written with CI_RECORD): its time and CPU."""
     path = RESULTS / "benchmarks" / "ci_run.json"
@@ -233,37 +228,40 @@ def _ci_time() -> str:
 def quickstart() -> str:
     """What the quick start's commands take: measured on the CPU profile, estimated for a T4, and the torch pin."""
     from peft_imdb.estimate import PUBLISHED, T4_REPORT
-    from peft_imdb.experiments import STUDY_SEEDS
+    from peft_imdb.experiments import STUDY_SEEDS, experiment_configs, get_experiment, profile_base
+    from peft_imdb.matrix_log import read_log
     from peft_imdb.methods import method_names
     from peft_imdb.models import ALIASES
+    from peft_imdb.resolved import resolve
 
     frame = load_results(RESULTS)
-    study = frame[(frame["status"] == "ok") & frame["method"].isin(method_names(core_only=True))]
-    matrix = _matrix_line(RESULTS / "benchmarks" / "matrix_study.txt")
-    measured = re.match(r"matrix: (\d+) run\(s\) in (\d+) s; training \+ evaluation (\d+) s", matrix or "")
-    if study.empty or measured is None:
+    planned = {resolve(c).key for c in experiment_configs(get_experiment("study"), profile_base(PROFILES["cpu"]))}
+    study = frame[(frame["status"] == "ok") & frame["key"].isin(planned)]
+    logged = read_log(RESULTS)
+    if study.empty or not logged:
         return MISSING
-    runs, wall_s = int(measured.group(1)), int(measured.group(2))
+    runs, wall_s = sum(e.runs for e in logged), sum(e.wall_s for e in logged)
+    machines = ", ".join(sorted({e.machine for e in logged}))
     per_run = study["train_time_s"] + study["eval_time_s"]
-    devices = ", ".join(sorted(set(study["device"].dropna())))
     t4 = sorted(p.train_time_s for p in PUBLISHED if p.report == T4_REPORT and p.train_time_s)
     gpu = PROFILES["colab-t4"]
     pin = re.search(r"^torch==(\S+)", (ROOT / "requirements-cpu.txt").read_text(), re.M).group(1)
     budget_s = int(re.search(r"^BUDGET_S=(\d+)", (ROOT / ".ci" / "run").read_text(), re.M).group(1))
     core = len(method_names(core_only=True))
+    stored = (f"the store holds all {len(planned)}, so from a fresh clone it trains none" if len(study) == len(planned)
+              else f"the store holds {len(study)} of the {len(planned)}")
     return "\n".join([
-        f"- `make study` plans the study's {len(study)} runs (the {core} core methods and QLoRA's LoRA twin × "
+        f"- `make study` plans the study's {len(planned)} runs (the {core} core methods and QLoRA's LoRA twin × "
         f"{len(STUDY_SEEDS)} seeds) at today's defaults (every dropout off, nested subsets, {PROFILES['cpu'].eval_size} "
-        "test reviews no committed run scored) and trains those not stored yet. The committed runs are the earlier "
-        "recipe (dropout on, the 2000 test reviews since retired) and keep their names, so from a fresh clone it "
-        "trains all of them: `python -m peft_imdb experiment study --dry-run` prints the plan and its time on this "
-        "CPU, from the stored runs' speeds and this CPU's matmul peak, before anything trains. The committed "
-        f"study's `matrix` took {wall_s} s for {runs} of its runs on {devices} "
-        f"(`results/benchmarks/matrix_study.txt`); one run was {per_run.min():.0f}–{per_run.max():.0f} s of training "
-        "and test evaluation ([docs/performance.md](docs/performance.md#scaling-predict-a-run-before-starting-it)).",
+        f"test reviews no earlier study scored) and trains those not stored yet: {stored}. "
+        "`python -m peft_imdb experiment study --dry-run` prints the plan and its time on this CPU, from the stored "
+        "runs' speeds and this CPU's matmul peak, before anything trains. The committed runs' `matrix` commands took "
+        f"{wall_s:.0f} s for {runs} runs on {machines} (`results/matrix_log.json`); one study run was "
+        f"{per_run.min():.0f}–{per_run.max():.0f} s of training and test evaluation "
+        "([docs/performance.md](docs/performance.md#scaling-predict-a-run-before-starting-it)).",
         f"- On a Colab T4 (`colab-t4`: {ALIASES[gpu.model].split('/')[-1]}, {gpu.train_size} reviews × "
-        f"{gpu.epochs:g} epochs) the study would take about **{len(study) * t4[0] / 3600:.1f}–"
-        f"{len(study) * t4[-1] / 3600:.1f} h**, and one method notebook's run about {t4[0] / 60:.0f}–"
+        f"{gpu.epochs:g} epochs) the study would take about **{len(planned) * t4[0] / 3600:.1f}–"
+        f"{len(planned) * t4[-1] / 3600:.1f} h**, and one method notebook's run about {t4[0] / 60:.0f}–"
         f"{t4[-1] / 60:.0f} min: an *estimate* from {T4_REPORT}, a reference report that trained this setting on a "
         f"T4 and printed {t4[0]:.0f}–{t4[-1]:.0f} s of training per method (`PUBLISHED` in "
         "`src/peft_imdb/estimate.py`); no run of this repository was on a T4.",
@@ -310,6 +308,35 @@ def final_picks() -> str:
     return _picks_table("lr-sweep", lambda method: sorted(table.loc[table["method"] == method, "lr"]))
 
 
+def further_picks() -> str:
+    """Each further method's grid and pick in its own sweep (lr-sweep-further), the grid as its runs have it."""
+    from peft_imdb.sweep import sweep_table
+
+    folder = EXPERIMENTS["lr-sweep-further"].path(PROFILES["cpu"], RESULTS)
+    if not folder.is_dir():
+        return MISSING
+    table = sweep_table(folder)
+    return _picks_table("lr-sweep-further", lambda method: sorted(table.loc[table["method"] == method, "lr"]))
+
+
+def further_methods() -> str:
+    """The further methods as the registry defines them: what each trains, its peft documentation, its trainable
+    parameters on MiniLM by its formula, and the grid its sweep starts from."""
+    from peft_imdb.config import RunConfig
+    from peft_imdb.methods import get_method, method_names
+    from peft_imdb.params import expected_parameters
+
+    lines = ["| method | what it trains | peft documentation | trainable parameters on MiniLM (with the head) "
+             "| learning rates its sweep starts from (cpu) |", "|---" * 5 + "|"]
+    for name in method_names(families=("further",)):
+        method = get_method(name)
+        trainable = int(expected_parameters(RunConfig(model="minilm", method=name)).loc["trainable (total)", "params"])
+        grid = ", ".join(f"{lr:g}" for lr in method.lr_grid["cpu"])
+        lines.append(f"| {method.label} (`{name}`) | {method.description} | [{method.config_class}]({method.docs}) "
+                     f"| {trainable:,} | {grid} |")
+    return "\n".join(lines)
+
+
 def choice(name: str) -> str:
     """A setting chosen on validation (the experiment `name`): its summary's rule, table and choice."""
     path = EXPERIMENTS[name].path(PROFILES["cpu"], RESULTS) / "summary.md"
@@ -322,7 +349,8 @@ def choice(name: str) -> str:
 
 
 BLOCKS = {"headline": headline, "findings": findings, "quickstart": quickstart, "study": study, "picks": picks,
-          "final-picks": final_picks,
+          "final-picks": final_picks, "further-methods": further_methods, "further-picks": further_picks,
+          "ray-overhead": ray_overhead,
           "truncation": lambda: choice("truncation"), "dropout": lambda: choice("dropout"), "ablations": ablations,
           "mfu": mfu, "profile": profile, "overhead": overhead, "scaling": scaling}
 

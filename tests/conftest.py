@@ -54,7 +54,8 @@ MODULE_TIERS = {
     "test_experiments.py": "integration",
     "test_faults.py": "integration",  # system: tmpfs mounts, the full disk in a subprocess matrix, a killed report
     "test_findings.py": "integration",  # audit: the committed sentences, the README and docs
-    "test_flops.py": "unit",  # integration: a tiny LoRA model; system: benchmarks/mfu.py
+    "test_flops.py": "unit",
+    "test_further_methods.py": "integration",  # unit: the registry's family, the experiments' methods  # integration: a tiny LoRA model; system: benchmarks/mfu.py
     "test_gpucheck.py": "system",  # unit: the synthetic reviews
     "test_hardware_tracking.py": "unit",
     "test_inference.py": "integration",
@@ -152,6 +153,79 @@ def tiny_config(model: str | Path, method: str, **overrides):
                     epochs=1, max_length=32, batch_size=8, lr=1e-3)
     settings.update(overrides)
     return RunConfig(**settings)
+
+
+# --- a method on a tiny model ------------------------------------------------------------------------
+
+
+def tiny_batch(tokenizer, texts=("a great film", "an awful movie , really bad and long")):
+    """Two labelled reviews as a padded batch of tensors."""
+    import torch
+
+    batch = tokenizer(list(texts), padding=True, return_tensors="pt")
+    batch["labels"] = torch.tensor([1, 0])
+    return batch
+
+
+def builds_trains_what_it_should_and_matches_its_formula(tiny_models, family: str, method: str,
+                                                         unsupported: dict[tuple[str, str], str]) -> None:
+    """A method on a tiny model of `family`: it builds (or is Unsupported with the reason `unsupported` gives), its
+    formula is the measured count, and one optimizer step moves exactly the parameters it trains."""
+    import re
+
+    import torch
+
+    from peft_imdb.errors import Unsupported
+    from peft_imdb.methods import get_method
+    from peft_imdb.models import build_model, load_tokenizer
+    from peft_imdb.params import ALL_PARAMETERS, count_parameters, expected_parameters
+    from peft_imdb.resolved import resolve
+
+    config = tiny_config(tiny_models[family], method)
+    tokenizer = load_tokenizer(config.model)
+    try:
+        built = build_model(resolve(config), tokenizer)
+    except Unsupported as exc:
+        assert (method, family) in unsupported, f"{method} on {family} should build: {exc}"
+        assert re.search(unsupported[(method, family)], str(exc)), str(exc)
+        return
+    assert (method, family) not in unsupported, f"{method} now builds on {family}: drop it from unsupported"
+    model = built.model
+    counts = count_parameters(model, built.head_modules)
+
+    # The formula, from the architecture alone (a weightless model), is the count on the built model.
+    expected = expected_parameters(config)
+    assert int(expected.loc["trainable (total)", "params"]) == counts.trainable
+    assert int(expected.loc[ALL_PARAMETERS, "params"]) == counts.total
+    heads = [part for part in expected.index if part.startswith("head:")]
+    assert int(expected.loc[heads, "params"].sum()) == counts.head > 0
+
+    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
+    assert counts.trainable == sum(p.numel() for p in trainable.values()) < counts.total / 5
+    if get_method(method).prepare is not None:  # BitFit: no peft; biases and the head
+        assert all(n.endswith("bias") or set(n.split(".")) & set(built.head_modules) for n in trainable)
+        assert any(n.endswith("weight") for n in trainable)  # the head's weights
+    else:  # peft names adapter weights and trained head copies after the adapter
+        assert all(".default" in n for n in trainable), [n for n in trainable if ".default" not in n]
+
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
+    loss = model(**tiny_batch(tokenizer)).loss
+    assert torch.isfinite(loss)
+    loss.backward()
+    with_gradient = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None
+                     and p.grad.abs().sum() > 0}
+    optimizer.step()
+
+    after = dict(model.named_parameters())
+    changed = {n for n, p in trainable.items() if not torch.equal(p, after[n].detach())}
+    # Exactly the parameters with a gradient move (some start where they get none, e.g. LoRA's A while B
+    # is zero); the adapter itself moves, not only the head; nothing frozen moves.
+    assert changed == with_gradient
+    assert [n for n in changed if not set(n.split(".")) & set(built.head_modules)], "only the head changed"
+    assert [n for n in changed if set(n.split(".")) & set(built.head_modules)], "the head did not change"
+    assert all(torch.equal(p, after[n].detach()) for n, p in frozen.items())
 
 
 # --- fake training ---------------------------------------------------------------------------------

@@ -4,23 +4,18 @@ CLI run of each stores an `ok` row."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
-import torch
 
 from peft_imdb.cli import main
-from peft_imdb.errors import Unsupported
-from peft_imdb.hardware import choose_precision
 from peft_imdb.methods import get_method, method_names, optimizer_steps, parse_adapter
 from peft_imdb.models import build_model, load_tokenizer
-from peft_imdb.params import ALL_PARAMETERS, count_parameters, expected_parameters
+from peft_imdb.params import count_parameters, expected_parameters
 from peft_imdb.results import read_results
 from peft_imdb.runner import train_and_store
 from peft_imdb.tiny import FAMILIES
 from peft_imdb.resolved import resolve
 
-from conftest import tiny_config
+from conftest import builds_trains_what_it_should_and_matches_its_formula, tiny_config
 
 MORE = ["dora", "vera", "adalora", "loha", "bitfit", "prompt_tuning"]
 # Where peft (or the classifier) cannot run the method, and the reason the skipped row gives (a pattern).
@@ -31,12 +26,6 @@ UNSUPPORTED = {
     ("prompt_tuning", "gpt_neo"): "last non-padding token",
     ("prompt_tuning", "gpt2"): "last non-padding token",
 }
-
-
-def _batch(tokenizer, texts=("a great film", "an awful movie , really bad and long")):
-    batch = tokenizer(list(texts), padding=True, return_tensors="pt")
-    batch["labels"] = torch.tensor([1, 0])
-    return batch
 
 
 @pytest.mark.unit
@@ -51,51 +40,7 @@ def test_the_six_are_registered_outside_the_core_four():
 @pytest.mark.parametrize("method", MORE)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_builds_trains_what_it_should_and_matches_its_formula(tiny_models, family, method):
-    config = tiny_config(tiny_models[family], method)
-    tokenizer = load_tokenizer(config.model)
-    try:
-        built = build_model(resolve(config), tokenizer)
-    except Unsupported as exc:
-        assert (method, family) in UNSUPPORTED, f"{method} on {family} should build: {exc}"
-        assert re.search(UNSUPPORTED[(method, family)], str(exc)), str(exc)
-        return
-    assert (method, family) not in UNSUPPORTED, f"{method} now builds on {family}: drop it from UNSUPPORTED"
-    model = built.model
-    counts = count_parameters(model, built.head_modules)
-
-    # The formula, from the architecture alone (a weightless model), is the count on the built model.
-    expected = expected_parameters(config)
-    assert int(expected.loc["trainable (total)", "params"]) == counts.trainable
-    assert int(expected.loc[ALL_PARAMETERS, "params"]) == counts.total
-    heads = [part for part in expected.index if part.startswith("head:")]
-    assert int(expected.loc[heads, "params"].sum()) == counts.head > 0
-
-    trainable = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    frozen = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
-    assert counts.trainable == sum(p.numel() for p in trainable.values()) < counts.total / 5
-    if get_method(method).prepare is not None:  # BitFit: no peft; biases and the head
-        assert all(n.endswith("bias") or set(n.split(".")) & set(built.head_modules) for n in trainable)
-        assert any(n.endswith("weight") for n in trainable)  # the head's weights
-    else:  # peft names adapter weights and trained head copies after the adapter
-        assert all(".default" in n for n in trainable), [n for n in trainable if ".default" not in n]
-
-    model.train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2, weight_decay=0.0)
-    loss = model(**_batch(tokenizer)).loss
-    assert torch.isfinite(loss)
-    loss.backward()
-    with_gradient = {n for n, p in model.named_parameters() if p.requires_grad and p.grad is not None
-                     and p.grad.abs().sum() > 0}
-    optimizer.step()
-
-    after = dict(model.named_parameters())
-    changed = {n for n, p in trainable.items() if not torch.equal(p, after[n].detach())}
-    # Exactly the parameters with a gradient move (some start where they get none, e.g. LoRA's A while B
-    # is zero); the adapter itself moves, not only the head; nothing frozen moves.
-    assert changed == with_gradient
-    assert [n for n in changed if not set(n.split(".")) & set(built.head_modules)], "only the head changed"
-    assert [n for n in changed if set(n.split(".")) & set(built.head_modules)], "the head did not change"
-    assert all(torch.equal(p, after[n].detach()) for n, p in frozen.items())
+    builds_trains_what_it_should_and_matches_its_formula(tiny_models, family, method, UNSUPPORTED)
 
 
 def test_formula_tables_name_what_each_method_trains(tiny_models):

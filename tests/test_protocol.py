@@ -183,7 +183,8 @@ def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(
             splits = make_splits(tuning, config.train_size, 0, config.val_size, config.data_seed, config.sampler)
             assert not test_texts & (set(splits["train"]["text"]) | set(splits["validation"]["text"]))
     # Each learning-rate sweep's picks, by its own rule, are the registry's rates of one table.
-    for name, table, near_tie in (("lr-sweep-first", FIRST_ROUND_TABLE, False), ("lr-sweep", "cpu", True)):
+    for name, table, near_tie in (("lr-sweep-first", FIRST_ROUND_TABLE, False), ("lr-sweep", "cpu", True),
+                                  ("lr-sweep-further", "cpu", True)):
         folder = get_experiment(name).path(PROFILES["cpu"], RESULTS)
         if not (folder / "picks.json").is_file():
             continue  # a sweep still under way (it writes its picks when every run is stored)

@@ -30,17 +30,27 @@ def _matrix(out: Path, *args: str, data_dir: Path, wait: bool = True, **env: str
     return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=600)
 
 
-def test_a_matrix_on_ray_trains_each_run_once_and_equals_the_local_run(tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def cluster() -> str:
+    """One local Ray cluster for the module's matrices to join (`--ray-address`): started once, not per matrix."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def test_a_matrix_on_ray_trains_each_run_once_and_equals_the_local_run(tmp_path, data_dir, cluster):
     ray_out, local_out = tmp_path / "ray", tmp_path / "local"
-    flags = ["--methods", "full", "lora", "ia3", "--seeds", "0", "1"]
-    first = _matrix(ray_out, *flags, "--executor", "ray", data_dir=data_dir)
+    flags = ["--methods", "lora", "ia3", "--seeds", "0", "1", "--executor", "ray"]
+    first = _matrix(ray_out, *flags, data_dir=data_dir)  # a cluster of its own, started by the command
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     rows = read_results(ray_out)
-    assert len(rows) == 6 and all(r.status == "ok" for r in rows)
-    assert "6/6 done" in first.stdout
-    again = _matrix(ray_out, *flags, "--executor", "ray", data_dir=data_dir)
-    assert again.returncode == 0 and "skipping 6 finished run(s)" in again.stdout
-    assert len(read_results(ray_out)) == 6
+    assert len(rows) == 4 and all(r.status == "ok" for r in rows)
+    assert "4/4 done" in first.stdout
+    again = _matrix(ray_out, *flags, "--ray-address", cluster, data_dir=data_dir)
+    assert again.returncode == 0 and "skipping 4 finished run(s)" in again.stdout
+    assert len(read_results(ray_out)) == 4
     local = _matrix(local_out, "--methods", "lora", "--seeds", "1", data_dir=data_dir)
     assert local.returncode == 0, local.stderr[-3000:]
     (row,) = read_results(local_out)
@@ -50,10 +60,10 @@ def test_a_matrix_on_ray_trains_each_run_once_and_equals_the_local_run(tmp_path,
     assert np.array_equal(ours["predicted"], theirs["predicted"])
 
 
-def test_a_failing_run_is_stored_failed_and_the_rest_go_on(tmp_path, data_dir):
+def test_a_failing_run_is_stored_failed_and_the_rest_go_on(tmp_path, data_dir, cluster):
     out = tmp_path / "out"
     done = _matrix(out, "--methods", "full", "lora", "--seeds", "0", "--lr", "1e4", "--executor", "ray",
-                   data_dir=data_dir)  # a rate that makes the loss blow up: every run diverges
+                   "--ray-address", cluster, data_dir=data_dir)  # a rate that makes the loss blow up: all diverge
     rows = read_results(out)
     assert done.returncode == 1 and len(rows) == 2
     assert all(r.status == "failed" and r.reason for r in rows)
@@ -67,10 +77,11 @@ def _ray_task_processes() -> list[psutil.Process]:
     return found
 
 
-def test_a_worker_killed_mid_run_is_retried_and_the_run_stored(tmp_path, data_dir):
+def test_a_worker_killed_mid_run_is_retried_and_the_run_stored(tmp_path, data_dir, cluster):
     out = tmp_path / "out"
-    matrix = _matrix(out, "--methods", "lora", "--seeds", "0", "--epochs", "15", "--executor", "ray",
-                     data_dir=data_dir, wait=False)
+    # Killed 3 s into its task (still in its imports or model load, which take longer), the task is retried.
+    matrix = _matrix(out, "--methods", "lora", "--seeds", "0", "--epochs", "4", "--executor", "ray",
+                     "--ray-address", cluster, data_dir=data_dir, wait=False)
     deadline, killed = time.monotonic() + 120, None
     while killed is None and time.monotonic() < deadline and matrix.poll() is None:
         workers = _ray_task_processes()

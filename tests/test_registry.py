@@ -17,7 +17,7 @@ def toy_method():
     entry = register(Method(
         name="toy", label="LoRA k/v", colour="#8172B3", description="rank-4 updates of keys and values",
         learning_rates={"cpu": 2e-3, "gpu": 4e-4}, config_class="LoraConfig", defaults={"r": 4, "lora_alpha": 8},
-        targets=lambda model_type: {"target_modules": ["key", "value"]}, layer_count=lora_layer, core=False,
+        targets=lambda model_type: {"target_modules": ["key", "value"]}, layer_count=lora_layer, family="added",
     ))
     yield entry
     METHODS.pop("toy")

@@ -24,14 +24,14 @@ def fake_run(root, method: str, seed: int, reviews: int = 1000, **config_overrid
     config = RunConfig(model="minilm", method=method, seed=seed, train_size=100, eval_size=reviews, **config_overrides)
     rng = np.random.default_rng(hash((method, seed, str(config_overrides))) % 2**32)
     labels = np.tile([0, 1], reviews // 2)
-    accuracy = ACCURACY["full" if config_overrides.get("lr") == ACCURACY_TWIN_LR else method]
+    accuracy = ACCURACY.get("full" if config_overrides.get("lr") == ACCURACY_TWIN_LR else method, 0.80)
     accuracy += 0.01 * config_overrides.get("adapter", {}).get("r", 0) / 32
     correct = rng.permutation(np.arange(reviews) < round(accuracy * reviews))
     predicted = np.where(correct, labels, 1 - labels)
     row = RunResult(
         key=resolve(config).key, group=resolve(config).group, identity=resolve(config).identity, model="minilm", method=method, seed=seed, status="ok", config=config.to_dict(),
-        accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS[method], adapter_params=0, head_params=0,
-        total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY[method] + seed,
+        accuracy=float(correct.mean()), f1=0.8, trainable_params=PARAMS.get(method, 100_000), adapter_params=0, head_params=0,
+        total_params=22_000_000, train_time_s=60.0 + seed, eval_time_s=10.0, peak_memory_mb=MEMORY.get(method, 1100.0) + seed,
         eval_peak_memory_mb=900.0, load_peak_memory_mb=700.0, frozen_weights_mb=80.0,
         trainable_weights_mb=80.0 if method == "full" else 1.0, memory_kind="cpu_rss",
         base_weight_bits=4 if method == "qlora" else 32, saved_mb=1.0, lr=config.learning_rate,
@@ -68,6 +68,23 @@ def test_statistics_and_advice_follow_the_numbers(store):
     text = "\n".join(advice(table))
     assert "lora is *inconclusive*" in text and "qlora is *worse*" in text
     assert "No method is shown equivalent" in text
+
+
+def test_each_family_of_methods_is_a_holm_family_of_its_own(store):
+    study = add_statistics(summarize(load_results(store)), store).set_index("label")
+    for seed in range(3):
+        for method in ("dora", "vera", "oft", "hra", "road"):  # three further, two added methods
+            fake_run(store, method, seed)
+    everything = add_statistics(summarize(load_results(store)), store).set_index("label")
+    core = ["lora", "qlora", "ia3"]
+    # The study's verdicts and adjusted p-values are the same with and without the other families' rows.
+    pd.testing.assert_frame_equal(study.loc[core, ["p_value", "p_holm", "verdict"]],
+                                  everything.loc[core, ["p_value", "p_holm", "verdict"]])
+    # Within a family Holm adjusts over that family's comparisons alone: the smallest p of the three further
+    # methods times three (capped at 1), not times the eight comparisons in the table.
+    further = everything.loc[["oft", "hra", "road"]]
+    smallest = further["p_value"].idxmin()
+    assert further.loc[smallest, "p_holm"] == pytest.approx(min(1.0, 3 * further.loc[smallest, "p_value"]))
 
 
 def test_equivalence_needs_the_interval_inside_the_margin(tmp_path):

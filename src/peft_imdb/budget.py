@@ -120,28 +120,35 @@ def at_checked_rates(configs: list[RunConfig], rates: dict[str, float] | None,
     return settled
 
 
-def on_one_machine_kind(configs: list[RunConfig], folder: str | os.PathLike,
-                        here: CpuKind | None = None) -> tuple[list[RunConfig], list[str]]:
-    """The configs less the unstored runs of points whose stored runs trained on another kind of machine than
-    this one (`here`), and one line per such point: a point's runs train on one kind, so its times compare."""
+def point_group(config: RunConfig) -> str | None:
+    """A budget config's group for on_one_machine_kind: its point ("500 reviews point"); None outside the budget."""
+    point = point_of(config)
+    return f"{point.name} point" if point is not None else None
+
+
+def on_one_machine_kind(configs: list[RunConfig], folder: str | os.PathLike, here: CpuKind | None = None,
+                        group: Callable[[RunConfig], str | None] = point_group) -> tuple[list[RunConfig], list[str]]:
+    """The configs less the unstored runs of groups (budget points by default) whose runs stored in `folder` trained
+    on another kind of machine than this one (`here`), and one line per such group: a group's runs train on one
+    kind, so its times compare."""
     from .wall_time import this_machine
 
     here = here or this_machine()
     records = {r.key: r for r in read_results(folder) if r.status == "ok"}
     kinds: dict[str, set[CpuKind]] = {}
     for record in records.values():
-        point = point_of(RunConfig.from_dict(record.config))
-        if point is not None:
-            kinds.setdefault(point.name, set()).add(CpuKind.of(record.env or {}))
+        name = group(RunConfig.from_dict(record.config))
+        if name is not None:
+            kinds.setdefault(name, set()).add(CpuKind.of(record.env or {}))
     kept, waiting = [], {}
     for config in configs:
-        point = point_of(config)
-        trained = kinds.get(point.name, set()) if point is not None else set()
+        name = group(config)
+        trained = kinds.get(name, set()) if name is not None else set()
         if trained and here not in trained and resolve(config).key not in records:
-            waiting[point.name] = trained
+            waiting[name] = trained
         else:
             kept.append(config)
-    lines = [f"the {name} point trained on {', '.join(sorted(k.text for k in trained))}: its other runs wait for "
+    lines = [f"the {name} trained on {', '.join(sorted(k.text for k in trained))}: its other runs wait for "
              f"that kind of machine (this one: {here.text}), so that its runs' times compare" for name, trained in
              waiting.items()]
     return kept, lines

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .methods import method_names
+from .methods import method_family, method_names
 from .results import load_predictions
 from .stats import (holm, detectable_difference_from, two_level_difference, two_level_interval,
                     variance_components, verdict)
@@ -163,9 +163,14 @@ def add_statistics(summary: pd.DataFrame, root: str | Path | None, compare: bool
                                                      difference.ci90.low, difference.ci90.high, difference.p_value)
                 if len(mine[0]) > 1 and len(ref[0]) > 1:
                     summary.loc[index, "detectable"] = detectable_difference_from(mine[0], ref[0], ALPHA, POWER)
-        for (index, difference), adjusted in zip(differences.items(), holm([d.p_value for d in differences.values()])):
-            summary.loc[index, "p_holm"] = adjusted
-            summary.loc[index, "verdict"] = verdict(difference, margin, adjusted, ALPHA)
+        # Holm within each family of methods (methods.FAMILIES): adding methods to one never moves another's verdicts.
+        families: dict[str, dict] = {}
+        for index, difference in differences.items():
+            families.setdefault(method_family(summary.loc[index, "method"]), {})[index] = difference
+        for family in families.values():
+            for (index, difference), adjusted in zip(family.items(), holm([d.p_value for d in family.values()])):
+                summary.loc[index, "p_holm"] = adjusted
+                summary.loc[index, "verdict"] = verdict(difference, margin, adjusted, ALPHA)
     return summary
 
 

@@ -43,6 +43,7 @@ from .config import PROFILES, Profile, RunConfig
 from .errors import Unsupported, UserError, first_line
 from .methods import Method, get_method, method_adapters, method_names, takes_shared_adapter
 from .models import ALIASES, adapt, check_supported, load_config, meta_model, transformers_errors_only
+from .peft_fields import countable
 from .targets import head_modules
 
 ARCHITECTURES = Path(__file__).with_name("architectures")
@@ -215,11 +216,14 @@ def estimate_method(model: str, model_config, method: str, adapter: dict[str, An
                                  **overrides)
     row = EstimateRow(model, architecture, method, "ok", precision=chosen.name, precision_reason=chosen.reason,
                       adapter=dict(adapter))
+    if entry.unavailable():
+        row.status, row.reason = "skipped", entry.unavailable()
+        return row
     peft_config = entry.peft_config(architecture, adapter, run=run)  # UserError for bad settings
     base = meta_model(model_config)
     quantized = quantized_weights(base, architecture) if entry.quantized_base else []
     try:
-        wrapped = wrap(base, entry, architecture, peft_config, run, model_config)
+        wrapped = wrap(base, entry, architecture, countable(peft_config) if peft_config else None, run, model_config)
     except Unsupported as exc:
         row.status, row.reason = "skipped", str(exc)
         return row

@@ -256,11 +256,19 @@ def _precisions(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
 def _first_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
     # The first sweep's recipe (ROUND_ONE): its runs keep their names after the defaults it led to changed.
     return sweep_configs([replace(base(method, 0), lr_table=FIRST_ROUND_TABLE, **ROUND_ONE)
-                          for method in method_names()], seeds)
+                          for method in method_names(families=TUNED_FIRST)], seeds)
+
+
+# The families the first and the final sweep tuned; the further methods have a sweep of their own.
+TUNED_FIRST = ("core", "added")
 
 
 def _final_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
-    return final_sweep_configs([base(method, 0) for method in method_names()], seeds)
+    return final_sweep_configs([base(method, 0) for method in method_names(families=TUNED_FIRST)], seeds)
+
+
+def _further_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
+    return final_sweep_configs([base(method, 0) for method in method_names(families=("further",))], seeds)
 
 
 def _choice_arms(name: str) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:
@@ -273,8 +281,11 @@ def _choice_arms(name: str) -> Callable[[Base, tuple[int, ...]], list[RunConfig]
 
 
 def _at_defaults(rows: pd.DataFrame) -> pd.Series:
-    """The row of each method at its defaults (its label is the method's name alone)."""
-    return rows["label"] == rows["method"]
+    """The row of a method nearest its defaults: the one whose label names the fewest settings (the method's name
+    alone when its runs are at today's defaults; `lora (lr=0.001)` beside `lora (lr=0.001, r=2)` when a default
+    changed since they trained)."""
+    named = rows["label"].str.count("=")
+    return named == named.min()
 
 
 def _in_fp32(rows: pd.DataFrame) -> pd.Series:
@@ -303,7 +314,7 @@ def write_reports(profile: Profile, root: str | os.PathLike | None = None, figur
     """The study's summary.md with every ablation, and the figures of the study, the ablations and the sweeps."""
     from .report import write_report
 
-    sweeps = {folder for name in ("lr-sweep-first", "lr-sweep") for profile_ in PROFILES.values()
+    sweeps = {folder for name in ("lr-sweep-first", "lr-sweep", "lr-sweep-further") for profile_ in PROFILES.values()
               if (folder := EXPERIMENTS[name].path(profile_, root)).is_dir()}
     return write_report(root, figures_dir, margin, ablation_tables(profile, root, margin), sorted(sweeps))
 
@@ -335,6 +346,20 @@ def _budget_runs(profile: Profile, root: Path, configs: list[RunConfig], provisi
     return configs
 
 
+def _study_table_group(config: RunConfig) -> str:
+    """The rows one study table puts side by side, times included: one model at one data setting."""
+    return (f"study of {config.model} on {config.train_size} train / {config.eval_size} test reviews at length "
+            f"{config.max_length}")
+
+
+def _on_the_study_kind(profile: Profile, root: Path, configs: list[RunConfig], provisional: bool) -> list[RunConfig]:
+    """The configs less those that would put a row trained on another kind of machine beside the study's rows."""
+    configs, waiting = on_one_machine_kind(configs, EXPERIMENTS["study"].path(profile, root), group=_study_table_group)
+    for line in waiting:
+        warn_once(line)
+    return configs
+
+
 def _choice_summary(name: str) -> Callable[[Profile, Path, Path, bool], list[Path]]:
     def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
         return write_choice_summary(CHOICES[name], profile, EXPERIMENTS["lr-sweep-first"].path(profile, root),
@@ -350,7 +375,11 @@ register(Experiment(
     STUDY_SEEDS, _study, _study_folder, _report))
 register(Experiment(
     "more-methods", "The six added peft methods at their validation-picked learning rates, against Full FT.",
-    (0, 1, 2), _each(method_names()[len(method_names(core_only=True)):]), _study_folder, _report))
+    (0, 1, 2), _each(method_names(families=("added",))), _study_folder, _report, settle=_on_the_study_kind))
+register(Experiment(
+    "further-methods", "The further peft methods and LoRA variants at their validation-picked learning rates, "
+    "against Full FT: a Holm family of their own.",
+    (0, 1, 2), _each(method_names(families=("further",))), _study_folder, _report, settle=_on_the_study_kind))
 register(Experiment(
     "rank", "LoRA rank 2, 8 (the default) and 32, alpha = 2r: differences to rank 8.",
     (0, 1, 2), _ranks, _ablation_folder("rank"), _report, reuse_study=True,
@@ -370,6 +399,12 @@ register(Experiment(
     "review is drawn): half-octave steps and 3 seeds for the study's methods, octaves and 2 seeds for the others, "
     "around the first sweep's picks, widened at an end; near-ties broken by the worst seed.",
     FINAL_SEEDS[True], _final_lr_sweep, _sweep_folder("lr_final"), _sweep_summary("lr-sweep", True),
+    extend=widened))
+register(Experiment(
+    "lr-sweep-further", "Each further method's learning rate at the final recipe, picked on validation reviews "
+    "(tuning: no test review is drawn): 2 seeds on four rates an octave apart (its registry grid), widened at an "
+    "end; the final sweep's rule, near-ties broken by the worst seed.",
+    FINAL_SEEDS[False], _further_lr_sweep, _sweep_folder("lr_further"), _sweep_summary("lr-sweep-further", True),
     extend=widened))
 register(Experiment(
     "lr-sweep-first", "The first learning-rate sweep (dropout on, the earlier subset draw), on validation reviews: "

@@ -18,6 +18,12 @@ from .errors import UserError, first_line
 from .peft_fields import field_names, typed_fields
 from .targets import IA3_TARGETS, LAST_TOKEN_CLASSIFIERS, LORA_TARGETS, head_modules, preset
 
+# The comparisons methods belong to: the study's four ("core"), the six added next ("added"), and the further
+# methods and LoRA variants peft ships for encoder classifiers ("further"). Each is tuned by its own sweep, trained
+# by its own experiment and adjusted for multiple comparisons (Holm) on its own.
+FAMILIES = ("core", "added", "further")
+
+
 @dataclass(frozen=True)
 class LayerCount:
     """Trainable parameters an adapter adds to one linear layer, and the formula that gives them."""
@@ -39,7 +45,7 @@ class PartCount:
     params: int
 
 
-def _dims(module) -> tuple[int, int]:
+def layer_dims(module) -> tuple[int, int]:
     """(d_in, d_out) of a linear layer; transformers' Conv1D (GPT-2) stores its weight as (d_in, d_out)."""
     if hasattr(module, "in_features"):
         return module.in_features, module.out_features
@@ -48,7 +54,7 @@ def _dims(module) -> tuple[int, int]:
 
 def lora_layer(module, name: str, config) -> LayerCount:
     """LoRA: two rank-r factors, r * (d_in + d_out) per adapted weight matrix; DoRA adds a magnitude of d_out."""
-    r, (d_in, d_out) = config.r, _dims(module)
+    r, (d_in, d_out) = config.r, layer_dims(module)
     if getattr(config, "use_dora", False):
         return LayerCount(r * (d_in + d_out) + d_out,
                           f"r·(d_in + d_out) + d_out = {r}·({d_in} + {d_out}) + {d_out}")
@@ -57,19 +63,19 @@ def lora_layer(module, name: str, config) -> LayerCount:
 
 def adalora_layer(module, name: str, config) -> LayerCount:
     """AdaLoRA: P (r×d_in), Q (d_out×r) and the singular values Λ (r) at the initial rank; pruned ranks stay as zeros."""
-    r, (d_in, d_out) = config.init_r, _dims(module)
+    r, (d_in, d_out) = config.init_r, layer_dims(module)
     return LayerCount(r * (d_in + d_out + 1), f"init_r·(d_in + d_out + 1) = {r}·({d_in} + {d_out} + 1)", frozen=1)
 
 
 def vera_layer(module, name: str, config) -> LayerCount:
     """VeRA: the shared random A, B are frozen buffers; each layer trains λ_d (r) and λ_b (d_out)."""
-    r, (_, d_out) = config.r, _dims(module)
+    r, (_, d_out) = config.r, layer_dims(module)
     return LayerCount(r + d_out, f"r + d_out = {r} + {d_out}")
 
 
 def loha_layer(module, name: str, config) -> LayerCount:
     """LoHa: the Hadamard product of two rank-r products, 2·r·(d_in + d_out) per adapted weight matrix."""
-    r, (d_in, d_out) = config.r, _dims(module)
+    r, (d_in, d_out) = config.r, layer_dims(module)
     return LayerCount(2 * r * (d_in + d_out), f"2·r·(d_in + d_out) = 2·{r}·({d_in} + {d_out})")
 
 
@@ -79,7 +85,7 @@ def ia3_layer(module, name: str, config) -> LayerCount:
 
     feedforward = config.feedforward_modules and check_target_module_exists(
         dataclasses.replace(config, target_modules=config.feedforward_modules), name)
-    d_in, d_out = _dims(module)
+    d_in, d_out = layer_dims(module)
     size = d_in if feedforward else d_out
     return LayerCount(size, f"d_in = {size} (feed-forward)" if feedforward else f"d_out = {size}")
 
@@ -116,7 +122,13 @@ class Method:
     # Whether `auto` may pick bf16 on a CPU with native bf16: True only where the precision ablation found
     # bf16 *equivalent* to fp32 for this method (results/summary.md, "Ablation: precision"); False keeps fp32.
     cpu_bf16: bool = True
-    core: bool = True  # one of the study's four methods (highlighted in charts)
+    # Which comparison the method belongs to (FAMILIES): its own Holm family, sweep and experiment, so that adding
+    # methods to one family never changes another's verdicts.
+    family: str = "core"
+    docs: str = ""  # peft's documentation of the method
+    # The adapter's initialisation rewrites the base weights (PiSSA, OLoRA): the run saves the adapter as initialised
+    # and keeps its trained adapter converted against it, so that it applies to the unchanged pretrained model.
+    initial_adapter: bool = False
     # Hooks for methods that need more than a peft config, each a function of the run (or model), not a branch:
     run_fields: Callable[[Any], dict[str, Any]] | None = None  # RunConfig -> peft fields it determines
     callbacks: Callable[[Any], list] | None = None  # RunConfig -> Trainer callbacks the method needs
@@ -125,12 +137,33 @@ class Method:
     # beyond adapted linear layers; the model is the one params.meta_model builds (peft-wrapped where peft is used)
     unsupported: Callable[[Any, Any], str | None] | None = None  # (RunConfig, model config): why it cannot run
 
+    @property
+    def core(self) -> bool:
+        """One of the study's four methods (highlighted in charts)."""
+        return self.family == "core"
+
+    def unavailable(self) -> str | None:
+        """Why the installed peft cannot build this method (it lacks the config class, or a field of the defaults),
+        or None: such a run is recorded as skipped with this reason."""
+        if self.config_class is None:
+            return None
+        import peft
+
+        cls = getattr(peft, self.config_class, None)
+        missing = [name for name in self.defaults if name not in field_names(cls)] if cls is not None else []
+        if cls is not None and not missing:
+            return None
+        lacks = self.config_class if cls is None else f"{self.config_class} field {', '.join(missing)}"
+        return f"peft {peft.__version__} has no {lacks}: {self.name} needs a later peft (pip install -U peft)"
+
     def peft_class(self):
         """The peft config class, or None for a method without an adapter."""
         if self.config_class is None:
             return None
         import peft
 
+        if not hasattr(peft, self.config_class):
+            raise UserError(self.unavailable())
         return getattr(peft, self.config_class)
 
     def peft_config(self, model_type: str, adapter: Mapping[str, Any] | None = None, run=None):
@@ -168,6 +201,8 @@ METHODS: dict[str, Method] = {}
 
 def register(method: Method) -> Method:
     """Add a method to the registry (replacing one of the same name); return it."""
+    if method.family not in FAMILIES:
+        raise ValueError(f"{method.name}: family must be one of {', '.join(FAMILIES)}, got {method.family!r}")
     METHODS[method.name] = method
     return method
 
@@ -180,13 +215,26 @@ def get_method(name: str) -> Method:
         raise UserError(f"unknown method {name!r}; valid methods: {', '.join(METHODS)}") from None
 
 
-def method_names(core_only: bool = False) -> list[str]:
-    """Registered method names in registry order (the order of every table and chart)."""
-    return [m.name for m in METHODS.values() if m.core or not core_only]
+def method_names(core_only: bool = False, families: tuple[str, ...] | None = None) -> list[str]:
+    """Registered method names in registry order (the order of every table and chart): all of them, the study's
+    four (core_only), or those of `families`."""
+    chosen = ("core",) if core_only else families
+    return [m.name for m in METHODS.values() if chosen is None or m.family in chosen]
+
+
+def method_family(method: str) -> str:
+    """The comparison a method belongs to (its Holm family); "core" for a name the registry lacks."""
+    return METHODS[method].family if method in METHODS else "core"
 
 
 def parse_adapter(method: str, items: list[str]) -> dict[str, Any]:
-    """`key=value` items in peft's names, typed by the method's peft config class; UserError when invalid."""
+    """`key=value` items in peft's names, typed by the method's peft config class; UserError when invalid (or when
+    given to a method the installed peft lacks: without items, such a method's run is stored as skipped)."""
+    unavailable = get_method(method).unavailable()
+    if unavailable:
+        if items:
+            raise UserError(unavailable)
+        return {}
     cls = get_method(method).peft_class()
     if cls is None:
         if items:
@@ -258,7 +306,7 @@ register(Method(
 ))
 
 
-# --- More methods, outside the study's four (core=False): one entry each, built with peft's own classes ---
+# --- More methods, outside the study's four (family "added"): one entry each, built with peft's own classes ---
 
 # Reviews in the IMDb train split: a run with train_size None trains on all of them but its validation subset.
 IMDB_TRAIN_REVIEWS = 25_000
@@ -369,7 +417,7 @@ register(Method(
     # gpu: LoRA's 4e-4; DoRA (Liu et al., 2024) trains with LoRA's hyperparameters.
     learning_rates={"gpu": 4e-4, "cpu": 0.004, "cpu-first": 0.002}, lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3)},
     config_class="LoraConfig", defaults={"r": 8, "lora_alpha": 16, "lora_dropout": 0.1, "use_dora": True},
-    targets=lora_targets, layer_count=lora_layer, core=False,
+    targets=lora_targets, layer_count=lora_layer, family="added",
 ))
 register(Method(
     name="vera", label="VeRA", colour="#937860",
@@ -378,7 +426,7 @@ register(Method(
     # times LoRA's, as vectors need larger steps).
     learning_rates={"gpu": 4e-3, "cpu": 0.03, "cpu-first": 0.03}, lr_grid={"cpu-first": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="VeraConfig",  # peft's defaults: r 256, projection_prng_key 0, d_initial 0.1
-    targets=lora_targets, layer_count=vera_layer, core=False,
+    targets=lora_targets, layer_count=vera_layer, family="added",
 ))
 register(Method(
     name="adalora", label="AdaLoRA", colour="#DA8BC3",
@@ -388,7 +436,7 @@ register(Method(
     lr_grid={"cpu-first": (5e-4, 1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2, 6.4e-2)},
     config_class="AdaLoraConfig", defaults={"init_r": 12, "target_r": 8, "lora_alpha": 16, "lora_dropout": 0.1},
     targets=lora_targets, layer_count=adalora_layer, run_fields=adalora_schedule, callbacks=adalora_callbacks,
-    core=False,
+    family="added",
 ))
 register(Method(
     name="loha", label="LoHa", colour="#8C8C8C",
@@ -397,7 +445,7 @@ register(Method(
     learning_rates={"gpu": 4e-4, "cpu": 0.008, "cpu-first": 0.008},
     lr_grid={"cpu-first": (1e-3, 2e-3, 4e-3, 8e-3, 1.6e-2, 3.2e-2)},
     config_class="LoHaConfig", defaults={"r": 8, "alpha": 16},
-    targets=lora_targets, layer_count=loha_layer, core=False,
+    targets=lora_targets, layer_count=loha_layer, family="added",
 ))
 register(Method(
     name="bitfit", label="BitFit", colour="#CCB974",
@@ -405,7 +453,7 @@ register(Method(
     # gpu: 1e-3, the top of the BitFit paper's grid (Ben Zaken et al., 2022: 1e-4..1e-3 on BERT GLUE).
     learning_rates={"gpu": 1e-3, "cpu": 0.002, "cpu-first": 0.001},
     lr_grid={"cpu-first": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)},
-    prepare=bitfit_prepare, part_count=bitfit_parts, core=False,
+    prepare=bitfit_prepare, part_count=bitfit_parts, family="added",
 ))
 register(Method(
     name="prompt_tuning", label="Prompt tuning", colour="#64B5CD",
@@ -413,5 +461,9 @@ register(Method(
     # gpu: 3e-2, the rate of peft's prompt-tuning examples (Lester et al., 2021 used 0.3 with Adafactor).
     learning_rates={"gpu": 3e-2, "cpu": 0.06, "cpu-first": 0.03}, lr_grid={"cpu-first": (3e-3, 1e-2, 3e-2, 1e-1)},
     config_class="PromptTuningConfig", defaults={"num_virtual_tokens": 20},
-    part_count=prompt_parts, unsupported=prompt_unsupported, core=False,
+    part_count=prompt_parts, unsupported=prompt_unsupported, family="added",
 ))
+
+
+# The further methods register after these, in their own module (family "further").
+from . import further_methods  # noqa: E402,F401

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .config import RunConfig
 from .models import model_type
+from .peft_fields import countable
 from .results import RunResult
 
 ALL_PARAMETERS = "all parameters of the trained model"
@@ -56,8 +57,6 @@ def weights_mb(model) -> dict[str, float]:
 
 def meta_model(config: RunConfig, wrapped: bool = True):
     """The run's model with no weights (on the meta device), wrapped by peft as the method says: enough to count."""
-    import copy
-
     from peft import get_peft_model
 
     from .models import load_config, meta_model as build_on_meta
@@ -65,7 +64,7 @@ def meta_model(config: RunConfig, wrapped: bool = True):
 
     model = build_on_meta(load_config(config.model, config.trust_remote_code))
     peft_config = resolve(config).peft_config if wrapped else None
-    return model if peft_config is None else get_peft_model(model, copy.deepcopy(peft_config))
+    return model if peft_config is None else get_peft_model(model, countable(peft_config))
 
 
 def adapted_layers(model) -> dict[str, object]:

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .methods import METHODS
+from .methods import METHODS, method_family
 
 
 def colour(method: str) -> str:
@@ -34,10 +34,11 @@ def marker(method: str, variant: bool = False) -> dict:
 
 
 def _added_key(rows: pd.DataFrame, bars: bool = False) -> str:
-    """What sets added methods apart (hatched bars, hollow points), for a title; empty unless both kinds are shown."""
+    """What sets the methods beyond the study's four apart (hatched bars, hollow points), for a title; empty unless
+    both kinds are shown."""
     if len({is_core(m) for m in rows["method"]}) < 2:
         return ""
-    return "; hatched: added methods" if bars else "; filled: the study's four methods, hollow: added methods"
+    return "; hatched: beyond the study's four" if bars else "; filled: the study's four methods, hollow: the others"
 
 
 def _hatch_added(bars, methods) -> None:
@@ -221,19 +222,25 @@ def parameters_chart(summary: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def _core_defaults(summary: pd.DataFrame, core: bool = True) -> pd.DataFrame:
-    """The study's four methods at their defaults (core), or Full FT and the added methods at theirs, in registry
-    order."""
+# How a chart names each family of methods (methods.FAMILIES).
+FAMILY_TITLES = {"core": "the study's four methods", "added": "added methods", "further": "further methods"}
+
+
+def _core_defaults(summary: pd.DataFrame, family: str = "core") -> pd.DataFrame:
+    """The methods of one family at their defaults (with Full FT beside any other family), in registry order."""
     at_defaults = summary["label"] == summary["method"]
-    chosen = summary["method"].map(is_core) if core else ~summary["method"].map(is_core) | (summary["method"] == "full")
+    chosen = summary["method"].map(method_family) == family
+    if family != "core":
+        chosen |= summary["method"] == "full"
     return summary[at_defaults & chosen].reset_index(drop=True)
 
 
-def headline_chart(summary: pd.DataFrame, path: Path, core: bool = True) -> Path | None:
-    """The reference reports' four charts in one figure, for the study's four methods (or, `core=False`, the added
-    methods beside Full FT): accuracy with its 95% interval, training time, trainable parameters and model-state
-    memory; None without those rows."""
-    rows = _core_defaults(summary, core)
+def headline_chart(summary: pd.DataFrame, path: Path, family: str = "core") -> Path | None:
+    """The reference reports' four charts in one figure, for the study's four methods (or another family's methods
+    beside Full FT): accuracy with its 95% interval, training time, trainable parameters and model-state memory;
+    None without those rows."""
+    core = family == "core"
+    rows = _core_defaults(summary, family)
     if rows.empty or (not core and len(rows) < 2):
         return None
     names = [METHODS[m].label.replace(" ", "\n") for m in rows["method"]]
@@ -283,7 +290,8 @@ def headline_chart(summary: pd.DataFrame, path: Path, core: bool = True) -> Path
     for ax in axes.flat:
         ax.set_xticks(list(x), names)
         ax.grid(axis="y", alpha=0.3)
-    title = "The four methods at their defaults" if core else "The added methods at their defaults, beside Full FT"
+    title = "The four methods at their defaults" if core else \
+        f"The {FAMILY_TITLES[family]} at their defaults, beside Full FT"
     fig.suptitle(f"{title}\n{_subtitle(rows, 'accuracy')}", fontsize=10)
     return _save(fig, path)
 
@@ -315,7 +323,8 @@ def summary_charts(summary: pd.DataFrame, figures_dir: str | Path = "figures") -
     """Write the headline, accuracy, parameter, confusion and cost charts to figures_dir; return their paths."""
     folder = Path(figures_dir)
     paths = [headline_chart(summary, folder / "headline.png"),
-             headline_chart(summary, folder / "added_methods.png", core=False), accuracy_chart(summary, folder / "accuracy.png"),
+             headline_chart(summary, folder / "added_methods.png", "added"),
+             headline_chart(summary, folder / "further_methods.png", "further"), accuracy_chart(summary, folder / "accuracy.png"),
              parameters_chart(summary, folder / "trainable_params.png"), confusion_chart(summary, folder / "confusion.png")]
     paths += [bar_chart(summary, col, label, title, folder / name) for col, label, title, name in CHARTS]
     return [p for p in paths if p is not None]
@@ -428,10 +437,10 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
 
 
 def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Path:
-    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted; the study's
-    four and any added methods in panels of their own."""
-    groups = [("the study's four methods", [m for m in table["method"].unique() if is_core(m)]),
-              ("added methods", [m for m in table["method"].unique() if not is_core(m)])]
+    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted; each family
+    of methods (the study's four, the added, the further) in a panel of its own."""
+    groups = [(title, [m for m in table["method"].unique() if method_family(m) == family])
+              for family, title in FAMILY_TITLES.items()]
     groups = [(name, methods) for name, methods in groups if methods]
     fig, axes = plt.subplots(1, len(groups), figsize=(6.4 * len(groups), 4.4), sharey=True, squeeze=False)
     for ax, (name, methods) in zip(axes[0], groups):

@@ -35,7 +35,8 @@ def rules(margin: float = MARGIN) -> list[str]:
         "before the data (`report --margin`).",
         f"*equivalent* to Full FT: the {TOST_LEVEL:.0%} interval of the difference lies within ±δ (two one-sided "
         f"tests at {ALPHA:g}); *worse* / *better*: the {LEVEL:.0%} interval excludes 0 and the Holm-adjusted p "
-        f"(across the methods compared with Full FT) is below {ALPHA:g}; *inconclusive* otherwise. No "
+        f"(across the methods of one family compared with Full FT: the study's four with QLoRA's twin, the added "
+        f"methods, the further methods, each its own family) is below {ALPHA:g}; *inconclusive* otherwise. No "
         "significant difference is not equivalence.",
         "Which method when: among the methods *equivalent* to Full FT, the one with the least model-state memory "
         "and the one with the shortest training time; with none equivalent, the verdicts and the smallest "

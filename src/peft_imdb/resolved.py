@@ -32,6 +32,7 @@ class ResolvedRun:
     group: str = ""  # hash of the identity without the seed: the runs of one summary row
     key: str = ""  # the run's name in the store
     label: str = ""  # the method and what sets the run apart from its defaults: `lora (r=16)`
+    unavailable: str = ""  # why the installed peft cannot build the method (the run is stored as skipped)
 
     @property
     def method(self) -> Method:
@@ -61,12 +62,16 @@ def resolve(config: RunConfig) -> ResolvedRun:
     precision = run_precision(config.precision, method.cpu_bf16, method.name)
     config = replace(config, precision=precision.name)
     architecture = model_type(config.model, config.trust_remote_code)
-    peft_config = method.peft_config(architecture, config.adapter, run=config)
+    unavailable = method.unavailable() or ""
+    peft_config = None if unavailable else method.peft_config(architecture, config.adapter, run=config)
     identity = _identity(config, peft_config)
+    if unavailable:  # no peft config to name it by: its settings as given
+        identity["adapter"] = {"unavailable": method.config_class, **config.adapter}
     group = _digest({k: v for k, v in identity.items() if k != "seed"})
     key = f"{model_id(config.model).replace('/', '--')}__{config.method}__seed{config.seed}__{group}"
+    label = config.method if unavailable else _label(config, architecture, peft_config)
     return ResolvedRun(config, architecture, model_id(config.model), precision, peft_config, identity, group, key,
-                       _label(config, architecture, peft_config))
+                       label, unavailable)
 
 
 def _identity(config: RunConfig, peft_config) -> dict[str, Any]:

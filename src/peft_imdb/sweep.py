@@ -9,6 +9,7 @@ or scored, and the record holds validation accuracy alone. Every rule is stated 
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -165,17 +166,25 @@ def octaves(centre: float, steps: float) -> float:
     return float(f"{centre * 2 ** steps:.3g}")
 
 
+def final_grid(method: str, table: str = "cpu") -> tuple[float, ...]:
+    """The rates a method's final sweep starts from: FINAL_STEPS around its first-round pick, or, for a method
+    with no first round (the further ones), its own `lr_grid` of the profile's lr table."""
+    entry = get_method(method)
+    if FIRST_ROUND_TABLE in entry.learning_rates:
+        return tuple(octaves(entry.learning_rates[FIRST_ROUND_TABLE], step) for step in FINAL_STEPS[entry.core])
+    return tuple(entry.lr_grid[table])
+
+
 def final_sweep_configs(bases: list[RunConfig], seeds: tuple[int, ...] | None = None,
                         val_size: int = TUNING_VAL_SIZE) -> list[RunConfig]:
-    """The final sweep's tuning runs: each method at its study config and precision, at FINAL_STEPS around its
-    first-round pick, with FINAL_SEEDS (or the first of `seeds`: 3 for the study's methods, 2 for the others)."""
+    """The final sweep's tuning runs: each method at its study config and precision, over its final_grid, with
+    FINAL_SEEDS (or the first of `seeds`: 3 for the study's methods, 2 for the others)."""
     configs = []
     for base in bases:
         method = get_method(base.method)
         tuning = replace(tuning_run(base, val_size), precision=base.precision)
         chosen = seeds[:len(FINAL_SEEDS[method.core])] if seeds else FINAL_SEEDS[method.core]
-        for step in FINAL_STEPS[method.core]:
-            lr = octaves(method.learning_rates[FIRST_ROUND_TABLE], step)
+        for lr in final_grid(base.method, base.lr_table):
             configs += [replace(tuning, lr=lr, seed=seed) for seed in chosen]
     return configs
 
@@ -196,10 +205,10 @@ def widened(folder: str | os.PathLike, configs: list[RunConfig]) -> list[RunConf
         done = table[(table["method"] == method) & table["lr"].isin(rates)]
         if method not in chosen or done["seeds"].sum() < len(one_rate) * len(rates) or chosen[method].interior:
             continue
-        steps = FINAL_STEPS[get_method(method).core]
-        if len(rates) - len(steps) >= MAX_WIDENINGS:
+        grid = final_grid(method, planned[0].lr_table)
+        if len(rates) - len(grid) >= MAX_WIDENINGS:
             continue
-        step = steps[1] - steps[0]
+        step = round(2 * math.log2(grid[1] / grid[0])) / 2  # the grid's step in octaves (a half or a whole)
         lr = octaves(rates[0], -step) if chosen[method].lr == rates[0] else octaves(rates[-1], step)
         more += [replace(c, lr=lr) for c in one_rate]
     return more

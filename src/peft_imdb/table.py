@@ -89,7 +89,7 @@ def _adapter_field(record: RunResult, name: str) -> Any:
     if name in adapter:
         return adapter[name]
     method = METHODS.get(record.method)
-    cls = method.peft_class() if method else None
+    cls = method.peft_class() if method and not method.unavailable() else None
     return getattr(class_defaults(cls), name, None) if cls else None
 
 

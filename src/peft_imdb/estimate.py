@@ -220,7 +220,7 @@ def estimate_method(model: str, model_config, method: str, adapter: dict[str, An
         row.status, row.reason = "skipped", entry.unavailable()
         return row
     peft_config = entry.peft_config(architecture, adapter, run=run)  # UserError for bad settings
-    base = meta_model(model_config)
+    base = meta_model(model_config, "cpu" if entry.built_from_weights else "meta")
     quantized = quantized_weights(base, architecture) if entry.quantized_base else []
     try:
         wrapped = wrap(base, entry, architecture, countable(peft_config) if peft_config else None, run, model_config)

@@ -161,7 +161,7 @@ _further("c3a", "C3A", "#637939", "a block-circulant update of each adapted weig
          gpu_lr=0.3)  # gpu: peft's C3A example trains at 3e-1
 # SHiRA: peft's default r=32 trains 4x LoRA r=8's entries; r=8 trains as many.
 _further("shira", "SHiRA", "#8CA252", "a sparse update of 1-2% of each adapted weight's entries (a random mask)",
-         1e-3, config_class="ShiraConfig", defaults={"r": 8}, layer_count=shira_layer)
+         1e-3, config_class="ShiraConfig", defaults={"r": 8}, layer_count=shira_layer, built_from_weights=True)
 _further("road", "RoAd", "#8C6D31", "a learned 2-D rotation and scale of each pair of outputs of the adapted weights",
          1.6e-2, config_class="RoadConfig", defaults={"variant": "road_1"}, layer_count=road_layer)
 _further("fourierft", "FourierFT", "#BD9E39", "1000 trained Fourier coefficients per adapted weight's update",

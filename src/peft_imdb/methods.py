@@ -129,6 +129,9 @@ class Method:
     # The adapter's initialisation rewrites the base weights (PiSSA, OLoRA): the run saves the adapter as initialised
     # and keeps its trained adapter converted against it, so that it applies to the unchanged pretrained model.
     initial_adapter: bool = False
+    # Building the adapter reads the weights (SHiRA draws its sparse mask from them): the formula counts on a model
+    # with random weights on the CPU instead of a weightless one on the meta device.
+    built_from_weights: bool = False
     # Hooks for methods that need more than a peft config, each a function of the run (or model), not a branch:
     run_fields: Callable[[Any], dict[str, Any]] | None = None  # RunConfig -> peft fields it determines
     callbacks: Callable[[Any], list] | None = None  # RunConfig -> Trainer callbacks the method needs

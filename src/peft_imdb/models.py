@@ -249,14 +249,15 @@ def adapt(model, config, method, architecture: str, peft_config) -> Built:
     return Built(model, 4 if method.quantized_base else 32, targets, heads, checkpointing)
 
 
-def meta_model(model_config):
-    """The sequence classifier (2 labels) of a config, built on the meta device: shapes and dtypes, no memory."""
+def meta_model(model_config, device: str = "meta"):
+    """The sequence classifier (2 labels) of a config, built on the meta device: shapes and dtypes, no memory (or,
+    with `device`, there with random weights: for an adapter that needs weights to be built)."""
     import torch
     from transformers import AutoModelForSequenceClassification
 
     model_config = copy.deepcopy(model_config)
     model_config.num_labels = 2
-    with torch.device("meta"), transformers_errors_only():
+    with torch.device(device), transformers_errors_only():
         return AutoModelForSequenceClassification.from_config(model_config)
 
 

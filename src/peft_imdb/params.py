@@ -59,10 +59,12 @@ def meta_model(config: RunConfig, wrapped: bool = True):
     """The run's model with no weights (on the meta device), wrapped by peft as the method says: enough to count."""
     from peft import get_peft_model
 
+    from .methods import get_method
     from .models import load_config, meta_model as build_on_meta
     from .resolved import resolve
 
-    model = build_on_meta(load_config(config.model, config.trust_remote_code))
+    needs_weights = wrapped and get_method(config.method).built_from_weights
+    model = build_on_meta(load_config(config.model, config.trust_remote_code), "cpu" if needs_weights else "meta")
     peft_config = resolve(config).peft_config if wrapped else None
     return model if peft_config is None else get_peft_model(model, countable(peft_config))
 

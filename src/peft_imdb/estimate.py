@@ -42,8 +42,10 @@ from typing import Any
 from .config import PROFILES, Profile, RunConfig
 from .errors import Unsupported, UserError, first_line
 from .methods import Method, get_method, method_adapters, method_names, takes_shared_adapter
+
+# The methods an estimate lists unless told which (--methods): the study's four and the six added ones.
+TABLED = ("core", "added")
 from .models import ALIASES, adapt, check_supported, load_config, meta_model, transformers_errors_only
-from .peft_fields import countable
 from .targets import head_modules
 
 ARCHITECTURES = Path(__file__).with_name("architectures")
@@ -223,7 +225,7 @@ def estimate_method(model: str, model_config, method: str, adapter: dict[str, An
     base = meta_model(model_config, "cpu" if entry.built_from_weights else "meta")
     quantized = quantized_weights(base, architecture) if entry.quantized_base else []
     try:
-        wrapped = wrap(base, entry, architecture, countable(peft_config) if peft_config else None, run, model_config)
+        wrapped = wrap(base, entry, architecture, peft_config, run, model_config)
     except Unsupported as exc:
         row.status, row.reason = "skipped", str(exc)
         return row
@@ -249,7 +251,7 @@ def estimate(model: str, methods: list[str] | None = None, adapter: dict[str, An
     gives batch, length and precision (colab-t4: a T4, fp16 mixed precision). `measure` trains one real step
     per method on CUDA and adds its allocator peak.
     """
-    methods = list(methods or method_names())
+    methods = list(methods or method_names(families=TABLED))
     adapters = {m: dict(adapter or {}) if takes_shared_adapter(m, methods) else {} for m in methods}
     return estimate_adapters(model, adapters, profile, precision, batch_size, max_length, measure)
 
@@ -469,7 +471,7 @@ def run(args: argparse.Namespace) -> int:
 
     imports_s, started = time.perf_counter() - begun, time.perf_counter()
     try:
-        methods = args.methods or method_names()
+        methods = args.methods or method_names(families=TABLED)
         for method in methods:
             get_method(method)
         adapters = method_adapters(methods, args.adapter)

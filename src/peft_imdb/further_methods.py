@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from .methods import LayerCount, Method, PartCount, layer_dims, lora_layer, lora_targets, register
-from .targets import CONV1D_ARCHITECTURES, preset
+from .targets import preset
 
 GPU_LR = 4e-4  # LoRA's gpu rate: the placeholder for a rate no paper gives for roberta-base that we know of
 DOCS = "https://huggingface.co/docs/peft/package_reference/"
@@ -126,14 +126,6 @@ def ln_targets(model_type: str) -> dict[str, Any]:
     return {"target_modules": preset(LAYER_NORMS, model_type, "ln_tuning")}
 
 
-def olora_unsupported(run, model_config) -> str | None:
-    """Why OLoRA cannot run this model (None when it can): peft's OLoRA misreads transposed (Conv1D) weights."""
-    if model_config.model_type in CONV1D_ARCHITECTURES:
-        return (f"peft's OLoRA initialisation does not handle {model_config.model_type}'s Conv1D layers (weights "
-                "stored transposed): the first forward fails")
-    return None
-
-
 def _further(name: str, label: str, colour: str, description: str, centre: float, **entry: Any) -> Method:
     """Register a further method: lr grid and provisional cpu rate from `centre`, LoRA's placement unless given,
     peft's page of the same name unless given."""
@@ -179,14 +171,3 @@ _LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.1}
 _further("lora_rs", "rsLoRA", "#A55194", "LoRA (rank 8, query and value) scaled by alpha/sqrt(r) instead of alpha/r",
          1e-3, config_class="LoraConfig", defaults={**_LORA, "use_rslora": True}, layer_count=lora_layer,
          docs=DOCS + "lora")
-# PiSSA and OLoRA initialise the adapter from each weight (its top singular vectors; a QR factor) and leave the
-# base the residual: the run keeps its adapter converted against the adapter as initialised (initial_adapter), a
-# rank-2r LoRA on the unchanged pretrained model.
-_further("lora_pissa", "PiSSA", "#CE6DBD", "LoRA (rank 8) initialised from each weight's top singular vectors, the "
-         "base keeping the residual", 1e-3, config_class="LoraConfig",
-         defaults={**_LORA, "init_lora_weights": "pissa"}, layer_count=lora_layer, docs=DOCS + "lora",
-         initial_adapter=True)
-_further("lora_olora", "OLoRA", "#DE9ED6", "LoRA (rank 8) initialised from a QR factorisation of each weight, the "
-         "base keeping the residual", 2e-3, config_class="LoraConfig",
-         defaults={**_LORA, "init_lora_weights": "olora"}, layer_count=lora_layer, docs=DOCS + "lora",
-         initial_adapter=True, unsupported=olora_unsupported)

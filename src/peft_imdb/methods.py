@@ -126,9 +126,6 @@ class Method:
     # methods to one family never changes another's verdicts.
     family: str = "core"
     docs: str = ""  # peft's documentation of the method
-    # The adapter's initialisation rewrites the base weights (PiSSA, OLoRA): the run saves the adapter as initialised
-    # and keeps its trained adapter converted against it, so that it applies to the unchanged pretrained model.
-    initial_adapter: bool = False
     # Building the adapter reads the weights (SHiRA draws its sparse mask from them): the formula counts on a model
     # with random weights on the CPU instead of a weightless one on the meta device.
     built_from_weights: bool = False

@@ -293,24 +293,11 @@ def merge_adapter(model):
     return drop_peft_config(model.merge_and_unload())
 
 
-def save_initial_adapter(model, folder) -> Path:
-    """Save a freshly built adapter as initialised, for a method whose initialisation rewrote the base weights
-    (Method.initial_adapter): save_artifact converts the trained adapter against it. Returns the folder."""
-    model.peft_config["default"].init_lora_weights = True  # loaded later as it is, not initialised again
-    model.save_pretrained(folder, safe_serialization=True)
-    return Path(folder)
-
-
-def save_artifact(model, folder, method: str, initial: str | os.PathLike | None = None) -> None:
-    """Save what a run keeps: the peft adapter and head (with `initial`, the adapter as initialised: converted
-    against it, so that it applies to the unchanged pretrained model), the full model, or, for a method that marks
-    its own trainable parameters (BitFit), only those parameters and the model's config (the rest is the
-    pretrained model)."""
+def save_artifact(model, folder, method: str) -> None:
+    """Save what a run keeps: the peft adapter and head, the full model, or, for a method that marks its own
+    trainable parameters (BitFit), only those parameters and the model's config (the rest is the pretrained model)."""
     from .methods import get_method
 
-    if initial is not None:
-        model.save_pretrained(folder, safe_serialization=True, path_initial_model_for_weight_conversion=str(initial))
-        return
     if get_method(method).prepare is None:
         model.save_pretrained(folder, safe_serialization=True)
         return

@@ -10,7 +10,6 @@ import pandas as pd
 
 from .config import RunConfig
 from .models import model_type
-from .peft_fields import countable
 from .results import RunResult
 
 ALL_PARAMETERS = "all parameters of the trained model"
@@ -57,6 +56,8 @@ def weights_mb(model) -> dict[str, float]:
 
 def meta_model(config: RunConfig, wrapped: bool = True):
     """The run's model with no weights (on the meta device), wrapped by peft as the method says: enough to count."""
+    import copy
+
     from peft import get_peft_model
 
     from .methods import get_method
@@ -66,7 +67,7 @@ def meta_model(config: RunConfig, wrapped: bool = True):
     needs_weights = wrapped and get_method(config.method).built_from_weights
     model = build_on_meta(load_config(config.model, config.trust_remote_code), "cpu" if needs_weights else "meta")
     peft_config = resolve(config).peft_config if wrapped else None
-    return model if peft_config is None else get_peft_model(model, countable(peft_config))
+    return model if peft_config is None else get_peft_model(model, copy.deepcopy(peft_config))
 
 
 def adapted_layers(model) -> dict[str, object]:

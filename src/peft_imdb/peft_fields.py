@@ -90,14 +90,3 @@ def _typed(name: str, text: str, annotation: str, default: Any, where: str) -> A
         raise UserError(f"{where}.{name} expects {annotation}, got {text!r}") from None
     return text
 
-
-def countable(peft_config):
-    """A copy of a peft config that builds on the meta device (no weights): an adapter initialised from the weights
-    (PiSSA, OLoRA: `init_lora_weights` names a decomposition) is initialised plainly instead, which changes no
-    parameter count."""
-    import copy
-
-    config = copy.deepcopy(peft_config)
-    if isinstance(getattr(config, "init_lora_weights", None), str):
-        config.init_lora_weights = True
-    return config

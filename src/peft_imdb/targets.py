@@ -44,8 +44,6 @@ HEAD_MODULES: dict[str, list[str]] = {
     "gpt2": ["score"],
 }
 DEFAULT_HEAD = ["classifier", "score"]
-# Architectures whose attention and feed-forward projections are transformers' Conv1D (weights stored transposed).
-CONV1D_ARCHITECTURES = {"gpt2"}
 # Decoder classifiers read the label from the last non-padding token, which they find in the input ids: a
 # method that feeds embeddings instead (prompt tuning) leaves them reading padding.
 LAST_TOKEN_CLASSIFIERS = {"gpt2", "gpt_neo", "gptj", "gpt_neox", "llama", "mistral", "qwen2", "opt", "bloom"}

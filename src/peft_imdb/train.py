@@ -21,7 +21,7 @@ from .data import column, load_imdb, make_splits, tokenize, without_test_texts
 from .errors import Diverged
 from .hardware import device_kind, fused_optimizer, trainer_precision_args
 from .learning import judge
-from .models import build_model, load_tokenizer, method_callbacks, save_artifact, save_initial_adapter
+from .models import build_model, load_tokenizer, method_callbacks, save_artifact
 from .params import count_parameters, weights_mb
 from .resolved import ResolvedRun
 from .results import RunResult
@@ -226,7 +226,6 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
     weights = weights_mb(model)
 
     with tempfile.TemporaryDirectory(prefix="peft-imdb-") as workdir:
-        initial = save_initial_adapter(model, Path(workdir) / "initial") if run.method.initial_adapter else None
         has_val = len(data["validation"]) > 0
         checkpoint_folder = Path(checkpoints) if checkpoints else None
         args = training_arguments(config, run.precision.name, str(checkpoint_folder or workdir), len(data["train"]),
@@ -265,7 +264,7 @@ def train_and_evaluate(run: ResolvedRun, imdb: DatasetDict | None = None,
                            remaining_reviews=len(data["remaining"]))
 
         artifact = Path(workdir) / "artifact"
-        save_artifact(model, artifact, config.method, initial)
+        save_artifact(model, artifact, config.method)
         saved_mb = _dir_size_mb(artifact)
 
     history = log_history(trainer.state.log_history)

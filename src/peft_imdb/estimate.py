@@ -218,8 +218,9 @@ def estimate_method(model: str, model_config, method: str, adapter: dict[str, An
                                  **overrides)
     row = EstimateRow(model, architecture, method, "ok", precision=chosen.name, precision_reason=chosen.reason,
                       adapter=dict(adapter))
-    if entry.unavailable():
-        row.status, row.reason = "skipped", entry.unavailable()
+    unavailable = entry.unavailable()
+    if unavailable:
+        row.status, row.reason = "skipped", unavailable
         return row
     peft_config = entry.peft_config(architecture, adapter, run=run)  # UserError for bad settings
     base = meta_model(model_config, "cpu" if entry.built_from_weights else "meta")

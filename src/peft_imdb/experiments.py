@@ -263,12 +263,9 @@ def _first_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
 TUNED_FIRST = ("core", "added")
 
 
-def _final_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
-    return final_sweep_configs([base(method, 0) for method in method_names(families=TUNED_FIRST)], seeds)
-
-
-def _further_lr_sweep(base: Base, seeds: tuple[int, ...]) -> list[RunConfig]:
-    return final_sweep_configs([base(method, 0) for method in method_names(families=("further",))], seeds)
+def _final_lr_sweep(families: tuple[str, ...]) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:
+    """The final sweep's runs of the methods of `families`."""
+    return lambda base, seeds: final_sweep_configs([base(m, 0) for m in method_names(families=families)], seeds)
 
 
 def _choice_arms(name: str) -> Callable[[Base, tuple[int, ...]], list[RunConfig]]:
@@ -398,13 +395,14 @@ register(Experiment(
     "lr-sweep", "Each method's learning rate at the final recipe, picked on validation reviews (tuning: no test "
     "review is drawn): half-octave steps and 3 seeds for the study's methods, octaves and 2 seeds for the others, "
     "around the first sweep's picks, widened at an end; near-ties broken by the worst seed.",
-    FINAL_SEEDS[True], _final_lr_sweep, _sweep_folder("lr_final"), _sweep_summary("lr-sweep", True),
+    FINAL_SEEDS[True], _final_lr_sweep(TUNED_FIRST), _sweep_folder("lr_final"), _sweep_summary("lr-sweep", True),
     extend=widened))
 register(Experiment(
     "lr-sweep-further", "Each further method's learning rate at the final recipe, picked on validation reviews "
     "(tuning: no test review is drawn): 2 seeds on four rates an octave apart (its registry grid), widened at an "
     "end; the final sweep's rule, near-ties broken by the worst seed.",
-    FINAL_SEEDS[False], _further_lr_sweep, _sweep_folder("lr_further"), _sweep_summary("lr-sweep-further", True),
+    FINAL_SEEDS[False], _final_lr_sweep(("further",)), _sweep_folder("lr_further"),
+    _sweep_summary("lr-sweep-further", True),
     extend=widened))
 register(Experiment(
     "lr-sweep-first", "The first learning-rate sweep (dropout on, the earlier subset draw), on validation reviews: "

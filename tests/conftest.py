@@ -54,8 +54,8 @@ MODULE_TIERS = {
     "test_experiments.py": "integration",
     "test_faults.py": "integration",  # system: tmpfs mounts, the full disk in a subprocess matrix, a killed report
     "test_findings.py": "integration",  # audit: the committed sentences, the README and docs
-    "test_flops.py": "unit",
-    "test_further_methods.py": "integration",  # unit: the registry's family, the experiments' methods  # integration: a tiny LoRA model; system: benchmarks/mfu.py
+    "test_flops.py": "unit",  # integration: a tiny LoRA model; system: benchmarks/mfu.py
+    "test_further_methods.py": "integration",  # unit: the registry's family, the experiments' methods
     "test_gpucheck.py": "system",  # unit: the synthetic reviews
     "test_hardware_tracking.py": "unit",
     "test_inference.py": "integration",

@@ -96,6 +96,18 @@ def test_rough_cases_say_why():
                             "without an estimate (no stored run of minilm in fp16 at length 128)"]
 
 
+def test_a_method_tuned_but_never_scored_on_test_takes_the_other_methods_evaluation_rate():
+    tuned = _record("t", method="dora", group="g-dora", train=25.0, evaluate=None)  # a sweep run: validation only
+    scored = [_record("a", evaluate=100.0), _record("b", method="lora", group="g-lora", evaluate=300.0),
+              _record("c", method="ia3", group="g-ia3", evaluate=5.0, env=AVX2)]  # another kind: not taken
+    run = Estimator([tuned, *scored], {}, here=CpuKind.of(EPYC), probe=_no_probe).run(_run("dora", group="g-dora2"))
+    # 2000 / 25 training + 2000 test reviews / 200 (the mean of the two scored runs on this kind) + 1 s load.
+    assert run.seconds == pytest.approx(80 + 10 + 1)
+    assert "no stored dora evaluation: other methods' evaluation rate" in run.rough
+    alone = Estimator([tuned], {}, here=CpuKind.of(EPYC), probe=_no_probe).run(_run("dora", group="g-dora2"))
+    assert alone.seconds == pytest.approx(81) and "test evaluation not counted" in alone.rough
+
+
 def test_a_run_copied_into_several_folders_counts_once():
     records = [_record("a", train=10.0), _record("a", train=10.0), _record("b", train=40.0)]
     run = Estimator(records, {}, here=CpuKind.of(EPYC), probe=_no_probe).run(_run())

@@ -6,7 +6,8 @@ precision and max length measured, plus its test reviews over their evaluation s
 Runs measured on another kind of CPU are scaled by this CPU's matmul GFLOP/s in the run's dtype (measured now, one
 model-shaped GEMM) over the same figure stored for their CPU kind (benchmark records in results/benchmarks/). The
 estimate says when it is rough: no figure stored for their CPU kind (not scaled), only other methods measured, a
-dtype this machine does not run natively (matmul scaling overstates the slowdown), or no stored evaluation rate.
+dtype this machine does not run natively (matmul scaling overstates the slowdown), evaluation timed on other
+methods (tuning runs score no test set), or no stored evaluation rate.
 Process start and imports of each run are not counted.
 """
 
@@ -255,6 +256,10 @@ class Estimator:
         load_s = statistics.mean(r.load_time_s or 0.0 for r in matched)
         samples, test = _reviews(run)
         seconds, rough = samples / train_rate * stretch + load_s, [loose.format(**wanted)] if loose else []
+        if test and not eval_rates:  # tuning runs score no test set: scoring costs about the same for any method
+            eval_rates = self._evaluation_rates(wanted, kind, matched[0].config.get("max_length"))
+            if eval_rates:
+                rough.append("no stored {method} evaluation: other methods' evaluation rate".format(**wanted))
         if test and eval_rates:
             seconds += test / statistics.mean(eval_rates) * stretch
         elif test:
@@ -265,6 +270,12 @@ class Estimator:
                   + (f", {statistics.mean(eval_rates):.0f} evaluation" if eval_rates else "") + " samples/s")
         factor, scaling, why = self._scale(kind, wanted["precision"])
         return RunEstimate(run.key, seconds / factor, source, scaling, "; ".join(rough + ([why] if why else [])))
+
+    def _evaluation_rates(self, wanted: dict[str, Any], kind: CpuKind, length: int | None) -> list[float]:
+        """The evaluation samples/s of stored runs of any method with this model, precision and length on `kind`."""
+        return [record.eval_samples_per_s for record, features in self.records
+                if record.eval_samples_per_s and CpuKind.of(record.env or {}) == kind and features["model"] ==
+                wanted["model"] and features["precision"] == wanted["precision"] and features["max_length"] == length]
 
     def _closest_kind(self, matched: list[RunResult], dtype: str) -> tuple[CpuKind, list[RunResult]]:
         """The stored runs of one CPU kind: this machine's, else one with a stored matmul figure, else the most."""

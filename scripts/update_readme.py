@@ -229,7 +229,7 @@ def quickstart() -> str:
     """What the quick start's commands take: measured on the CPU profile, estimated for a T4, and the torch pin."""
     from peft_imdb.estimate import PUBLISHED, T4_REPORT
     from peft_imdb.experiments import STUDY_SEEDS, experiment_configs, get_experiment, profile_base
-    from peft_imdb.matrix_log import read_log
+    from peft_imdb.matrix_log import entries_that_trained, read_log
     from peft_imdb.methods import method_names
     from peft_imdb.models import ALIASES
     from peft_imdb.resolved import resolve
@@ -237,7 +237,7 @@ def quickstart() -> str:
     frame = load_results(RESULTS)
     planned = {resolve(c).key for c in experiment_configs(get_experiment("study"), profile_base(PROFILES["cpu"]))}
     study = frame[(frame["status"] == "ok") & frame["key"].isin(planned)]
-    logged = read_log(RESULTS)
+    logged = entries_that_trained(read_log(RESULTS), study["finished_at"])  # the matrix commands of the study's runs
     if study.empty or not logged:
         return MISSING
     runs, wall_s = sum(e.runs for e in logged), sum(e.wall_s for e in logged)
@@ -255,7 +255,7 @@ def quickstart() -> str:
         f"{len(STUDY_SEEDS)} seeds) at today's defaults (every dropout off, nested subsets, {PROFILES['cpu'].eval_size} "
         f"test reviews no earlier study scored) and trains those not stored yet: {stored}. "
         "`python -m peft_imdb experiment study --dry-run` prints the plan and its time on this CPU, from the stored "
-        "runs' speeds and this CPU's matmul peak, before anything trains. The committed runs' `matrix` commands took "
+        "runs' speeds and this CPU's matmul peak, before anything trains. The `matrix` commands that trained them took "
         f"{wall_s:.0f} s for {runs} runs on {machines} (`results/matrix_log.json`); one study run was "
         f"{per_run.min():.0f}–{per_run.max():.0f} s of training and test evaluation "
         "([docs/performance.md](docs/performance.md#scaling-predict-a-run-before-starting-it)).",

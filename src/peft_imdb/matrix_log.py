@@ -62,6 +62,17 @@ def append(matrix: MatrixEntry, root: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def entries_that_trained(entries: list[MatrixEntry], finished_at: Iterable[str]) -> list[MatrixEntry]:
+    """The entries (oldest first) in whose window, after the previous entry finished, one of these runs finished."""
+    times = sorted(finished_at)
+    chosen, previous = [], ""
+    for matrix in entries:
+        if any(previous < t <= matrix.finished_at for t in times):
+            chosen.append(matrix)
+        previous = matrix.finished_at
+    return chosen
+
+
 def log_lines(root: str | os.PathLike | None = None) -> list[str]:
     """The summary's lines on the matrix commands that trained the store's runs; [] without a log."""
     entries = read_log(root)

@@ -92,6 +92,17 @@ def test_each_matrix_that_trains_is_logged_with_its_wall_time_and_the_summary_sa
     assert f"2 matrix command(s) trained {PLANNED} run(s) here" in summary
 
 
+@pytest.mark.unit
+def test_the_matrix_commands_that_trained_some_runs_are_found_by_when_the_runs_finished():
+    from peft_imdb.matrix_log import MatrixEntry, entries_that_trained
+
+    log = [MatrixEntry(f"2026-12-07T1{h}:00:00+00:00", 2, 60.0, 50.0, "cpu") for h in (1, 2, 3)]
+    # Runs finished during the second matrix command (after the first one ended, by the time the second did).
+    assert entries_that_trained(log, ["2026-12-07T11:30:00+00:00", "2026-12-07T12:00:00+00:00"]) == [log[1]]
+    assert entries_that_trained(log, ["2026-12-07T10:59:00+00:00", "2026-12-07T12:59:00+00:00"]) == log[:2]
+    assert entries_that_trained(log, ["2026-12-07T13:00:01+00:00"]) == []  # after every command: none
+
+
 @pytest.fixture
 def fake_runs_with_predictions(fake_runs, monkeypatch) -> list[str]:
     """fake_runs whose stub also stores the run's predictions: half of its test reviews right (accuracy 0.5)."""

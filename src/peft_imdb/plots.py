@@ -414,7 +414,8 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
             if name == "rank":
                 for _, row in rows.iterrows():
                     ax.annotate(f"{row['trainable_params_mean']:,.0f}", (row[column], row["accuracy_mean"]),
-                                xytext=(0, -14), textcoords="offset points", ha="center", fontsize=7)
+                                xytext=(6, 0), textcoords="offset points", ha="left", va="center", fontsize=7)
+                ax.margins(x=0.15)  # room for the rightmost count
     if column in CATEGORICAL:
         low, high = ax.get_ylim()
         ax.set_ylim(low, high + 0.12 * (high - low))  # room for the notes above the highest interval

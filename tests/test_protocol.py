@@ -166,21 +166,27 @@ VALIDATION_SWEEPS = sorted((RESULTS / "sweeps").glob("*_validation"))
 
 @pytest.mark.audit
 @pytest.mark.skipif(not VALIDATION_SWEEPS, reason="no validation sweep committed yet")
+def _draw(config: dict) -> tuple:
+    """The settings that decide which reviews a stored run saw: sizes, data seed, sampler, test draw."""
+    config = RunConfig.from_dict(config)
+    return (config.train_size, config.eval_size, config.val_size, config.data_seed, config.sampler,
+            config.test_reviews)
+
+
 def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(imdb):
     study = [r for r in read_results(RESULTS) if r.status == "ok"]
     test_texts = set()
-    for config in {json.dumps(r.config, sort_keys=True) for r in study}:
-        config = RunConfig.from_dict(json.loads(config))
-        test_texts |= set(make_splits(imdb, config.train_size, config.eval_size, config.val_size,
-                                      config.data_seed, config.sampler, config.test_reviews)["test"]["text"])
+    for draw in {_draw(r.config) for r in study}:  # the reviews a run saw depend on these settings alone
+        train_size, eval_size, val_size, data_seed, sampler, test_reviews = draw
+        test_texts |= set(make_splits(imdb, train_size, eval_size, val_size, data_seed, sampler,
+                                      test_reviews)["test"]["text"])
     tuning = without_test_texts(imdb)
     for folder in VALIDATION_SWEEPS:
         runs = read_results(folder)
         assert runs and all(r.accuracy is None and not r.config["evaluate_test"] for r in runs)
         assert not (folder / "predictions").exists()
-        for config in {json.dumps(r.config, sort_keys=True) for r in runs}:
-            config = RunConfig.from_dict(json.loads(config))  # its sizes, seed and sampler: the reviews it saw
-            splits = make_splits(tuning, config.train_size, 0, config.val_size, config.data_seed, config.sampler)
+        for train_size, _, val_size, data_seed, sampler, _ in {_draw(r.config) for r in runs}:
+            splits = make_splits(tuning, train_size, 0, val_size, data_seed, sampler)
             assert not test_texts & (set(splits["train"]["text"]) | set(splits["validation"]["text"]))
     # Each learning-rate sweep's picks, by its own rule, are the registry's rates of one table.
     for name, table, near_tie in (("lr-sweep-first", FIRST_ROUND_TABLE, False), ("lr-sweep", "cpu", True),

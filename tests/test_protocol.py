@@ -164,8 +164,6 @@ def test_qlora_gets_a_lora_arm_with_exactly_its_settings():
 VALIDATION_SWEEPS = sorted((RESULTS / "sweeps").glob("*_validation"))
 
 
-@pytest.mark.audit
-@pytest.mark.skipif(not VALIDATION_SWEEPS, reason="no validation sweep committed yet")
 def _draw(config: dict) -> tuple:
     """The settings that decide which reviews a stored run saw: sizes, data seed, sampler, test draw."""
     config = RunConfig.from_dict(config)
@@ -173,6 +171,8 @@ def _draw(config: dict) -> tuple:
             config.test_reviews)
 
 
+@pytest.mark.audit
+@pytest.mark.skipif(not VALIDATION_SWEEPS, reason="no validation sweep committed yet")
 def test_committed_sweeps_saw_no_study_test_review_and_chose_the_registry_rates(imdb):
     study = [r for r in read_results(RESULTS) if r.status == "ok"]
     test_texts = set()

@@ -45,6 +45,7 @@ def test_the_study_is_five_seeds_of_each_arm_trained_alike_from_clean_commits():
     twin = f"lora (lr={core.loc[core['method'] == 'qlora', 'lr'].iloc[0]:g})"  # LoRA with QLoRA's settings
     assert sorted(core["label"]) == sorted(["full", "lora", twin, "qlora", "ia3"]) and set(core["n"]) == {5}
     families = table["method"].map(method_family)
+    assert sorted(table.loc[families == "added", "label"]) == sorted(method_names(families=("added",)))  # all six
     for family in ("added", "further"):  # the methods of each other family trained so far: at their defaults, 3+ seeds
         rows = table[families == family]
         assert (rows["label"] == rows["method"]).all() and (rows["n"] >= 3).all(), family

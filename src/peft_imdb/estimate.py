@@ -42,13 +42,12 @@ from typing import Any
 from .config import PROFILES, Profile, RunConfig
 from .errors import Unsupported, UserError, first_line
 from .methods import Method, get_method, method_adapters, method_names, takes_shared_adapter
-
-# The methods an estimate lists unless told which (--methods): the study's four and the six added ones.
-TABLED = ("core", "added")
 from .models import ALIASES, adapt, check_supported, load_config, meta_model, transformers_errors_only
 from .targets import head_modules
 
 ARCHITECTURES = Path(__file__).with_name("architectures")
+# The methods an estimate lists unless told which (--methods): the study's four and the six added ones.
+TABLED = ("core", "added")
 MB = 2**20
 # The GPU each GPU profile stands for, by compute capability: the precision `auto` picks follows from it.
 PROFILE_GPUS = {"colab-t4": ("NVIDIA T4", (7, 5))}
@@ -223,7 +222,7 @@ def estimate_method(model: str, model_config, method: str, adapter: dict[str, An
         row.status, row.reason = "skipped", unavailable
         return row
     peft_config = entry.peft_config(architecture, adapter, run=run)  # UserError for bad settings
-    base = meta_model(model_config, "cpu" if entry.built_from_weights else "meta")
+    base = meta_model(model_config, entry.count_device)
     quantized = quantized_weights(base, architecture) if entry.quantized_base else []
     try:
         wrapped = wrap(base, entry, architecture, peft_config, run, model_config)

@@ -142,6 +142,12 @@ class Method:
         """One of the study's four methods (highlighted in charts)."""
         return self.family == "core"
 
+    @property
+    def count_device(self) -> str:
+        """Where the model is built to count this method's parameters: the meta device (no weights), or the CPU
+        with random weights where building the adapter reads them (built_from_weights)."""
+        return "cpu" if self.built_from_weights else "meta"
+
     def unavailable(self) -> str | None:
         """Why the installed peft cannot build this method (it lacks the config class, or a field of the defaults),
         or None: such a run is recorded as skipped with this reason."""

@@ -64,8 +64,8 @@ def meta_model(config: RunConfig, wrapped: bool = True):
     from .models import load_config, meta_model as build_on_meta
     from .resolved import resolve
 
-    needs_weights = wrapped and get_method(config.method).built_from_weights
-    model = build_on_meta(load_config(config.model, config.trust_remote_code), "cpu" if needs_weights else "meta")
+    device = get_method(config.method).count_device if wrapped else "meta"
+    model = build_on_meta(load_config(config.model, config.trust_remote_code), device)
     peft_config = resolve(config).peft_config if wrapped else None
     return model if peft_config is None else get_peft_model(model, copy.deepcopy(peft_config))
 

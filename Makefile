@@ -84,13 +84,14 @@ reproduce: setup  ## re-train the committed runs from their configs and compare 
 	$(PY) -m peft_imdb reproduce $(if $(SAMPLE),--sample $(SAMPLE)) $(if $(KEYS),--keys $(KEYS)) \
 		$(if $(SCRATCH),--scratch $(SCRATCH)) $(if $(DRY_RUN),--dry-run)
 
-# Three sessions side by side (the system tier's notebooks and Ray tests, the rest of the system tier, every other
-# tier: the two system sessions take about as long), one torch thread each (OMP_NUM_THREADS): two threads each on
-# 2 cores spin on each other's cores and take longer.
+# Three sessions side by side (the system tier's notebooks, Ray and CLI matrix tests, the rest of the system tier,
+# every other tier: the two system sessions take about as long), one torch thread each (OMP_NUM_THREADS): two
+# threads each on 2 cores spin on each other's cores and take longer.
+SYSTEM_FIRST := notebook or ray or test_cli
 test: setup  ## every test tier, the system tier in two sessions beside the others (its tests mostly wait on processes)
 	export OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1}; \
-	$(PY) $(PYTEST) -p no:cacheprovider -m system -k "notebook or ray" $(PYTEST_ARGS) > .test-notebooks.log 2>&1 & notebooks=$$!; \
-	$(PY) $(PYTEST) -p no:cacheprovider -m system -k "not notebook and not ray" $(PYTEST_ARGS) > .test-system.log 2>&1 & system=$$!; \
+	$(PY) $(PYTEST) -p no:cacheprovider -m system -k "$(SYSTEM_FIRST)" $(PYTEST_ARGS) > .test-notebooks.log 2>&1 & notebooks=$$!; \
+	$(PY) $(PYTEST) -p no:cacheprovider -m system -k "not ($(SYSTEM_FIRST))" $(PYTEST_ARGS) > .test-system.log 2>&1 & system=$$!; \
 	$(PY) $(PYTEST) -m "not system" $(PYTEST_ARGS); rest=$$?; wait $$system; tier=$$?; wait $$notebooks; nb=$$?; \
 	echo "---- the system tier ----"; cat .test-system.log .test-notebooks.log; rm -f .test-system.log .test-notebooks.log; \
 	[ $$rest -eq 0 ] && [ $$tier -eq 0 ] && [ $$nb -eq 0 ]

@@ -2,8 +2,10 @@
 
 Three ways, each into a fresh results folder, each a `python -m peft_imdb matrix` command of its own: local (one
 run after another, each in a fresh process with every CPU), Ray with one run per machine (`--ray-cpus-per-run`
-= the CPUs: the local executor's schedule, so the difference is Ray's overhead) and Ray with one CPU per run
-(runs side by side). Run it on an otherwise idle machine. Usage:
+= the CPUs: the local executor's schedule) and Ray with one CPU per run (runs side by side). At one schedule the
+difference is Ray's overhead (its cluster's start, its tasks) less what its workers save by keeping their imports
+and data from one run to the next, where the local executor starts each run in a fresh process. Run it on an
+otherwise idle machine. Usage:
 
     python benchmarks/ray_overhead.py --data-dir ../shared/data/imdb
 """
@@ -49,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             seconds[way] = timed_matrix(Path(scratch) / str(i), args.data_dir, args.profile, *extra)
             print(f"{way:24s} {seconds[way]:6.1f} s")
     overhead = seconds["ray, one run at a time"] - seconds["local"]
-    print(f"Ray's overhead at the local executor's schedule: {overhead:+.1f} s "
-          f"({overhead / seconds['local']:+.0%}) for {len(METHODS) * len(SEEDS)} runs")
+    print(f"Ray one run at a time against local: {overhead:+.1f} s ({overhead / seconds['local']:+.0%}) for "
+          f"{len(METHODS) * len(SEEDS)} runs (its cluster's start and tasks, less the process starts its workers save)")
     payload = {"profile": args.profile, "methods": list(METHODS), "seeds": list(SEEDS), "cpus": cpus,
                "wall_s": {way: round(s, 1) for way, s in seconds.items()}, "overhead_s": round(overhead, 1)}
     print(f"wrote {save_benchmark('ray_overhead', payload, args.out)}")

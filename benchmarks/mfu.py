@@ -7,7 +7,7 @@ In one process:
    maximum length, the model's dropout) and in ours, the recipe a run trains (train.py's one builder: the
    precision of the profile this machine runs, fp32 on a CPU; fused AdamW; length-grouped batches; every
    dropout off), at each maximum length, on the same reviews for the same steps;
-3. a JSON record, results/benchmarks/mfu_<model>.json, with the environment.
+3. a JSON record per model and CPU kind, results/benchmarks/mfu_<model>_<cpu kind>.json, with the environment.
 
 Model FLOPs are defined in `peft_imdb.flops` (real tokens only; frozen weights need no weight
 gradient). MFU is against the measured peak of the dtype the recipe trains in; a dtype this machine does not
@@ -27,8 +27,8 @@ import sys
 from dataclasses import replace
 
 import torch
-from recipes import (RECIPES, benchmark_parser, ours_without_dropout, padding_bound, prepare, recipe_data, record_name,
-                     save_benchmark, speed_settings, train_recipe)
+from recipes import (RECIPES, benchmark_parser, cpu_tag, ours_without_dropout, padding_bound, prepare, recipe_data,
+                     record_name, save_benchmark, speed_settings, train_recipe)
 
 PEAK_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 SQUARE = 2048
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
     headline = next(r for r in rows if r["recipe"] == "ours" and r["max_length"] == max(args.lengths)
                     and r["method"] == ("full" if "full" in args.methods else args.methods[0]))
-    path = save_benchmark(record_name("mfu", args.model, quick=args.quick), {
+    path = save_benchmark(record_name("mfu", args.model, f"_{cpu_tag()}", quick=args.quick), {
         "model": args.model, "methods": args.methods, "lengths": args.lengths, "steps": args.steps,
         "batch_size": args.batch_size, "seed": args.seed, "quick": args.quick,
         "ours_precision": ours.name, "ours_precision_reason": ours.reason, "ours_optim": ours_optim,

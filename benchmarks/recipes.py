@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -44,6 +45,14 @@ def record_name(prefix: str, model: str, suffix: str = "", quick: bool = False) 
     """A benchmark record's name: <prefix>_<model's folder name or alias><suffix>, `_quick` for a smoke run."""
     tag = Path(model).name if os.path.sep in model else model
     return f"{prefix}_{tag}{suffix}" + ("_quick" if quick else "")
+
+
+def cpu_tag() -> str:
+    """This machine's kind as a file-name part: `intel-xeon-processor-with-avx512-bf16`."""
+    from peft_imdb.wall_time import this_machine
+
+    text = this_machine().text.lower().replace("(r)", "").replace("(tm)", "")
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
 
 
 def save_benchmark(name: str, payload: dict, folder: str | Path | None = None) -> Path:

@@ -97,13 +97,19 @@ def _peak(record: dict, dtype: str) -> str:
 
 
 def mfu() -> str:
-    """The MFU benchmark: each method in the usual fp32 recipe and in ours, against the measured peaks."""
-    records = _benchmarks("mfu_*.json")
+    """The MFU benchmark, one table per CPU kind (newest first): each method in the usual fp32 recipe and in ours."""
+    records = sorted(_benchmarks("mfu_*.json"), key=lambda r: r["finished_at"], reverse=True)
     if not records:
         return MISSING
-    lines = ["| model, method | max length | usual (fp32, AdamW): samples/s | GFLOP/s | MFU of fp32 peak "
-             f"| ours: samples/s | GFLOP/s | MFU of {_ours_dtype(records)} peak | speed-up |", "|---" * 9 + "|"]
+    lines = []
     for record in records:
+        cpu = record["env"]["cpu"]
+        flags = ", ".join(cpu.get("bf16_flags") or []) or "no bf16 flags"
+        commit = record["env"]["git_commit"][:7]
+        lines += [f"**{cpu['cpu_model']} ({flags})**, {record['finished_at'][:10]}, ours as `train.py` ran it at "
+                  f"commit `{commit}`:", "",
+                  "| model, method | max length | usual (fp32, AdamW): samples/s | GFLOP/s | MFU of fp32 peak "
+                  f"| ours: samples/s | GFLOP/s | MFU of {record['ours_precision']} peak | speed-up |", "|---" * 9 + "|"]
         rows = {(r["method"], r["max_length"], r["recipe"]): r for r in record["rows"]}
         for (method, length, recipe), usual in rows.items():
             ours = rows.get((method, length, "ours"))
@@ -117,8 +123,8 @@ def mfu() -> str:
                   f"fp32 {_peak(record, 'fp32')}, bf16 {_peak(record, 'bf16')}. Ours: "
                   f"{record['ours_precision']} ({record['ours_precision_reason']}), {record['ours_optim']}; "
                   f"{record['steps']} steps × batch {record['batch_size']} per cell. Device: {record['env']['device']}. "
-                  f"Record: `{record['record']}`."]
-    return "\n".join(lines)
+                  f"Record: `{record['record']}`.", ""]
+    return "\n".join(lines[:-1])
 
 
 def overhead() -> str:

@@ -60,7 +60,8 @@ def train_on_ray(runs: list[ResolvedRun], root: str | os.PathLike | None = None,
                  max_retries: int = MAX_RETRIES) -> list[RunResult]:
     """Train the runs as Ray tasks and store each one here as it finishes; return the records in finishing order.
 
-    `address`: None starts a cluster on this machine for the call; `auto` (or host:port) joins a running one.
+    `address`: None starts a cluster on this machine for the call (even where one is running: Ray's `local`);
+    `auto` (or host:port) joins a running one.
     """
     from ..runner import store_outcome
 
@@ -73,7 +74,7 @@ def train_on_ray(runs: list[ResolvedRun], root: str | os.PathLike | None = None,
         # Ray's word that it enabled its default token authentication is not this command's to print.
         logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False,
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=False, configure_logging=False,
                      runtime_env={"env_vars": env} if env else None)
         except ConnectionError as exc:
             raise UserError(f"no Ray cluster at --ray-address {address}: {first_line(exc)}; start one with "

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from peft_imdb import findings as study_findings  # noqa: E402
 from peft_imdb.comparison import add_statistics, summarize  # noqa: E402
 from peft_imdb.config import PROFILES  # noqa: E402
+from peft_imdb.hardware import cpu_kind_text  # noqa: E402
 from peft_imdb.experiments import EXPERIMENTS  # noqa: E402
 from peft_imdb.report import advice, method_table, twin_lines  # noqa: E402
 from peft_imdb.sweep import FIRST_ROUND_TABLE  # noqa: E402
@@ -101,30 +102,30 @@ def mfu() -> str:
     records = sorted(_benchmarks("mfu_*.json"), key=lambda r: r["finished_at"], reverse=True)
     if not records:
         return MISSING
-    lines = []
-    for record in records:
-        cpu = record["env"]["cpu"]
-        flags = ", ".join(cpu.get("bf16_flags") or []) or "no bf16 flags"
-        commit = record["env"]["git_commit"][:7]
-        lines += [f"**{cpu['cpu_model']} ({flags})**, {record['finished_at'][:10]}, ours as `train.py` ran it at "
-                  f"commit `{commit}`:", "",
-                  "| model, method | max length | usual (fp32, AdamW): samples/s | GFLOP/s | MFU of fp32 peak "
-                  f"| ours: samples/s | GFLOP/s | MFU of {record['ours_precision']} peak | speed-up |", "|---" * 9 + "|"]
-        rows = {(r["method"], r["max_length"], r["recipe"]): r for r in record["rows"]}
-        for (method, length, recipe), usual in rows.items():
-            ours = rows.get((method, length, "ours"))
-            if recipe != "usual" or ours is None:
-                continue
-            lines.append(f"| {record['model']}, {method} | {length} | {usual['train_samples_per_s']:.1f} "
-                         f"| {usual['model_gflops_per_s']:.0f} | {_mfu(usual)} | {ours['train_samples_per_s']:.1f} "
-                         f"| {ours['model_gflops_per_s']:.0f} | {_mfu(ours)} "
-                         f"| **{ours['train_samples_per_s'] / usual['train_samples_per_s']:.2f}×** |")
-        lines += ["", f"Measured peaks (dense matmul, same process, the model's GEMM shapes and a 2048² square): "
-                  f"fp32 {_peak(record, 'fp32')}, bf16 {_peak(record, 'bf16')}. Ours: "
-                  f"{record['ours_precision']} ({record['ours_precision_reason']}), {record['ours_optim']}; "
-                  f"{record['steps']} steps × batch {record['batch_size']} per cell. Device: {record['env']['device']}. "
-                  f"Record: `{record['record']}`.", ""]
-    return "\n".join(lines[:-1])
+    return "\n\n".join(_mfu_table(record) for record in records)
+
+
+def _mfu_table(record: dict) -> str:
+    """One MFU record's table, headed by its CPU kind, date and the commit whose recipe it timed."""
+    lines = [f"**{cpu_kind_text(record['env']['cpu'])}**, {record['finished_at'][:10]}, ours as `train.py` ran it at "
+             f"commit `{record['env']['git_commit'][:7]}`:", "",
+             "| model, method | max length | usual (fp32, AdamW): samples/s | GFLOP/s | MFU of fp32 peak "
+             f"| ours: samples/s | GFLOP/s | MFU of {record['ours_precision']} peak | speed-up |", "|---" * 9 + "|"]
+    rows = {(r["method"], r["max_length"], r["recipe"]): r for r in record["rows"]}
+    for (method, length, recipe), usual in rows.items():
+        ours = rows.get((method, length, "ours"))
+        if recipe != "usual" or ours is None:
+            continue
+        lines.append(f"| {record['model']}, {method} | {length} | {usual['train_samples_per_s']:.1f} "
+                     f"| {usual['model_gflops_per_s']:.0f} | {_mfu(usual)} | {ours['train_samples_per_s']:.1f} "
+                     f"| {ours['model_gflops_per_s']:.0f} | {_mfu(ours)} "
+                     f"| **{ours['train_samples_per_s'] / usual['train_samples_per_s']:.2f}×** |")
+    lines += ["", f"Measured peaks (dense matmul, same process, the model's GEMM shapes and a 2048² square): "
+              f"fp32 {_peak(record, 'fp32')}, bf16 {_peak(record, 'bf16')}. Ours: "
+              f"{record['ours_precision']} ({record['ours_precision_reason']}), {record['ours_optim']}; "
+              f"{record['steps']} steps × batch {record['batch_size']} per cell. Device: {record['env']['device']}. "
+              f"Record: `{record['record']}`."]
+    return "\n".join(lines)
 
 
 def overhead() -> str:
@@ -206,15 +207,13 @@ def ray_overhead() -> str:
     if not records:
         return MISSING
     run = records[0]
-    cpu = run["env"]["cpu"]
-    flags = ", ".join(cpu.get("bf16_flags") or []) or "no bf16 flags"
     lines = ["| how the runs are executed | wall time of the matrix (s) |", "|---|---|"]
     lines += [f"| {way} | {seconds:.1f} |" for way, seconds in run["wall_s"].items()]
     runs = len(run["methods"]) * len(run["seeds"])
     overhead = run["overhead_s"]
     lines += ["", f"Ray one run at a time against local (the same schedule): {overhead:+.1f} s "
                   f"({overhead / run['wall_s']['local']:+.0%}) for {runs} runs of the `{run['profile']}` profile "
-                  f"on {run['cpus']} CPUs, {cpu['cpu_model']} ({flags}); record: `{run['record']}`. "
+                  f"on {run['cpus']} CPUs, {cpu_kind_text(run['env']['cpu'])}; record: `{run['record']}`. "
                   + ("Ray's workers keep their imports and data from one run to the next, where the local executor "
                      "starts each run in a fresh process: on runs this short that saves more than Ray's cluster "
                      "and tasks cost." if overhead < 0 else
@@ -228,11 +227,9 @@ def _ci_time() -> str:
     if not path.is_file():
         return ""
     run = json.loads(path.read_text())
-    cpu = run["cpu"]
-    flags = ", ".join(cpu.get("bf16_flags") or []) or ("AVX-512, no bf16" if cpu.get("avx512f") else "AVX2 only")
     outcome = "passed" if run["passed"] else "failed"
     return (f"`.ci/run` on a clean clone ({outcome}, both stacks side by side) took {run['total_s'] // 60} min "
-            f"{run['total_s'] % 60} s on {cpu['cpu_model']} ({flags}) "
+            f"{run['total_s'] % 60} s on {cpu_kind_text(run['cpu'])} "
             "(`results/benchmarks/ci_run.json`, with its versions and commit). ")
 
 

@@ -21,13 +21,14 @@ ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install -
 SMOKE = ["--profile", "smoke", "--model", "minilm"]
 
 
-def _matrix(capsys, out: Path, *args: str, data_dir: Path) -> tuple[int, str]:
-    """`python -m peft_imdb matrix` on the smoke profile into `out`, in this process: its exit code and stdout."""
+def _matrix(capsys, out: Path, *args: str, data_dir: Path, stream: str = "out") -> tuple[int, str]:
+    """`python -m peft_imdb matrix` on the smoke profile into `out`, in this process: its exit code and what it
+    printed on `stream` (out or err)."""
     from peft_imdb.cli import main
 
     capsys.readouterr()
     code = main(["matrix", *SMOKE, "--results-dir", str(out), "--data-dir", str(data_dir), *args])
-    return code, capsys.readouterr().out
+    return code, getattr(capsys.readouterr(), stream)
 
 
 @pytest.fixture()
@@ -110,12 +111,9 @@ def test_a_worker_killed_mid_run_is_retried_and_the_run_stored(tmp_path, data_di
 
 def test_without_ray_the_executor_is_a_one_line_error(tmp_path, data_dir, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError, as where Ray is not installed
-    from peft_imdb.cli import main
-
-    capsys.readouterr()
-    code = main(["matrix", *SMOKE, "--results-dir", str(tmp_path / "out"), "--data-dir", str(data_dir), "--methods",
-                 "lora", "--executor", "ray"])
+    code, err = _matrix(capsys, tmp_path / "out", "--methods", "lora", "--executor", "ray", data_dir=data_dir,
+                        stream="err")
     assert code == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
+    assert err.strip().splitlines() == [
         'error: --executor ray needs Ray, which is not installed here: pip install -e ".[ray]"']
     assert not read_results(tmp_path / "out")

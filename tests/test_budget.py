@@ -8,8 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from peft_imdb.budget import (BUDGET_METHODS, CHECK_SIZE, POINTS, SIZES, budget_table, point_of,
-                              write_budget_summary)
+from peft_imdb.budget import (BUDGET_METHODS, CHECK_SIZE, POINTS, SIZES, budget_table, nesting, point_of,
+                              stored_runs, write_budget_summary)
 from peft_imdb.config import PROFILES
 from peft_imdb.experiments import experiment_configs, experiment_request, get_experiment, profile_base
 from peft_imdb.resolved import resolve
@@ -83,22 +83,44 @@ def test_the_summary_compares_each_method_with_the_full_ft_of_its_own_budget(tmp
 
 @pytest.mark.integration
 def test_budget_runs_score_the_study_test_reviews_and_their_training_reviews_nest(imdb):
-    from peft_imdb.data import make_splits
+    from peft_imdb.train import draw_reviews
 
     study = profile_base(CPU)("full", 0)
 
-    def splits(config):
-        return make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed,
-                           config.sampler, config.test_reviews)
-
-    tested = splits(study)["test"]["review_id"]
+    tested = draw_reviews(study, imdb)["test"]["review_id"]
     trained = []
     for size in (*SIZES, None):
-        drawn = splits(replace(study, train_size=size))
+        drawn = draw_reviews(replace(study, train_size=size), imdb)
         assert drawn["test"]["review_id"] == tested
         trained.append(set(drawn["train"]["review_id"]))
     assert all(small < large for small, large in zip(trained, trained[1:]))  # 500 < ... < 8000 < all
     assert not set(imdb["train"].select(sorted(trained[-1]))["text"]) & set(imdb["test"]["text"])
+
+
+@pytest.mark.integration
+def test_the_nesting_table_draws_each_points_reviews_and_counts_every_training_review(imdb):
+    from peft_imdb.data import rows_sharing_test_text
+
+    table = nesting(profile_base(CPU), imdb)
+    assert list(table.index) == ["500 reviews", "1000 reviews", "2000 reviews", "reference setting", "4000 reviews",
+                                 "8000 reviews", "all reviews"]
+    assert list(table["training reviews"])[:-1] == [500, 1000, 2000, 3000, 4000, 8000]
+    # every training review less those whose text the test split holds and the study's validation reviews
+    every = len(imdb["train"]) - len(rows_sharing_test_text(imdb)) - CPU.val_size
+    assert table.loc["all reviews", "training reviews"] == every
+    assert set(table["inside the next point's"]) == {"yes"} and set(table["text in the test split"]) == {0}
+    assert set(table["test reviews"]) == {"the study's"}
+
+
+def test_stored_runs_counts_each_points_finished_runs_out_of_its_seeds(tmp_path):
+    from conftest import store_ok_row
+
+    base = profile_base(CPU)
+    for config in [*POINTS[0].configs(base, (0, 1), ("full",)), *POINTS[-1].configs(base, (0,), ("lora",))]:
+        store_ok_row(resolve(config), tmp_path)
+    table = stored_runs(tmp_path)
+    assert table.loc["500 reviews", "full"] == "2/3" and table.loc["all reviews", "lora"] == "1/2"
+    assert table.loc["8000 reviews", "ia3"] == "0/3" and list(table.columns) == list(BUDGET_METHODS)
 
 
 def test_a_run_scoring_the_remaining_reviews_stores_them_apart_and_agrees_on_the_shared_ones(tiny_models, imdb,

@@ -68,7 +68,7 @@ def _stderr(notebook) -> list[str]:
 @pytest.mark.audit
 def test_notebooks_are_found_in_reading_order():
     assert NOTEBOOKS == ["00_setup_and_data", "01_full_finetuning", "02_lora", "03_qlora", "04_ia3", "05_compare",
-                         "06_ablations", "07_more_methods"]
+                         "06_ablations", "07_more_methods", "08_budget"]
 
 
 @pytest.mark.audit
@@ -228,6 +228,14 @@ def test_notebook_runs_top_to_bottom_on_smoke(name, executed, smoke_env):
         # The committed validation sweep of the profile's learning-rate table, drawn into your figures folder.
         assert (smoke_env["figures"] / "sweep_lr_cpu_validation.png").is_file()
         assert text.count('"image/png"') == len(ablations()) + 1 and "placement" in text
+    if name == "08_budget":
+        from peft_imdb.budget import POINTS, budget_table
+
+        assert executed.stores["08_budget"] == executed.stores["07_more_methods"], "08 trains nothing"
+        assert text.count("<td>yes</td>") == len(POINTS)  # each point's training reviews lie inside the next's
+        stored = not budget_table(REPO / "results" / "budget").empty  # the committed experiment, as far as it went
+        assert {(smoke_env["figures"] / f).is_file() for f in ("budget_accuracy.png", "budget_gap.png")} == {stored}
+        assert (smoke_env["figures"] / "sweep_budget_lr_cpu_validation.png").is_file()
 
 
 def test_a_smoke_run_of_02_in_a_fresh_clone_leaves_git_status_clean(fresh_clone, data_dir, monkeypatch):

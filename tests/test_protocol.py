@@ -137,7 +137,7 @@ def test_a_partial_sweep_names_and_draws_no_pick_until_every_run_is_stored(tmp_p
     from peft_imdb.sweep import write_sweep_chart, write_sweep_summary
 
     drawn = []
-    monkeypatch.setattr(plots, "sweep_chart", lambda table, picked, path: drawn.append(picked) or path)
+    monkeypatch.setattr(plots, "sweep_chart", lambda table, picked, path, *_: drawn.append(picked) or path)
     runs = [RunConfig.from_profile(PROFILES["cpu"], "lora", lr=lr, seed=seed, eval_size=0, evaluate_test=False)
             for lr in (5e-4, 1e-3) for seed in (0, 1)]
     for config in runs[:3]:

@@ -63,6 +63,7 @@ POINTS = (
 BUDGET_METHODS = tuple(method_names(core_only=True))
 CHECK_STEPS = (-1.0, 0.0, 1.0)  # octaves around the study's rate: pick/2, pick, 2 x pick
 CHECK_SEEDS = 2
+CHECK_PICKS = f"the rate of the {CHECK_SIZE}-review and all-reviews points"  # what the check's picks set
 CHECK_RULE = (f"The check at {CHECK_SIZE} training reviews (validation only, {CHECK_SEEDS} seeds at half, once and "
               f"twice each method's study rate): {BEST_RATE_RULE} Near-tie: as in the final sweep (the tied rate "
               "whose worst seed is highest, then the smaller rate). The grid is not widened: a pick at its end is flagged. Where "
@@ -152,6 +153,47 @@ def on_one_machine_kind(configs: list[RunConfig], folder: str | os.PathLike, her
              f"that kind of machine (this one: {here.text}), so that its runs' times compare" for name, trained in
              waiting.items()]
     return kept, lines
+
+
+def points_table(base: Base) -> pd.DataFrame:
+    """One row per point: its training reviews, epochs, tokens, seeds and whose learning rates it trains at."""
+    rows = []
+    for point in POINTS:
+        (config,) = point.configs(base, (0,), (REFERENCE,))
+        rows.append({"point": point.name, "training reviews": point.train_size or "all", "epochs": config.epochs,
+                     "tokens": config.max_length, "seeds": point.seeds,
+                     "learning rates": f"checked at {CHECK_SIZE} reviews" if point.checked else "the study's"})
+    return pd.DataFrame(rows).set_index("point")
+
+
+def nesting(base: Base, imdb) -> pd.DataFrame:
+    """Per point, smallest first: the training reviews its runs draw, whether they all lie in the next point's,
+    how many share a text with the test split, and whether its test reviews are the study's."""
+    from .data import rows_sharing_test_text
+    from .train import draw_reviews
+
+    shared = set(rows_sharing_test_text(imdb).tolist())
+    tested = draw_reviews(base(REFERENCE, 0), imdb)["test"]["review_id"]
+    points = sorted(POINTS, key=lambda p: p.train_size or np.inf)
+    drawn = [draw_reviews(replace(base(REFERENCE, 0), train_size=p.train_size), imdb) for p in points]
+    trained = [set(d["train"]["review_id"]) for d in drawn]
+    return pd.DataFrame([{"point": point.name, "training reviews": len(reviews),
+                          "inside the next point's": "yes" if later is None or reviews <= later else "NO",
+                          "text in the test split": len(reviews & shared),
+                          "test reviews": "the study's" if d["test"]["review_id"] == tested else "OTHER"}
+                         for point, reviews, later, d in zip(points, trained, [*trained[1:], None], drawn)]
+                        ).set_index("point")
+
+
+def stored_runs(folder: str | os.PathLike) -> pd.DataFrame:
+    """Finished runs per point and method in the experiment's folder, out of the seeds the point plans."""
+    counts: dict[tuple[str, str], int] = {}
+    for record in read_results(folder):
+        point = point_of(RunConfig.from_dict(record.config)) if record.status == "ok" else None
+        if point is not None:
+            counts[point.name, record.method] = counts.get((point.name, record.method), 0) + 1
+    return pd.DataFrame({method: {p.name: f"{counts.get((p.name, method), 0)}/{p.seeds}" for p in POINTS}
+                         for method in BUDGET_METHODS})
 
 
 # --- the summary ---------------------------------------------------------------------------------------------

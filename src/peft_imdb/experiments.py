@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .budget import (CHECK_RULE, at_checked_rates, budget_configs, check_configs, checked_rates, on_one_machine_kind,
-                     write_budget_summary)
+from .budget import (CHECK_PICKS, CHECK_RULE, at_checked_rates, budget_configs, check_configs, checked_rates,
+                     on_one_machine_kind, write_budget_summary)
 from .comparison import MARGIN, AblationTable, ablation_table
 from .config import PROFILES, Profile, RunConfig
 from .errors import UserError
@@ -320,11 +320,12 @@ def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list
     return write_reports(profile, root, figures)
 
 
-def _sweep_summary(name: str, near_tie: bool, rule: str | None = None) -> Callable[[Profile, Path, Path, bool],
-                                                                                  list[Path]]:
+def _sweep_summary(name: str, near_tie: bool, rule: str | None = None, picked_for: str = "each method's default"
+                   ) -> Callable[[Profile, Path, Path, bool], list[Path]]:
     def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
         folder = EXPERIMENTS[name].path(profile, root)
-        return write_sweep_summary(folder, complete, near_tie, name, rule) + write_sweep_chart(folder, figures)
+        return (write_sweep_summary(folder, complete, near_tie, name, rule)
+                + write_sweep_chart(folder, figures, picked_for))
 
     return summarize
 
@@ -417,7 +418,7 @@ register(Experiment(
 register(Experiment(
     "budget-lr", "The learning-rate check of the budget experiment, on validation reviews (tuning: no test review "
     "is drawn): each study method at half, once and twice its rate at its largest training set.",
-    (0, 1), check_configs, _sweep_folder("budget_lr"), _sweep_summary("budget-lr", True, CHECK_RULE)))
+    (0, 1), check_configs, _sweep_folder("budget_lr"), _sweep_summary("budget-lr", True, CHECK_RULE, CHECK_PICKS)))
 register(Experiment(
     "budget", "Do the verdicts hold as the budget grows? The four methods at 500 to 8000 nested training reviews, "
     "at the reference reports' setting (3000 reviews, 3 epochs, 256 tokens) and on every training review, each "

@@ -437,9 +437,10 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Path:
-    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted; each family
-    of methods (the study's four, the added, the further) in a panel of its own."""
+def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path,
+                picked_for: str = "each method's default") -> Path:
+    """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted (`picked_for`:
+    what the pick sets); each family of methods (the study's four, the added, the further) in a panel of its own."""
     groups = [(title, [m for m in table["method"].unique() if method_family(m) == family])
               for family, title in FAMILY_TITLES.items()]
     groups = [(name, methods) for name, methods in groups if methods]
@@ -462,7 +463,7 @@ def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path) -> Pa
     axes[0][0].set_ylabel("validation accuracy")
     low, high = int(table["seeds"].min()), int(table["seeds"].max())
     seeds = f"{high} seeds" if low == high else f"{low}–{high} seeds per rate"
-    marks = "dotted: the pick, each method's default" if picked else "no pick marked: the sweep is not complete"
+    marks = f"dotted: the pick, {picked_for}" if picked else "no pick marked: the sweep is not complete"
     fig.suptitle(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds}; "
                  f"dots: each seed; {marks}", fontsize=9)
     return _save(fig, path)

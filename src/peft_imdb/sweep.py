@@ -103,9 +103,11 @@ def near_tied(best: dict[int, float], other: dict[int, float]) -> bool:
     return bool(lead.mean() <= half)
 
 
-def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike = "figures") -> list[Path]:
+def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike = "figures",
+                      picked_for: str = "each method's default") -> list[Path]:
     """figures/sweep_<folder name>.png: validation accuracy per learning rate; [] without runs. The picks are
-    those of the folder's picks.json, which exists only once the sweep is complete: a partial sweep marks none."""
+    those of the folder's picks.json, which exists only once the sweep is complete: a partial sweep marks none;
+    `picked_for` says what they set."""
     from .plots import sweep_chart
 
     folder = Path(folder)
@@ -114,7 +116,7 @@ def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike 
         return []
     picks_file = folder / "picks.json"
     chosen = ({m: p["lr"] for m, p in json.loads(picks_file.read_text()).items()} if picks_file.is_file() else {})
-    return [sweep_chart(table, chosen, Path(figures_dir) / f"sweep_{folder.name}.png")]
+    return [sweep_chart(table, chosen, Path(figures_dir) / f"sweep_{folder.name}.png", picked_for)]
 
 
 def write_sweep_summary(folder: str | os.PathLike, complete: bool = True, near_tie: bool = False,

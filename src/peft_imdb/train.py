@@ -148,14 +148,18 @@ def _dir_size_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
-def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) -> DatasetDict:
-    """Balanced train/validation/test subsets of IMDb, tokenized; with group_by_length, eval sets longest first."""
+def draw_reviews(config: RunConfig, imdb: DatasetDict | None = None) -> DatasetDict:
+    """The reviews a config's run sees: its balanced train/validation/test subsets of IMDb, as text."""
     imdb = imdb if imdb is not None else load_imdb(config.data_dir)
     if not config.evaluate_test:  # tuning: the test split is dropped before anything is drawn
         imdb = without_test_texts(imdb)
-    splits = make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed,
-                         config.sampler, config.test_reviews, config.score_remaining)
-    data = tokenize(splits, tokenizer, config.max_length, config.truncation)
+    return make_splits(imdb, config.train_size, config.eval_size, config.val_size, config.data_seed,
+                       config.sampler, config.test_reviews, config.score_remaining)
+
+
+def prepare_data(config: RunConfig, tokenizer, imdb: DatasetDict | None = None) -> DatasetDict:
+    """A config's subsets (draw_reviews), tokenized; with group_by_length, eval sets longest first."""
+    data = tokenize(draw_reviews(config, imdb), tokenizer, config.max_length, config.truncation)
     if config.group_by_length:  # each eval batch then pads to a length close to its own reviews
         for split in ("validation", "test", "remaining"):
             if split in data:

@@ -465,7 +465,7 @@ def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path,
     seeds = f"{high} seeds" if low == high else f"{low}–{high} seeds per rate"
     marks = f"dotted: the pick, {picked_for}" if picked else "no pick marked: the sweep is not complete"
     fig.suptitle(f"Learning-rate sweep on validation reviews (no test review drawn)\nline: mean of {seeds}; "
-                 f"dots: each seed; {marks}", fontsize=9)
+                 f"dots: each seed\n{marks}", fontsize=9)
     return _save(fig, path)
 
 

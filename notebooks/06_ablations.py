@@ -30,8 +30,8 @@
 # reviews. A run that is one of the study's (same config, same key) is copied instead of being trained
 # again, and a finished run is never trained twice. The committed ablations (`results/ablations/`) have 3
 # seeds (rank, placement) and 5 (precision), run with `make ablations`; this notebook copies them into your
-# store, plans seed 0 and trains only what is missing: on the committed study's profile only the precision
-# ablation's bf16 arms (see below). From scratch it trains seed 0 of every setting, each run about as long as
+# store, plans seed 0 and trains only what is missing: on the committed study's profile, nothing. From
+# scratch it trains seed 0 of every setting, each run about as long as
 # the same method's run in 01-04: on Colab's `colab-t4` profile (roberta-base) that is hours.
 
 # %% [markdown]
@@ -168,9 +168,8 @@ chart(written, "ablation_targets.png",
 # times below say which this one is). Speed is no reason to accept a different answer: each method runs in both
 # precisions on the same reviews and seeds, and bf16 stays a method's CPU default only where the 90% interval
 # of bf16 − fp32 lies within ±1 point (*equivalent*); the registry's `cpu_bf16` says which methods passed.
-# Where `auto` picks fp32 anyway (a CPU without native bf16) the two runs are one. The committed precision
-# ablation was trained at the earlier recipe (dropout on, 2000 test reviews since retired), so on the `cpu`
-# profile its runs are not today's: this section trains seed 0 of each bf16 arm into your store.
+# Where `auto` picks fp32 anyway (a CPU without native bf16) the two runs are one. On the `cpu` profile the
+# committed ablation holds both arms of every method (its fp32 arms are the study's runs), so nothing trains.
 
 # %%
 code, written = run_experiment("precision", profile, base, paths.results_dir, paths.figures_dir, SEEDS,

@@ -31,7 +31,9 @@ def test_rank_keeps_alpha_over_rank_and_contains_the_default_run():
 @pytest.mark.unit
 def test_precision_pairs_each_method_in_the_fast_precision_with_fp32(monkeypatch):
     import peft_imdb.hardware as hardware
+    from peft_imdb.methods import METHODS
 
+    monkeypatch.setitem(METHODS, "ia3", replace(METHODS["ia3"], cpu_bf16=False))  # a method whose CPU default is fp32
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512_bf16"}))
     runs = [resolve(c) for c in experiment_configs(get_experiment("precision"), _base, (0,))]

@@ -425,7 +425,7 @@ def report(rows: list[EstimateRow], source: str, profile: Profile, measure: bool
 
 
 def _precisions(rows: list[EstimateRow]) -> str:
-    """The training precision with its reason, or per method where methods differ (IA3 keeps fp32 on a CPU)."""
+    """The training precision with its reason, or per method where methods differ (cpu_bf16=False: fp32 on a CPU)."""
     chosen = {row.precision: row.precision_reason for row in rows}
     if len(chosen) == 1:
         return "{} ({})".format(*next(iter(chosen.items())))

@@ -306,9 +306,6 @@ register(Method(
     description="learned scaling vectors on keys, values and the output projections, head trained",
     learning_rates={"gpu": 3e-3, "cpu": 0.0141, "cpu-first": 0.02}, lr_grid={"cpu-first": (3e-3, 1e-2, 2e-2, 4e-2, 8e-2)},
     config_class="IA3Config", targets=ia3_targets, layer_count=ia3_layer,
-    # bf16 against fp32 is *inconclusive* for IA3 (results/summary.md, "Ablation: precision": its seed
-    # variance makes the interval wider than the margin), so by the rule IA3 keeps fp32 on a CPU.
-    cpu_bf16=False,
 ))
 
 

@@ -161,8 +161,10 @@ def test_the_study_on_a_cpu_without_native_bf16_says_so_first_and_trains_fp32_un
 
     import peft_imdb.hardware as hardware
     import peft_imdb.wall_time as wall_time
+    from peft_imdb.methods import METHODS
     from peft_imdb.results import save_result
 
+    monkeypatch.setitem(METHODS, "ia3", replace(METHODS["ia3"], cpu_bf16=False))  # a method whose CPU default is fp32
     monkeypatch.setenv("PEFT_IMDB_RESULTS", str(tmp_path))  # the estimate reads these runs only
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))

@@ -9,6 +9,7 @@ methods are compared with its Full FT, Holm within the point (three comparisons)
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -175,7 +176,7 @@ def nesting(base: Base, imdb) -> pd.DataFrame:
     shared = set(rows_sharing_test_text(imdb).tolist())
     tested = draw_reviews(base(REFERENCE, 0), imdb)["test"]["review_id"]
     points = sorted(POINTS, key=lambda p: p.train_size or np.inf)
-    drawn = [draw_reviews(replace(base(REFERENCE, 0), train_size=p.train_size), imdb) for p in points]
+    drawn = [draw_reviews(point.configs(base, (0,), (REFERENCE,))[0], imdb) for point in points]
     trained = [set(d["train"]["review_id"]) for d in drawn]
     return pd.DataFrame([{"point": point.name, "training reviews": len(reviews),
                           "inside the next point's": "yes" if later is None or reviews <= later else "NO",
@@ -187,12 +188,9 @@ def nesting(base: Base, imdb) -> pd.DataFrame:
 
 def stored_runs(folder: str | os.PathLike) -> pd.DataFrame:
     """Finished runs per point and method in the experiment's folder, out of the seeds the point plans."""
-    counts: dict[tuple[str, str], int] = {}
-    for record in read_results(folder):
-        point = point_of(RunConfig.from_dict(record.config)) if record.status == "ok" else None
-        if point is not None:
-            counts[point.name, record.method] = counts.get((point.name, record.method), 0) + 1
-    return pd.DataFrame({method: {p.name: f"{counts.get((p.name, method), 0)}/{p.seeds}" for p in POINTS}
+    points = [(point_of(RunConfig.from_dict(r.config)), r.method) for r in read_results(folder) if r.status == "ok"]
+    counts = Counter((point.name, method) for point, method in points if point is not None)
+    return pd.DataFrame({method: {p.name: f"{counts[p.name, method]}/{p.seeds}" for p in POINTS}
                          for method in BUDGET_METHODS})
 
 

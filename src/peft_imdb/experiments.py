@@ -23,8 +23,8 @@ from .errors import UserError
 from .methods import method_names
 from .models import model_type
 from .results import results_dir, warn_once
-from .sweep import (CHOICES, FINAL_SEEDS, FIRST_ROUND_TABLE, ROUND_ONE, final_sweep_configs, sweep_configs, widened,
-                    write_choice_summary, write_sweep_chart, write_sweep_summary)
+from .sweep import (CHOICES, DEFAULT_PICKS, FINAL_SEEDS, FIRST_ROUND_TABLE, ROUND_ONE, final_sweep_configs,
+                    sweep_configs, widened, write_choice_summary, write_sweep_chart, write_sweep_summary)
 from .targets import IA3_TARGETS, LORA_TARGETS_ATTN_FFN
 
 # base(method, seed) -> the method's default config on the profile, with the command's overrides
@@ -320,7 +320,7 @@ def _report(profile: Profile, root: Path, figures: Path, complete: bool) -> list
     return write_reports(profile, root, figures)
 
 
-def _sweep_summary(name: str, near_tie: bool, rule: str | None = None, picked_for: str = "each method's default"
+def _sweep_summary(name: str, near_tie: bool, rule: str | None = None, picked_for: str = DEFAULT_PICKS
                    ) -> Callable[[Profile, Path, Path, bool], list[Path]]:
     def summarize(profile: Profile, root: Path, figures: Path, complete: bool) -> list[Path]:
         folder = EXPERIMENTS[name].path(profile, root)

@@ -437,8 +437,7 @@ def ablation_chart(name: str, table: pd.DataFrame, path: Path) -> Path:
     return _save(fig, path)
 
 
-def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path,
-                picked_for: str = "each method's default") -> Path:
+def sweep_chart(table: pd.DataFrame, picked: dict[str, float], path: Path, picked_for: str) -> Path:
     """Validation accuracy against learning rate per method (each seed, their mean), the pick dotted (`picked_for`:
     what the pick sets); each family of methods (the study's four, the added, the further) in a panel of its own."""
     groups = [(title, [m for m in table["method"].unique() if method_family(m) == family])

@@ -103,8 +103,11 @@ def near_tied(best: dict[int, float], other: dict[int, float]) -> bool:
     return bool(lead.mean() <= half)
 
 
+DEFAULT_PICKS = "each method's default"  # what a sweep's picks set, unless the sweep says otherwise
+
+
 def write_sweep_chart(folder: str | os.PathLike, figures_dir: str | os.PathLike = "figures",
-                      picked_for: str = "each method's default") -> list[Path]:
+                      picked_for: str = DEFAULT_PICKS) -> list[Path]:
     """figures/sweep_<folder name>.png: validation accuracy per learning rate; [] without runs. The picks are
     those of the folder's picks.json, which exists only once the sweep is complete: a partial sweep marks none;
     `picked_for` says what they set."""

@@ -63,21 +63,24 @@ def main(argv: list[str] | None = None) -> int:
         logits, seconds = _timed_predict(trainer, data["test"])  # a second pass: warm, like the merged one
         adapter_predictions = logits.argmax(-1)
         form = "full model" if method == "full" else "adapter"
-        rows.append({"method": method, "form": form, "precision": outcome.precision, "eval_samples_per_s": len(labels) / seconds,
-                     "accuracy": float((adapter_predictions == labels).mean())})
-        print(f"| {method} | {form} | {len(labels) / seconds:.1f} | {(adapter_predictions == labels).mean():.4f} | |")
+        accuracy = float((adapter_predictions == labels).mean())
+        rows.append({"method": method, "form": form, "precision": outcome.precision,
+                     "eval_samples_per_s": len(labels) / seconds, "accuracy": accuracy})
+        print(f"| {method} | {form} | {len(labels) / seconds:.1f} | {accuracy:.4f} | |")
         if method in ("lora", "ia3"):
             merged = merge_adapter(trainer.model)
             merged_trainer = in_order_trainer_class()(model=merged, args=trainer.args,
                                               data_collator=DataCollatorWithPadding(tokenizer))
             merged_logits, merged_seconds = _timed_predict(merged_trainer, data["test"])
-            same = bool(np.array_equal(merged_logits.argmax(-1), adapter_predictions))
-            rows.append({"method": method, "form": "merged", "precision": outcome.precision, "eval_samples_per_s": len(labels) / merged_seconds,
-                         "accuracy": float((merged_logits.argmax(-1) == labels).mean()), "identical_predictions": same,
-                         "max_logit_difference": float(np.abs(merged_logits - logits).max())})
-            print(f"| {method} | merged | {len(labels) / merged_seconds:.1f} | "
-                  f"{(merged_logits.argmax(-1) == labels).mean():.4f} | {'yes' if same else 'NO'} "
-                  f"(max logit difference {np.abs(merged_logits - logits).max():.1e}) |")
+            merged_predictions = merged_logits.argmax(-1)
+            same = bool(np.array_equal(merged_predictions, adapter_predictions))
+            accuracy = float((merged_predictions == labels).mean())
+            difference = float(np.abs(merged_logits - logits).max())
+            rows.append({"method": method, "form": "merged", "precision": outcome.precision,
+                         "eval_samples_per_s": len(labels) / merged_seconds, "accuracy": accuracy,
+                         "identical_predictions": same, "max_logit_difference": difference})
+            print(f"| {method} | merged | {len(labels) / merged_seconds:.1f} | {accuracy:.4f} | "
+                  f"{'yes' if same else 'NO'} (max logit difference {difference:.1e}) |")
     record = {"model": args.model, "steps": args.steps, "eval_size": args.eval_size, "max_length": args.max_length,
               "rows": rows}
     print(f"wrote {save_benchmark(f'inference_L{args.max_length}', record, args.out)}")

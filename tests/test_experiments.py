@@ -28,12 +28,18 @@ def test_rank_keeps_alpha_over_rank_and_contains_the_default_run():
     assert resolve(_base("lora", 0)).key in {run.key for run in runs}  # r=8 is the study's own LoRA run
 
 
-@pytest.mark.unit
-def test_precision_pairs_each_method_in_the_fast_precision_with_fp32(monkeypatch):
-    import peft_imdb.hardware as hardware
+@pytest.fixture
+def ia3_keeps_fp32(monkeypatch):
+    """IA3 as a method whose CPU default is fp32 (cpu_bf16=False), which no registry method is today."""
     from peft_imdb.methods import METHODS
 
-    monkeypatch.setitem(METHODS, "ia3", replace(METHODS["ia3"], cpu_bf16=False))  # a method whose CPU default is fp32
+    monkeypatch.setitem(METHODS, "ia3", replace(METHODS["ia3"], cpu_bf16=False))
+
+
+@pytest.mark.unit
+def test_precision_pairs_each_method_in_the_fast_precision_with_fp32(monkeypatch, ia3_keeps_fp32):
+    import peft_imdb.hardware as hardware
+
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512_bf16"}))
     runs = [resolve(c) for c in experiment_configs(get_experiment("precision"), _base, (0,))]
@@ -156,15 +162,13 @@ def test_a_run_is_resolved_once_from_the_command_line_to_its_record(tmp_path, da
 
 
 def test_the_study_on_a_cpu_without_native_bf16_says_so_first_and_trains_fp32_under_keys_of_its_own(
-        tmp_path, data_dir, fake_runs, capsys, monkeypatch):
+        tmp_path, data_dir, fake_runs, capsys, monkeypatch, ia3_keeps_fp32):
     import json
 
     import peft_imdb.hardware as hardware
     import peft_imdb.wall_time as wall_time
-    from peft_imdb.methods import METHODS
     from peft_imdb.results import save_result
 
-    monkeypatch.setitem(METHODS, "ia3", replace(METHODS["ia3"], cpu_bf16=False))  # a method whose CPU default is fp32
     monkeypatch.setenv("PEFT_IMDB_RESULTS", str(tmp_path))  # the estimate reads these runs only
     monkeypatch.setattr(hardware.torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(hardware, "read_cpu_flags", lambda: frozenset({"avx512f", "avx512_bf16"}))
